@@ -1,0 +1,57 @@
+"""Checkpoint converters: PyTorch files → jaxinv model directories.
+
+Each format is one module with ``NAME``, ``DESCRIPTION``, ``detect(obj) -> bool``
+and ``convert(obj, **options) -> Converted``. :data:`FORMATS` lists them in the
+order detection tries them; add a format by adding its module there.
+
+Files are read with :mod:`jaxinv.io.torch_pickle` (numpy only, refuses pickled code).
+"""
+
+from __future__ import annotations
+
+import os
+
+from converters.base import Converted, ConversionError, FormatError
+from converters import genforce_pggan, torchvision_vgg16
+from jaxinv.io import checkpoints, torch_pickle
+
+__all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
+           "read_source"]
+
+FORMATS = {m.NAME: m for m in (
+    genforce_pggan,
+    torchvision_vgg16,
+)}
+
+
+def read_source(src: str | os.PathLike):
+  """Loads a checkpoint file safely (see :mod:`jaxinv.io.torch_pickle`)."""
+  return torch_pickle.load(src)
+
+
+def detect(obj) -> str:
+  """Returns the name of the one format whose ``detect`` accepts ``obj``."""
+  found = [name for name, m in FORMATS.items() if m.detect(obj)]
+  if not found:
+    keys = list(obj)[:6] if isinstance(obj, dict) else type(obj).__name__
+    raise FormatError(f"unrecognised checkpoint (first keys: {keys}); known formats: "
+                      f"{', '.join(FORMATS)}. Pass --format NAME to force one.")
+  if len(found) > 1:
+    raise FormatError(f"ambiguous checkpoint: matches {found}; pass --format NAME")
+  return found[0]
+
+
+def convert_file(src, dest, format: str | None = None, overwrite: bool = False,
+                 **options) -> Converted:
+  """Converts ``src`` into the model directory ``dest`` (written atomically)."""
+  obj = read_source(src)
+  name = format or detect(obj)
+  if name not in FORMATS:
+    raise FormatError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+  module = FORMATS[name]
+  if format and not module.detect(obj):
+    raise FormatError(f"{src} does not look like a {name} checkpoint ({module.DESCRIPTION})")
+  result = module.convert(obj, **options)
+  checkpoints.save_model(dest, result.family, result.config, result.params, extras=result.extras,
+                         source=f"{os.path.abspath(os.fspath(src))} [{name}]", overwrite=overwrite)
+  return result

@@ -1,0 +1,88 @@
+"""Model families by name, and loading a converted model directory (or a bundled model by name).
+
+Add a family by adding a :class:`Family` row to :data:`FAMILIES`: its name is what
+``config.json -> family`` says, ``config_type`` rebuilds the architecture config
+from the JSON dict and ``build`` makes the Flax module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+import jax
+
+from jaxinv.io import checkpoints
+from jaxinv.models import pggan, vgg
+
+__all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  name: str
+  config_type: Callable[..., Any]
+  build: Callable[[Any], Any]
+
+
+def _dict_config(**kwargs):
+  return dict(kwargs)
+
+
+FAMILIES: dict[str, Family] = {
+    "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
+    "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+}
+
+_ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+
+# Models shipped inside the package, loadable by name.
+BUNDLED = {
+    "demo-digits": os.path.join(_ASSETS, "demo_digits", "generator"),
+}
+
+
+@dataclasses.dataclass
+class Model:
+  """A loaded model: ``module.apply({"params": params}, ...)`` runs it."""
+  family: str
+  config: Any
+  module: Any
+  params: dict
+  extras: dict
+  path: str
+
+  def variables(self):
+    return {"params": self.params}
+
+
+def resolve_model_path(name_or_dir: str) -> str:
+  if name_or_dir in BUNDLED:
+    return BUNDLED[name_or_dir]
+  return name_or_dir
+
+
+def load_model(name_or_dir: str | os.PathLike, expect_family: str | tuple[str, ...] | None = None
+               ) -> Model:
+  """Loads a converted model directory (or a bundled model such as ``"demo-digits"``).
+
+  Args:
+    name_or_dir: a ``jaxinv convert`` output directory or a key of :data:`BUNDLED`.
+    expect_family: raise unless the model is of this family (or one of these).
+  """
+  path = resolve_model_path(os.fspath(name_or_dir))
+  meta, params = checkpoints.load_model_dir(path)
+  family = meta["family"]
+  if family not in FAMILIES:
+    raise checkpoints.ModelDirError(
+        f"{path}: model family {family!r} is unknown to this jaxinv (known: {', '.join(FAMILIES)})")
+  if expect_family is not None:
+    allowed = (expect_family,) if isinstance(expect_family, str) else tuple(expect_family)
+    if family not in allowed:
+      raise checkpoints.ModelDirError(
+          f"{path} holds a {family} model; this needs {' or '.join(allowed)}")
+  fam = FAMILIES[family]
+  config = fam.config_type(**meta["config"])
+  params = jax.tree_util.tree_map(lambda x: x, params)
+  return Model(family, config, fam.build(config), params, meta.get("extras", {}), path)

@@ -1,0 +1,87 @@
+"""VGG16 convolutional features (torchvision layout) for perceptual losses.
+
+``VGG16Features(num_modules=k)`` computes ``torchvision.models.vgg16().features[:k]``
+on NHWC input (already normalised as the caller's convention requires). Params
+mirror torchvision's state_dict: ``{"features": {"0": {"weight" (HWIO), "bias"}, "2": …}}``.
+``num_modules=16`` ends at relu3_3 (the mGANprior perceptual layer), 23 at relu4_3.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxinv.models import layers as L
+
+__all__ = ["VGG16Features", "VGG16_MODULES", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision vgg16().features: ("conv", in, out) | ("relu",) | ("pool",) by module index.
+_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+
+
+def _modules():
+  mods, cin = [], 3
+  for v in _CFG:
+    if v == "M":
+      mods.append(("pool",))
+    else:
+      mods.append(("conv", cin, v))
+      mods.append(("relu",))
+      cin = v
+  return mods
+
+
+VGG16_MODULES = _modules()
+
+
+def max_pool_2x2(x):
+  return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+class _Conv3x3(nn.Module):
+  cin: int
+  cout: int
+
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("weight", nn.initializers.lecun_normal(), (3, 3, self.cin, self.cout))
+    b = self.param("bias", nn.initializers.zeros, (self.cout,))
+    return L.conv2d(x, w.astype(x.dtype), padding=1) + b.astype(x.dtype)
+
+
+class _Features(nn.Module):
+  num_modules: int
+
+  @nn.compact
+  def __call__(self, x):
+    for idx, mod in enumerate(VGG16_MODULES[:self.num_modules]):
+      if mod[0] == "conv":
+        x = _Conv3x3(mod[1], mod[2], name=str(idx))(x)
+      elif mod[0] == "relu":
+        x = jax.nn.relu(x)
+      else:
+        x = max_pool_2x2(x)
+    return x
+
+
+class VGG16Features(nn.Module):
+  """``features[:num_modules]`` of torchvision's VGG16 on NHWC input."""
+  num_modules: int = 16
+
+  def setup(self):
+    if not 1 <= self.num_modules <= len(VGG16_MODULES):
+      raise ValueError(f"VGG16 has {len(VGG16_MODULES)} feature modules; got {self.num_modules}")
+    self.features = _Features(self.num_modules)
+
+  def __call__(self, x):
+    return self.features(x)
+
+
+def conv_indices(num_modules: int) -> list[int]:
+  """Module indices of the convs in ``features[:num_modules]``."""
+  return [i for i, m in enumerate(VGG16_MODULES[:num_modules]) if m[0] == "conv"]

@@ -1,0 +1,69 @@
+"""Shared test setup: float32 parity settings and the golden-fixture root."""
+
+import json
+import os
+import pathlib
+
+import jax
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def golden_root() -> pathlib.Path:
+  """``$JAXINV_GOLDEN`` or ``../shared/golden`` next to the repository."""
+  return pathlib.Path(os.environ.get("JAXINV_GOLDEN", REPO.parent / "shared" / "golden")).resolve()
+
+
+class Golden:
+  """One fixture folder: ``path(name)`` resolves files, ``expected`` is its expected.json."""
+
+  def __init__(self, folder: str):
+    self.dir = golden_root() / folder
+    exp = self.dir / "expected.json"
+    if not exp.is_file():
+      pytest.fail(f"golden fixture missing: {exp} (set JAXINV_GOLDEN to the fixture root)")
+    self.expected = json.loads(exp.read_text())
+
+  def path(self, name: str) -> pathlib.Path:
+    p = self.dir / name
+    if not p.exists():
+      pytest.fail(f"golden fixture file missing: {p}")
+    return p
+
+  def npz(self, name: str):
+    import numpy as np
+    return np.load(self.path(name))
+
+
+@pytest.fixture(scope="session")
+def golden():
+  """``golden("mganprior")`` → :class:`Golden` for that folder (missing = failure)."""
+  cache = {}
+
+  def get(folder):
+    if folder not in cache:
+      cache[folder] = Golden(folder)
+    return cache[folder]
+  return get
+
+
+@pytest.fixture(autouse=True)
+def _highest_precision():
+  with jax.default_matmul_precision("highest"):
+    yield
+
+
+def assert_close(actual, expected, atol=0.0, rtol=0.0, what=""):
+  """``|a - e| <= atol + rtol·|e|`` everywhere, reporting the max abs/rel error on failure."""
+  import numpy as np
+  a = np.asarray(actual, np.float64)
+  e = np.asarray(expected, np.float64)
+  assert a.shape == e.shape, f"{what}: shape {a.shape} != expected {e.shape}"
+  err = np.abs(a - e)
+  ok = err <= atol + rtol * np.abs(e)
+  if not ok.all():
+    rel = err / np.maximum(np.abs(e), 1e-30)
+    raise AssertionError(f"{what}: max abs err {err.max():.3g}, max rel err {rel.max():.3g} "
+                         f"(atol {atol}, rtol {rtol}); {int((~ok).sum())}/{ok.size} elements off")
+  return float(err.max()) if err.size else 0.0
