@@ -1,0 +1,42 @@
+"""``jaxinv`` command line: a thin layer that parses, calls the library and writes outputs.
+
+Each subcommand lives in its own module with ``register(subparsers)``; :data:`COMMANDS`
+lists them in the order ``jaxinv --help`` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxinv.cli.common import UserError
+
+COMMANDS = [
+    "convert",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+  import importlib
+  parser = argparse.ArgumentParser(prog="jaxinv", description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+  for name in COMMANDS:
+    importlib.import_module(f"jaxinv.cli.{name}").register(sub)
+  return parser
+
+
+def main(argv=None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    return int(args.func(args) or 0)
+  except UserError as e:
+    print(f"jaxinv {args.command}: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print(f"jaxinv {args.command}: interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())
