@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from converters.base import Converted, ConversionError, FormatError
-from converters import genforce_pggan, genforce_stylegan, genforce_stylegan2, torchvision_vgg16
+from converters import genforce_pggan, genforce_stylegan, genforce_stylegan2, rosinality_stylegan2, torchvision_vgg16
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -22,6 +22,7 @@ FORMATS = {m.NAME: m for m in (
     genforce_pggan,
     genforce_stylegan,
     genforce_stylegan2,
+    rosinality_stylegan2,
     torchvision_vgg16,
 )}
 
