@@ -39,7 +39,8 @@ __all__ = [
     "TASKS", "DOWNSAMPLE_MODES", "GRAY_WEIGHTS", "GRAY_WEIGHTS_DGP",
     "to_gray", "resize_matrix", "resize", "downsample", "upsample", "lanczos_kernel",
     "lanczos_downsample", "apply_mask", "load_mask", "resize_mask", "add_noise",
-    "center_hole_mask", "check_mask", "colorize_restore01", "dgp_sr_target", "dgp_degrade", "Task", "make_task",
+    "center_hole_mask", "check_mask", "colorize_restore01", "dgp_sr_target", "dgp_degrade",
+    "dgp_colorization_restore", "Task", "make_task",
 ]
 
 TASKS = ("reconstruct", "colorize", "super-resolve", "inpaint", "denoise")
@@ -344,6 +345,18 @@ def dgp_degrade(x: jax.Array, mode: str, factor: int = 4) -> jax.Array:
   if mode not in ("SR", "colorization", "inpainting", "hybrid"):
     raise ValueError(f"unknown DGP degradation {mode!r}; expected SR, colorization, inpainting or hybrid")
   return x
+
+
+def dgp_colorization_restore(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+  """DGP's colorization result for metrics: L of the target with a, b of ``x`` (CIE Lab, skimage).
+
+  ``x, target``: ``[H, W, 3]`` float in [-1, 1]; returns ``lab2rgb([L_t, a_x, b_x])·2 − 1``.
+  Needs scikit-image (imported here only).
+  """
+  from skimage import color
+  lt = color.rgb2lab((np.asarray(target, np.float64) + 1) / 2)
+  lx = color.rgb2lab((np.asarray(x, np.float64) + 1) / 2)
+  return color.lab2rgb(np.concatenate([lt[..., :1], lx[..., 1:]], axis=-1)) * 2 - 1
 
 
 # ----------------------------------------------------------------------------- Task
