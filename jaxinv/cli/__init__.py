@@ -13,6 +13,8 @@ from jaxinv.cli.common import UserError
 
 COMMANDS = [
     "convert",
+    "evaluate",
+    "edit",
 ]
 
 
