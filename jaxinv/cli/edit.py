@@ -3,7 +3,7 @@
 ``jaxinv edit --generator DEST --result OUT/result.npz --boundary b.npy --max-step 4.2
 --frames F --out DIR`` moves every one of the N codes of each image along the boundary normal
 (``z_t = z + (l_t − 1)·max_step·n``, ``l_t = linspace(0, 2, F)``; alpha kept), renders each frame
-with the multi-code generator and writes ``DIR/<name>/frame_XXX.png`` plus ``DIR/<name>_strip.png``.
+with the multi-code generator and writes ``DIR/<name>/frame_XXX.png`` plus ``DIR/<name>_strip.png`` (``--strip`` frames).
 The composing layer and N come from the inversion's ``config.json`` (``--layer`` overrides).
 Other editing modes are added as further ``--mode`` choices.
 """
@@ -32,6 +32,8 @@ def register(sub):
                  help="number of steps F (official: fps × duration = 240)")
   p.add_argument("--layer", type=int, default=None,
                  help="composing layer (default: the inversion's, from its config.json)")
+  p.add_argument("--strip", type=int, default=10,
+                 help="frames shown in the strip PNG (evenly spaced, ends included)")
   p.add_argument("--out", required=True, help="output directory")
   p.set_defaults(func=run)
 
@@ -82,6 +84,8 @@ def run(args):
 
   if args.frames < 2:
     raise UserError(f"--frames must be >= 2 (got {args.frames})")
+  if args.strip < 1:
+    raise UserError(f"--strip must be >= 1 (got {args.strip})")
   model = load_generator(args.generator, families="pggan")
   z, alpha, names = _read_result(args.result)
   layer = _layer_of(args.result, args.layer)
@@ -103,6 +107,8 @@ def run(args):
     os.makedirs(d, exist_ok=True)
     for t, img in enumerate(imgs):
       image_io.save_png(os.path.join(d, f"frame_{t:03d}.png"), img)
-    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"), image_io.make_grid([list(imgs)]))
+    pick = np.unique(np.round(np.linspace(0, args.frames - 1, min(args.strip, args.frames))).astype(int))
+    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"),
+                      image_io.make_grid([[imgs[t] for t in pick]]))
   print(f"wrote {args.out}: {len(names)} image(s) × {args.frames} frames along {args.boundary} "
         f"(±{args.max_step})")
