@@ -13,6 +13,8 @@ from jaxinv.cli.common import UserError
 
 COMMANDS = [
     "convert",
+    "generate",
+    "invert",
     "evaluate",
     "edit",
 ]
