@@ -14,7 +14,8 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import pggan, stylegan, stylegan2, vgg
+from jaxinv.models import lpips, pggan, vgg
+from jaxinv.models import stylegan, stylegan2
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -37,6 +38,8 @@ FAMILIES: dict[str, Family] = {
     "stylegan2": Family("stylegan2", stylegan2.StyleGAN2Config, stylegan2.StyleGAN2Generator),
     "stylegan2-discriminator": Family("stylegan2-discriminator", stylegan2.DiscriminatorConfig,
                                       stylegan2.StyleGAN2Discriminator),
+    "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
+    "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
