@@ -52,7 +52,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-__all__ = ["StyleSpace", "init", "render", "render_batch", "mix_styles", "compose",
+__all__ = ["StyleSpace", "init", "render", "render_batch", "mix_styles", "compose", "invert",
+           "make_loss_fn", "StyleInversion",
            "SPACE_KINDS"]
 
 SPACE_KINDS = ("z", "w", "wp", "multi")
@@ -180,3 +181,55 @@ def _render_multi(space, module, params, variables):
 def render_batch(space: StyleSpace, module, params, variables):
   """:func:`render` vmapped over the leading batch axis → ``[B, R, R, C]``."""
   return jax.vmap(lambda v: render(space, module, params, v))(variables)
+
+
+@dataclasses.dataclass
+class StyleInversion:
+  variables: dict            # final variables, leaves [B, ...]
+  images: Any                # [B, R, R, C] renderings of the final variables
+  loss: Any                  # [S, B], before each step's update
+  parts: dict                # {term: [S, B]}
+
+
+def make_loss_fn(space: StyleSpace, module, objective, degrade=None):
+  """Per-image ``loss_fn(variables, data, shared)``: ``objective(degrade(render(v)), observation)``.
+
+  ``shared = {"generator": params, "vgg": params | None}``, ``data = {"observation": …}``.
+  """
+  def loss_fn(variables, data, shared):
+    image = render(space, module, shared["generator"], variables)
+    if degrade is not None:
+      image = degrade(image)
+    return objective(image, data["observation"], shared.get("vgg"))
+  return loss_fn
+
+
+def invert(module, params, observations, space: StyleSpace, objective, optimizer, steps: int, *,
+           vgg_params=None, key=None, init_variables=None, degrade=None, progress=True,
+           chunk=None) -> StyleInversion:
+  """Inverts observations ``[B, H, W, C]`` in ``space`` with the shared loop (Image2StyleGAN-style).
+
+  ``objective(x, y, vgg_params) -> (loss, parts)`` (see
+  :func:`jaxinv.inversion.objectives.make_objective`); ``optimizer`` an Optax transformation.
+  """
+  from jaxinv.inversion import optimize as opt_lib
+  observations = jnp.asarray(observations, jnp.float32)
+  key = jax.random.key(0) if key is None else key
+  v0 = init(space, module, params, key, observations.shape[0]) if init_variables is None \
+      else init_variables
+  loss_fn = _cached_loss_fn(space, module, objective, degrade)
+  res = opt_lib.optimize(loss_fn, v0, {"observation": observations}, optimizer, steps,
+                         shared={"generator": params, "vgg": vgg_params}, progress=progress,
+                         chunk=chunk)
+  images = jax.jit(lambda p, v: render_batch(space, module, p, v))(params, res.variables)
+  return StyleInversion(res.variables, images, res.loss, dict(res.aux))
+
+
+_LOSS_FNS: dict = {}
+
+
+def _cached_loss_fn(space, module, objective, degrade):
+  k = (space, module, objective, degrade)
+  if k not in _LOSS_FNS:
+    _LOSS_FNS[k] = make_loss_fn(space, module, objective, degrade)
+  return _LOSS_FNS[k]
