@@ -38,19 +38,23 @@ def _const(x):
 
 
 def convert(obj, truncation_psi=None, truncation_layers=None, randomize_noise=None,
-            final_tanh: bool = False, **unused) -> Converted:
+            final_tanh: bool | None = None, **unused) -> Converted:
   """Converts a genforce StyleGAN state_dict.
 
   Args:
     truncation_psi, truncation_layers, randomize_noise: override the official
       model-settings defaults recorded in the extras.
-    final_tanh: the generator ends in tanh (IDInvert's ``styleganinv_*`` models).
+    final_tanh: the generator ends in tanh. Default: True exactly when the mapping is
+      not repeated (``repeat_w=False``), i.e. IDInvert's ``styleganinv_*`` generators, the
+      only released genforce StyleGANs with either option.
   """
   sd = state_dict_of(obj)
   try:
     cfg = stylegan.infer_config({k: v.shape for k, v in sd.items()})
   except (ValueError, KeyError) as e:
     raise ConversionError(f"StyleGAN checkpoint: {e}") from None
+  if final_tanh is None:
+    final_tanh = not cfg.repeat_w
   if final_tanh:
     import dataclasses
     cfg = dataclasses.replace(cfg, final_tanh=True)
