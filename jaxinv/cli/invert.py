@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from jaxinv.cli import task_args
 from jaxinv.cli.common import UserError, load_generator
 
 METHODS = ("mganprior",)
@@ -45,6 +46,7 @@ def register(sub):
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
+  task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
   p.set_defaults(func=run)
 
 
@@ -107,6 +109,7 @@ def run(args):
   from jaxinv.io.results import write_config, write_npz
   from jaxinv.models.pggan import LayerIndexError
 
+  task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
   model = load_generator(args.generator, families="pggan")
   try:
@@ -118,9 +121,10 @@ def run(args):
   try:
     paths = image_io.list_images(args.images)
     stems = _stems(paths)
-    targets = image_io.load_images(paths, model.config.resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
+  # task: targets are the observations the loss compares with degrade(G(v))
+  task, targets, ground_truth = task_args.prepare(args, paths, model.config.resolution)
   init = _load_init(args.init, len(paths))
   cfg = mganprior.MGANpriorConfig(codes=args.codes, layer=args.layer, loss=loss_cfg,
                                   optimizer=args.optimizer, lr=args.lr, steps=args.steps,
@@ -130,7 +134,8 @@ def run(args):
     if init["z"].shape[1:] != want:
       raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
 
-  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk)
+  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk,
+                            **task_args.degrade_kwargs(task))
   os.makedirs(args.out, exist_ok=True)
   for stem, img in zip(stems, results["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
@@ -138,13 +143,15 @@ def run(args):
             loss=results["loss"], names=np.asarray(stems))
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
+  settings.update(task_args.settings(args, task))
+  task_args.write_outputs(args.out, stems, task, results["images"], targets, ground_truth)
   write_config(args.out, settings)
   final = results["loss"][-1] if len(results["loss"]) else []
   print(f"wrote {args.out}: {len(stems)} images; final loss "
         + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
-def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk):
+def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_kwargs):
   """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed)."""
   import jax
   from jaxinv import sharding
@@ -174,7 +181,8 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk):
       ini = jax.vmap(lambda k: jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, cfg.init)))(keys)
     try:
       res = mganprior.invert(model.module, model.params, obs, cfg, vgg_params=vgg_params, init=ini,
-                             progress=f"invert {start + 1}-{stop}/{n}", mesh=mesh, chunk=chunk)
+                             progress=f"invert {start + 1}-{stop}/{n}", mesh=mesh, chunk=chunk,
+                             **task_kwargs)
     except NonFiniteLossError as e:
       raise UserError(str(e)) from None
     out["z"].append(res.variables["z"][:real])
