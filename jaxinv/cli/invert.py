@@ -31,8 +31,10 @@ def register(sub):
   g.add_argument("--init", default=None, help="init.npz with z [B,N,D] and alpha [B,N,C]")
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
   l = p.add_argument_group("loss")
-  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine"))
+  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
   l.add_argument("--vgg", default=None, help="converted VGG16 directory (jaxinv convert vgg16.pth DEST)")
+  l.add_argument("--lpips", default=None, metavar="DEST",
+                 help="converted LPIPS model directory, for --loss lpips")
   l.add_argument("--vgg-layer", type=int, default=16, help="use VGG16 features[:K]")
   l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"))
   l.add_argument("--vgg-size", type=int, default=256, help="resize (nearest) before VGG; official image_size")
@@ -71,12 +73,21 @@ def _stems(paths):
 
 def _loss_config(args):
   from jaxinv.inversion import objectives
+  net = "alex"
+  if args.loss == "lpips" and args.lpips is not None:
+    net = load_generator(args.lpips, families="lpips").config["net"]
   return objectives.LossConfig(
       loss=args.loss, l1_lambda=args.l1_lambda, l2_lambda=args.l2_lambda, vgg_lambda=args.vgg_lambda,
-      vgg=objectives.VGGLossConfig(num_modules=args.vgg_layer, size=args.vgg_size, kind=args.vgg_loss))
+      vgg=objectives.VGGLossConfig(num_modules=args.vgg_layer, size=args.vgg_size, kind=args.vgg_loss),
+      lpips_net=net)
 
 
 def _load_vgg(args, loss_cfg):
+  if loss_cfg.needs_lpips:  # LPIPS params travel in the objective's perceptual-network slot
+    if args.lpips is None:
+      raise UserError("--loss lpips needs --lpips DEST: convert the lpips lin .pth with its "
+                      "torchvision backbone (jaxinv convert alex.pth DEST --option backbone=B.pth)")
+    return load_generator(args.lpips, families="lpips").params
   if not loss_cfg.needs_vgg:
     return None
   if args.vgg is None:
