@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli import task_args
+from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
 METHODS = ("mganprior",)
@@ -49,6 +49,7 @@ def register(sub):
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
+  style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
   p.set_defaults(func=run)
 
 
@@ -122,7 +123,14 @@ def run(args):
 
   task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
-  model = load_generator(args.generator, families="pggan")
+  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
+  # --- style generators (issue 5)
+  if model.family != "pggan":
+    return _run_style(args, model)
+  if args.space not in (None, "multi"):
+    raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "
+                    "mGANprior's multi-code z (omit --space)")
+  # ---
   try:
     model.config.check_layer(args.layer)
   except LayerIndexError as e:
@@ -160,6 +168,35 @@ def run(args):
   final = results["loss"][-1] if len(results["loss"]) else []
   print(f"wrote {args.out}: {len(stems)} images; final loss "
         + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
+def _run_style(args, model):
+  """``invert`` on StyleGAN / StyleGAN2 (issue 5): same outputs, variables named by space."""
+  from jaxinv.cli import style_options
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+  loss_cfg = _loss_config(args)
+  vgg_params = _load_vgg(args, loss_cfg)
+  try:
+    paths = image_io.list_images(args.images)
+    stems = _stems(paths)
+    targets = image_io.load_images(paths, model.config.resolution)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems)
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img in zip(stems, res["images"]):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+  write_npz(os.path.join(args.out, "result.npz"), loss=res["loss"], names=np.asarray(stems),
+            **res["variables"])
+  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings["images"] = paths
+  settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
+                                "truncation_layers": res["space"].truncation_layers}
+  write_config(args.out, settings)
+  final = res["loss"][-1] if len(res["loss"]) else []
+  print(f"wrote {args.out}: {len(stems)} images ({model.family}, space {res['space'].kind}); final "
+        "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
 def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_kwargs):
