@@ -140,7 +140,11 @@ def load_model_cached(path: str, cache_dir: str):
   dest = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{_digest_file(path)}")
   if not os.path.isdir(dest):
     os.makedirs(cache_dir, exist_ok=True)
-    converters.convert_file(path, dest)
+    try:
+      converters.convert_file(path, dest)
+    except (OSError, ValueError):
+      if not os.path.isdir(dest):   # not another process winning the (atomic) race: a real error
+        raise
   return load_model(dest)
 
 

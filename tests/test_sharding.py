@@ -39,7 +39,8 @@ for name, devs in (("eight", jax.devices()), ("none", None)):
 eight, none = runs["eight"], runs["none"]
 diff = lambda a, b: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 placed, = sharding.place_batch(sharding.make_mesh(), {"z": np.zeros((8, 3), np.float32)})
-res = {"devices": jax.device_count(), "shard_rows": placed["z"].addressable_shards[0].data.shape[0],
+plan_mesh, plan_batch = sharding.batch_plan(5, 20)   # what `jaxinv invert --batch 5` gets
+res = {"devices": jax.device_count(), "plan": [plan_mesh.devices.size, plan_batch], "shard_rows": placed["z"].addressable_shards[0].data.shape[0],
        "shard_devices": len(placed["z"].sharding.device_set)}
 for ref_name, ref in (("none", none),):
   res[ref_name] = {"z": diff(eight.variables["z"], ref.variables["z"]),
@@ -85,6 +86,7 @@ def test_eight_devices_match_one(golden, tmp_path):
   assert p.returncode == 0, p.stderr[-4000:]
   res = json.loads(p.stdout.split("RESULT ", 1)[1])
   print(res)
+  assert res["plan"] == [8, 8]
   assert res["devices"] == 8 and res["shard_devices"] == 8 and res["shard_rows"] == 1
   for ref in ("none",):
     for k, v in res[ref].items():

@@ -86,3 +86,16 @@ def test_kill_and_resume(setup, uninterrupted):
   lines = H.raw_lines(out)
   assert lines[:2] == first and len(lines) == 4          # nothing lost, recomputed or duplicated
   assert H.table(out) == H.table(uninterrupted)         # bit-equal records
+
+
+@pytest.mark.parametrize("name", ["tiny", "mganprior_ablation", "mganprior_inversion",
+                                  "mganprior_colorization", "mganprior_superresolution",
+                                  "mganprior_inpainting"])
+def test_configs_load(name):
+  path = os.path.join(H.REPO, "experiments", "configs", f"{name}.py")
+  for arg in ([""] if name == "tiny" else ["", "runlocal"]):
+    _, points = sweep.load_config(f"{path}:{arg}" if arg else path)
+    hashes = {sweep.config_hash(sweep.setting_of(p)) for p in points}
+    assert len(hashes) == len(points) >= 1
+    if name == "mganprior_ablation":
+      assert len(points) == (35 if not arg else 4)

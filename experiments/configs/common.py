@@ -40,3 +40,33 @@ def base() -> ml_collections.ConfigDict:
   c.lpips = ""                     # converted LPIPS model dir/checkpoint ("" = no lpips column)
   c.model_cache = ""               # where converted checkpoints go ("" = RUN_DIR/models)
   return c
+
+
+def parse_arg(arg: str, **defaults) -> dict:
+  """``"runlocal,generator=/m/pggan.pth"`` → ``{"runlocal": True, "generator": "/m/pggan.pth"}``.
+
+  Values take the type of their default (bools from flags or ``key=true``); keys without a
+  default are refused, so a typo fails loudly.
+  """
+  out = dict(defaults)
+  for part in filter(None, (arg or "").split(",")):
+    key, eq, value = part.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config option {key!r}; known: {', '.join(sorted(defaults))}")
+    d = defaults[key]
+    if not eq:
+      out[key] = True
+    elif isinstance(d, bool):
+      out[key] = value.lower() in ("1", "true", "yes")
+    else:
+      out[key] = type(d)(value)
+  return out
+
+
+def runlocal(c, steps: int = 10):
+  """Shrinks an official config to the golden 32 px generator, ``steps`` steps, 1 image, VGG at 64 px."""
+  c.generator = f"{GOLDEN}/pggan_golden32_generator.pth"
+  c.steps, c.chunk = steps, 5
+  c.max_images = 1
+  c.loss.vgg_size = 64
+  return c
