@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["psnr", "mse", "ssim", "ssim_skimage", "structural_similarity", "infer_data_range",
-           "gaussian_window", "lpips"]
+           "gaussian_window", "lpips", "hole_box", "image_metrics"]
 
 
 def _xp(*arrays):
@@ -68,7 +68,7 @@ def infer_data_range(image_true, for_psnr: bool = True) -> float:
   dt = np.asarray(image_true).dtype
   if np.issubdtype(dt, np.integer):
     info = np.iinfo(dt)
-    return float(info.max - info.min) if for_psnr or info.min < 0 else float(info.max - info.min)
+    return float(info.max - info.min)
   if for_psnr:
     return 1.0 if float(np.min(image_true)) >= 0 else 2.0
   return 2.0
@@ -181,3 +181,50 @@ def lpips(model, x, y, spatial: bool = False):
   from jaxinv.models.lpips import lpips_distance
   return lpips_distance(model.params, jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32),
                         net=model.config["net"], spatial=spatial)
+
+
+def hole_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+  """``(top, bottom, left, right)`` of the bounding box of the missing pixels (mask > 0.5)."""
+  m = np.asarray(mask)
+  if m.ndim == 3:
+    m = m.max(axis=-1)
+  rows, cols = np.nonzero(m > 0.5)
+  if rows.size == 0:
+    raise ValueError("mask has no missing pixel (values > 0.5 mark the hole)")
+  return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+
+
+def image_metrics(pred, gt, mask=None, lpips_model=None, data_range: float = 255.0) -> dict:
+  """PSNR, SSIM (Wang), SSIM (skimage defaults) and optionally LPIPS of one ``[H, W, 3]`` pair.
+
+  Args:
+    pred, gt: uint8 ``[H, W, 3]`` images (``data_range`` 255), or floats with their range given.
+    mask: optional ``[H, W]`` / ``[H, W, C]`` inpainting mask (1 = missing). Then every metric is
+      on the hole only, as DGP evaluates: PSNR over the missing pixels, SSIM and LPIPS over the
+      hole's bounding box (for DGP's rectangular hole both are its ``[b:e, b:e]`` crop).
+    lpips_model: a loaded ``lpips`` model; inputs are mapped to [-1, 1] by ``2·x/R − 1``.
+  Returns:
+    ``{"psnr", "ssim", "ssim_skimage"[, "lpips"]}`` as Python floats.
+  """
+  pred, gt = np.asarray(pred), np.asarray(gt)
+  _check_pair(pred, gt, data_range)
+  if mask is not None:
+    t, b, l, r = hole_box(mask)
+    m = np.asarray(mask)
+    m = (m.max(axis=-1) if m.ndim == 3 else m) > 0.5
+    diff = pred[m].astype(np.float64) - gt[m].astype(np.float64)
+    err = float(np.mean(np.square(diff)))
+    out = {"psnr": math.inf if err == 0 else 10.0 * math.log10(data_range ** 2 / err)}
+    pred_c, gt_c = pred[t:b, l:r], gt[t:b, l:r]
+  else:
+    out = {"psnr": psnr(pred, gt, data_range)}
+    pred_c, gt_c = pred, gt
+  out["ssim"] = ssim(pred_c, gt_c, data_range)
+  out["ssim_skimage"] = ssim_skimage(pred_c, gt_c, data_range)
+  if lpips_model is not None:
+    lo = min(pred_c.shape[:2])
+    if lo < 32:
+      raise ValueError(f"LPIPS needs at least 32×32 pixels; the region is {pred_c.shape[1]}×{pred_c.shape[0]}")
+    to_pm1 = lambda a: np.asarray(a, np.float32) / np.float32(data_range) * 2 - 1
+    out["lpips"] = float(lpips(lpips_model, to_pm1(pred_c), to_pm1(gt_c)))
+  return out

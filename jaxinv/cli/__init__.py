@@ -15,6 +15,8 @@ COMMANDS = [
     "convert",
     "generate",
     "invert",
+    "evaluate",
+    "edit",
 ]
 
 

@@ -103,6 +103,7 @@ def test_lpips_internals(g, d, models, net):
     bound(x[0], y[0])
 
 
+@pytest.mark.slow  # compiling AlexNet's backward pass takes ~40 s on the shared CPUs
 def test_lpips_as_loss_is_differentiable(models):
   from jaxinv.models.lpips import lpips_distance
   m, _ = models["alex"]
