@@ -208,12 +208,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_
   from jaxinv.inversion.optimize import NonFiniteLossError
 
   n = len(targets)
-  batch = min(batch, n)
-  devices = jax.local_device_count()
-  mesh = None
-  if devices > 1 and batch >= devices:
-    batch = -(-batch // devices) * devices
-    mesh = sharding.make_mesh(jax.local_devices())
+  mesh, batch = sharding.batch_plan(batch, n)
   key = jax.random.PRNGKey(cfg.seed)
   out = {"z": [], "alpha": [], "loss": [], "images": []}
   for start in range(0, n, batch):
