@@ -1,0 +1,1 @@
+"""Inversion: spaces, objectives, the shared optimisation loop and the methods."""

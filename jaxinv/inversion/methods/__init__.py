@@ -1,0 +1,1 @@
+"""Inversion methods (one module each)."""

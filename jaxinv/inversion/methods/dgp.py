@@ -1,0 +1,522 @@
+"""Deep Generative Prior (Pan et al., ECCV 2020): progressive reconstruction with generator fine-tuning.
+
+Per image DGP optimises the latent ``z`` *and the BigGAN generator's weights* against a
+degraded observation, stage by stage, unlocking generator blocks from shallow to deep:
+
+1. **candidate search** (:func:`select_z`): ``select_num`` draws ``z ~ N(0, sample_std^2)``
+   (and a random class if it is unknown), each scored by the discriminator-feature loss with
+   ``ftr_num = 3`` between the *target-path* degradation of ``G(z, y)`` and the target; the
+   best is kept;
+2. **stages** (:func:`run`): stage ``s`` runs ``iterations[s]`` steps of
+   ``w_D[s] * ftr_loss(ftr_num[s]) + w_mse[s] * mse + w_nll * mean(z^2 / 2)`` on the
+   generator-path degradation of ``G(z, shared(y), use_in[s])``; both Adam optimisers use
+   DGP's ``betas = (0, 0.999)``, ``eps = 1e-8``; G group ``i`` (0 = ``linear`` [+ ``shared``],
+   i = GBlock i-1 with its attention) has lr ``G_lrs[s] * lr_ratio[s]**i`` if
+   ``i < ft_num[s]`` else 0. Locked groups keep updating their Adam moments, as torch does,
+   so the optimiser is :func:`make_optimizer`: an ``optax.multi_transform`` over group labels,
+   each ``scale_by_adam`` followed by its per-step lr table (data, not code branches).
+
+Batched per-image fine-tuning: B images optimise B generator copies in one jitted program.
+The optimised variables are ``{"z": [B, dim_z], "G": G params with a leading [B] axis}``;
+the one-image objective is ``vmap``-ed over them. Schedules are data
+(:class:`Schedule`, ``experiments/configs/dgp/*.json``).
+
+Images here are NHWC in [-1, 1]. ``degrade`` (generator path) and ``degrade_target``
+(observed-image path, e.g. DGP's PIL Lanczos for SR) come from :mod:`jaxinv.tasks`.
+
+References:
+  Pan et al., Exploiting Deep Generative Prior for Versatile Image Restoration and
+  Manipulation, https://arxiv.org/abs/2003.13659
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxinv import tasks
+from jaxinv.models import biggan
+
+__all__ = ["Stage", "Schedule", "load_schedule", "feature_loss", "degradation", "target_of",
+           "make_optimizer", "select_z", "run", "DGPResult", "jitter", "morph",
+           "category_transfer", "interpolate_params", "state_bytes_per_image",
+           "CONFIG_DIR"]
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))), "experiments", "configs", "dgp")
+
+#: Modes whose observation is degraded; every other mode (jitter, morphing, ...) reconstructs.
+DEGRADING_MODES = ("SR", "colorization", "inpainting", "hybrid")
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One progressive stage of DGP."""
+  iterations: int
+  z_lr: float
+  G_lr: float
+  lr_ratio: float = 1.0     # group i gets G_lr * lr_ratio**i
+  ft_num: int = 1           # groups [0, ft_num) get a non-zero lr
+  w_D_loss: float = 1.0
+  w_mse: float = 0.0
+  ftr_num: int = 8          # number of *last* D features in the L1 feature loss
+  use_in: bool = False      # DGP's instance-norm switch for this stage
+
+  def group_lrs(self, num_groups: int) -> list[float]:
+    return [self.G_lr * self.lr_ratio ** i if i < self.ft_num else 0.0
+            for i in range(num_groups)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """A DGP experiment: stages plus the settings shared by all of them."""
+  stages: tuple
+  w_nll: float = 0.02
+  dgp_mode: str = "SR"       # SR | colorization | inpainting | hybrid | jitter | morphing | ...
+  factor: int = 4            # SR factor (hybrid: 2)
+  update_embed: bool = False  # group 0 also trains the shared class embedding
+  update_G: bool = True
+  select_num: int = 500
+  sample_std: float = 1.0
+  betas: tuple = (0.0, 0.999)
+  eps: float = 1e-8
+
+  @property
+  def total_steps(self) -> int:
+    return sum(s.iterations for s in self.stages)
+
+  @classmethod
+  def from_lists(cls, cfg: dict, **overrides) -> "Schedule":
+    """From DGP's argparse form: per-stage lists (``iterations``, ``z_lrs``, ``G_lrs``, ...).
+
+    Lists shorter than ``iterations`` repeat their last value, as DGP indexes them
+    (``ftr_num``, ``w_D_loss``, ``w_mse`` are often given once).
+    """
+    n = len(cfg["iterations"])
+
+    def at(key, s, default=None):
+      v = cfg.get(key, default)
+      if not isinstance(v, (list, tuple)):
+        return v
+      return v[min(s, len(v) - 1)]
+    stages = tuple(Stage(int(at("iterations", s)), float(at("z_lrs", s)), float(at("G_lrs", s)),
+                         float(at("lr_ratio", s, 1.0)), int(at("ft_num", s, 1)),
+                         float(at("w_D_loss", s, 1.0)), float(at("w_mse", s, 0.0)),
+                         int(at("ftr_num", s, 8)), bool(at("use_in", s, False)))
+                   for s in range(n))
+    kw = dict(stages=stages, w_nll=float(cfg.get("w_nll", 0.02)),
+              dgp_mode=cfg.get("dgp_mode", "SR"), update_embed=bool(cfg.get("update_embed", False)),
+              update_G=bool(cfg.get("update_G", True)),
+              select_num=int(cfg.get("select_num", 500)),
+              sample_std=float(cfg.get("sample_std", 1.0)),
+              betas=(float(cfg.get("G_B1", 0.0)), float(cfg.get("G_B2", 0.999))))
+    mode = kw["dgp_mode"]
+    kw["factor"] = int(cfg.get("factor", 2 if mode == "hybrid" else 4))
+    kw.update(overrides)
+    return cls(**kw)
+
+  def to_lists(self) -> dict:
+    """The inverse of :meth:`from_lists` (what ``experiments/configs/dgp/*.json`` hold)."""
+    st = self.stages
+    return {"iterations": [s.iterations for s in st], "z_lrs": [s.z_lr for s in st],
+            "G_lrs": [s.G_lr for s in st], "lr_ratio": [s.lr_ratio for s in st],
+            "ft_num": [s.ft_num for s in st], "w_D_loss": [s.w_D_loss for s in st],
+            "w_mse": [s.w_mse for s in st], "ftr_num": [s.ftr_num for s in st],
+            "use_in": [s.use_in for s in st], "w_nll": self.w_nll, "dgp_mode": self.dgp_mode,
+            "factor": self.factor, "update_embed": self.update_embed, "update_G": self.update_G,
+            "select_num": self.select_num, "sample_std": self.sample_std,
+            "G_B1": self.betas[0], "G_B2": self.betas[1]}
+
+
+def load_schedule(name_or_path: str, **overrides) -> Schedule:
+  """A schedule from ``experiments/configs/dgp/NAME.json`` or a JSON file in the list form."""
+  path = name_or_path
+  if not os.path.isfile(path):
+    path = os.path.join(CONFIG_DIR, f"{name_or_path}.json")
+  if not os.path.isfile(path):
+    known = sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".json")) \
+        if os.path.isdir(CONFIG_DIR) else []
+    raise FileNotFoundError(f"no DGP schedule {name_or_path!r}; known: {', '.join(known)}")
+  with open(path) as f:
+    cfg = json.load(f)
+  return Schedule.from_lists(cfg, **overrides)
+
+
+# ----------------------------------------------------------------------------- degradations
+
+
+@functools.lru_cache(maxsize=None)
+def degradation(mode: str, factor: int = 4) -> Callable[[jax.Array], jax.Array]:
+  """DGP's generator-path ``pre_process`` (differentiable) for ``mode``; identity otherwise.
+
+  Cached: the same callable for the same settings, so jitted programs are reused.
+  """
+  if mode in DEGRADING_MODES:
+    return functools.partial(tasks.dgp_degrade, mode=mode, factor=factor)
+  return _identity
+
+
+def _identity(x):
+  return x
+
+
+def target_of(origin: np.ndarray, mode: str, factor: int = 4) -> np.ndarray:
+  """DGP's observed-image path ``pre_process(target=True)`` on ``[B, H, W, 3]`` (NumPy).
+
+  SR uses DGP's float32-floor + PIL Lanczos path (:func:`jaxinv.tasks.dgp_sr_target`), the
+  other degrading modes their exact generator-path ops; reconstruction modes return ``origin``.
+  """
+  origin = np.asarray(origin, np.float32)
+  if mode in ("SR",):
+    return np.stack([tasks.dgp_sr_target(o, factor)[1] for o in origin]).astype(np.float32)
+  if mode in DEGRADING_MODES:
+    return np.asarray(tasks.dgp_degrade(jnp.asarray(origin), mode, factor))
+  return origin
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def feature_loss(fake_feats: Sequence[jax.Array], real_feats: Sequence[jax.Array],
+                 ftr_num: int) -> jax.Array:
+  """DGP's ``DiscriminatorLoss``: ``sum_{k=1..ftr_num} mean|h_fake[-k] - h_real[-k]|``."""
+  return sum(jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r)))
+             for f, r in zip(fake_feats[::-1][:ftr_num], real_feats[::-1][:ftr_num]))
+
+
+def _masked_feature_loss(fake_feats, real_feats, mask):
+  """``sum_k mask[k] * mean|fake[k] - real[k]|`` (mask over ``h_list`` order; see :func:`ftr_mask`)."""
+  return sum(m * jnp.mean(jnp.abs(f - jax.lax.stop_gradient(r)))
+             for m, f, r in zip(mask, fake_feats, real_feats))
+
+
+def ftr_mask(ftr_num: int, num_features: int) -> np.ndarray:
+  """The 0/1 weights over D features that :func:`feature_loss` with ``ftr_num`` sums."""
+  return (np.arange(num_features) >= num_features - ftr_num).astype(np.float32)
+
+
+def _objective(variables, data, shared, *, G, D, use_in, degrade):
+  """The DGP loss of ONE image (vmapped over images).
+
+  variables: ``{"z": [dim_z], "G": G params}``; data: ``target [H, W, 3]``, ``target_feats``
+  (D features of the target), ``y`` (int), ``weights`` ``[3]`` = (w_D, w_mse, w_nll),
+  ``ftr_mask`` ``[num_features]`` (:func:`ftr_mask`) and ``in_params`` (or None);
+  shared: ``{"D": D params}``.
+  """
+  z, gp = variables["z"], variables["G"]
+  emb = jnp.asarray(gp["shared"]["weight"])[data["y"]][None]
+  x = G.apply({"params": gp}, z[None], emb, use_in, data.get("in_params"))
+  x_map = degrade(x)
+  _, feats = D.apply({"params": shared["D"]}, x_map)
+  target = data["target"][None]
+  ftr = _masked_feature_loss(feats, [f[None] for f in data["target_feats"]], data["ftr_mask"])
+  mse = jnp.mean(jnp.square(x_map - target))
+  nll = jnp.mean(jnp.square(z)) / 2
+  w = data["weights"]
+  loss = w[0] * ftr + w[1] * mse + w[2] * nll
+  return loss, {"ftr_loss": ftr, "mse_loss": mse, "nll": nll,
+                "l1_loss": jnp.mean(jnp.abs(x_map - target)), "loss": loss}
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def _labels(g_params, update_embed):
+  groups = biggan.trainable_mask(g_params, update_embed)
+  return {"z": "z", "G": jax.tree_util.tree_map(lambda g: "frozen" if g < 0 else f"g{g}", groups)}
+
+
+def make_optimizer(schedule: Schedule, g_params, update_embed: bool | None = None
+                   ) -> optax.GradientTransformation:
+  """DGP's two Adam optimisers (z and G) as one ``optax.multi_transform`` of unit-lr Adams.
+
+  Labels: ``z``, ``g0..g{n}`` (G groups), ``frozen`` (buffers, ``output_layer``, ``shared``
+  without ``update_embed``: never updated, no state). Every trainable label is
+  ``scale_by_adam(b1, b2, eps)`` and is updated every step, so locked groups (lr 0) keep
+  accumulating their moments as torch's Adam does; the per-step, per-group learning rates
+  are data (:func:`lr_table`), applied by :func:`apply_lrs`.
+  """
+  ue = schedule.update_embed if update_embed is None else update_embed
+  leaves, treedef = jax.tree_util.tree_flatten(_labels(g_params, ue))
+  return _optimizer(tuple(schedule.betas), schedule.eps, treedef, tuple(leaves))
+
+
+@functools.lru_cache(maxsize=None)
+def _optimizer(betas, eps, treedef, labels):
+  # Cached so that equal settings give the same (hashable) object and jit reuses its program.
+  adam = optax.scale_by_adam(b1=betas[0], b2=betas[1], eps=eps)
+  transforms = {"frozen": optax.set_to_zero()}
+  transforms.update({name: adam for name in set(labels) if name != "frozen"})
+  return optax.multi_transform(transforms, jax.tree_util.tree_unflatten(treedef, list(labels)))
+
+
+def _num_groups(g_params) -> int:
+  return 1 + max(jax.tree_util.tree_leaves(biggan.trainable_mask(g_params, True)))
+
+
+def lr_table(schedule: Schedule, num_groups: int) -> np.ndarray:
+  """``[total_steps, 1 + num_groups]``: column 0 the z lr, column 1 + i G group i's lr."""
+  rows = []
+  for st in schedule.stages:
+    g = st.group_lrs(num_groups) if schedule.update_G else [0.0] * num_groups
+    rows += [[st.z_lr] + g] * st.iterations
+  return np.asarray(rows, np.float32).reshape(-1, 1 + num_groups)
+
+
+def apply_lrs(updates, lrs, group_ids):
+  """Scales unit-lr updates ``{"z", "G"}`` by ``-lr``: ``lrs [1 + G]``, ``group_ids`` like G (-1: frozen)."""
+  g = jax.tree_util.tree_map(lambda u, gid: u * (-lrs[1 + gid] if gid >= 0 else 0.0),
+                             updates["G"], group_ids)
+  return {"z": updates["z"] * -lrs[0], "G": g}
+
+
+# ----------------------------------------------------------------------------- select_z
+
+
+def _d_feats(D, d_params, x):
+  return D.apply({"params": d_params}, x)[1]
+
+
+def select_z(G, g_params, D, d_params, target: np.ndarray, candidates_z: np.ndarray,
+             candidates_y: np.ndarray, mode: str, factor: int = 4, ftr_num: int = 3,
+             batch: int = 16) -> tuple[int, np.ndarray]:
+  """DGP's candidate search for one image: ``(argmin, losses [N])``.
+
+  Each candidate ``G(z_c, shared(y_c))`` (``use_in=False``) goes through the *target* path
+  (:func:`target_of`) and is scored with the ftr_num-3 feature loss against ``target``
+  ``[H, W, 3]``. Draw candidates with :func:`draw_candidates`.
+  """
+  gen = jax.jit(lambda z, y: biggan.generate(G, g_params, z, y))
+  tf = jax.jit(lambda x: _d_feats(D, d_params, x))(jnp.asarray(target)[None])
+
+  @jax.jit
+  def score(xd):
+    feats = _d_feats(D, d_params, xd)
+    return jax.vmap(lambda f: feature_loss([g[None] for g in f], tf, ftr_num))(feats)
+  losses = []
+  for i in range(0, len(candidates_z), batch):
+    x = np.asarray(gen(jnp.asarray(candidates_z[i:i + batch]), jnp.asarray(candidates_y[i:i + batch])))
+    losses.append(np.asarray(score(jnp.asarray(target_of(x, mode, factor)))))
+  losses = np.concatenate(losses)
+  return int(np.argmin(losses)), losses
+
+
+def draw_candidates(key: jax.Array, num: int, dim_z: int, std: float, y: int | None,
+                    n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """``num`` draws ``z ~ N(0, std^2)``; ``y`` fixed, or uniform over classes when None/negative.
+
+  DGP's edge cases: ``num = 0`` gives z = 0; ``num = 1`` one N(0, 1) draw.
+  """
+  kz, ky = jax.random.split(key)
+  if num == 0:
+    z = np.zeros((1, dim_z), np.float32)
+  else:
+    z = np.asarray(jax.random.normal(kz, (num, dim_z))) * (1.0 if num == 1 else std)
+  n = max(num, 1)
+  if y is None or y < 0:
+    ys = np.asarray(jax.random.randint(ky, (n,), 0, n_classes))
+  else:
+    ys = np.full((n,), y)
+  return z.astype(np.float32), ys.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@dataclasses.dataclass
+class DGPResult:
+  """What :func:`run` returns (leading axis B = images)."""
+  z: np.ndarray                 # [B, dim_z] final latents
+  g_params: Any                 # fine-tuned G params, leading [B] axis
+  in_params: Any                # IN affine values in use at the end (or None)
+  x: np.ndarray                 # [B, H, W, 3] final images G(z, y, use_in[-1])
+  records: dict                 # per step [S, B, ...]: ftr_loss, mse_loss, nll, l1_loss, loss,
+                                # z (before the step), z_grad
+
+
+def _stack(tree, b):
+  return jax.tree_util.tree_map(lambda a: jnp.broadcast_to(jnp.asarray(a), (b,) + np.shape(a)),
+                                tree)
+
+
+@functools.partial(jax.jit, static_argnames=("G", "D", "use_in", "degrade", "optimizer",
+                                             "group_ids"))
+def _stage(variables, opt_state, data, per_step, shared, *, G, D, use_in, degrade, optimizer,
+           group_ids):
+  """DGP steps for B images in one ``lax.scan`` over ``per_step`` (objective and Adam vmapped).
+
+  per_step: ``lrs [S, 1 + groups]``, ``weights [S, 3]``, ``ftr_mask [S, F]`` (same for all images).
+  """
+  obj = functools.partial(_objective, G=G, D=D, use_in=use_in, degrade=degrade)
+  grad_fn = jax.value_and_grad(obj, has_aux=True)
+  gids = jax.tree_util.tree_unflatten(group_ids[0], group_ids[1])
+
+  def one(v, s, d, step):
+    d = dict(d, weights=step["weights"], ftr_mask=step["ftr_mask"])
+    (_, aux), g = grad_fn(v, d, shared)
+    upd, s = optimizer.update(g, s, v)
+    upd = apply_lrs(upd, step["lrs"], gids)
+    aux = dict(aux, z=v["z"], z_grad=g["z"])
+    return optax.apply_updates(v, upd), s, aux
+
+  def body(carry, step):
+    v, s = carry
+    v, s, aux = jax.vmap(one, in_axes=(0, 0, 0, None))(v, s, data, step)
+    return (v, s), aux
+  (variables, opt_state), rec = jax.lax.scan(body, (variables, opt_state), per_step)
+  return variables, opt_state, rec
+
+
+def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndarray,
+        schedule: Schedule, degrade: Callable | None = None, progress: Callable | None = None
+        ) -> DGPResult:
+  """DGP's progressive stages for B images at once (B generator copies in one program).
+
+  Consecutive stages with the same ``use_in`` run as one jitted ``lax.scan`` whose per-step
+  inputs (learning rates, loss weights, feature mask) come from the schedule, so an official
+  schedule compiles once; the optimiser state carries across stages.
+
+  Args:
+    G, g_params: generator module and its params (shared starting point of every copy).
+    D, d_params: discriminator (frozen).
+    target: ``[B, H, W, 3]`` degraded observations (:func:`target_of`).
+    z0: ``[B, dim_z]`` initial latents (:func:`select_z`); y: ``[B]`` int classes.
+    schedule: the stages (:func:`load_schedule`).
+    degrade: generator-path degradation; default :func:`degradation` of the schedule's mode.
+    progress: optional ``progress(first_stage, last_stage, records)`` after each scan.
+  """
+  b = z0.shape[0]
+  degrade = degrade or degradation(schedule.dgp_mode, schedule.factor)
+  ngroups = _num_groups(g_params)
+  optimizer = make_optimizer(schedule, g_params)
+  gids = biggan.trainable_mask(g_params, schedule.update_embed)
+  leaves, treedef = jax.tree_util.tree_flatten(gids)
+  group_ids = (treedef, tuple(leaves))
+  variables = {"z": jnp.asarray(z0, jnp.float32), "G": _stack(g_params, b)}
+  opt_state = jax.vmap(optimizer.init)(variables)
+  target = jnp.asarray(target, jnp.float32)
+  target_feats = jax.jit(lambda x: _d_feats(D, d_params, x))(target)
+  nfeat = len(target_feats)
+  y = jnp.asarray(y, jnp.int32)
+  shared = {"D": d_params}
+  lrs = lr_table(schedule, ngroups)
+  weights = np.concatenate([[[st.w_D_loss, st.w_mse, schedule.w_nll]] * st.iterations
+                            for st in schedule.stages]).astype(np.float32).reshape(-1, 3)
+  masks = np.concatenate([[ftr_mask(st.ftr_num, nfeat)] * st.iterations
+                          for st in schedule.stages]).reshape(-1, nfeat)
+  init_in = jax.jit(jax.vmap(lambda gp, z, yy: biggan.init_in_params(
+      G, gp, z[None], jnp.asarray(gp["shared"]["weight"])[yy][None])[1]))
+  in_params, records, pos = None, [], 0
+  runs = []   # [first, last] stage index of consecutive stages sharing use_in
+  for si, st in enumerate(schedule.stages):
+    if runs and schedule.stages[runs[-1][0]].use_in == st.use_in:
+      runs[-1][1] = si
+    else:
+      runs.append([si, si])
+  for first, last in runs:
+    use_in = schedule.stages[first].use_in
+    n = sum(schedule.stages[i].iterations for i in range(first, last + 1))
+    if use_in:
+      # DGP sets the IN affine values at the first use_in forward after a use_in=False one.
+      in_params = init_in(variables["G"], variables["z"], y)
+    if n == 0:
+      continue
+    data = {"target": target, "target_feats": target_feats, "y": y}
+    if use_in:
+      data["in_params"] = in_params
+    per_step = {"lrs": lrs[pos:pos + n], "weights": weights[pos:pos + n],
+                "ftr_mask": masks[pos:pos + n]}
+    pos += n
+    variables, opt_state, rec = _stage(variables, opt_state, data, per_step, shared, G=G, D=D,
+                                       use_in=use_in, degrade=degrade, optimizer=optimizer,
+                                       group_ids=group_ids)
+    records.append(rec)
+    if progress is not None:
+      progress(first, last, rec)
+  last_in = schedule.stages[-1].use_in
+  render = jax.jit(jax.vmap(lambda gp, z, yy, ip: G.apply(
+      {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[yy][None], last_in, ip)[0]))
+  x = render(variables["G"], variables["z"], y, in_params if last_in else None)
+  recs = {k: np.concatenate([np.asarray(r[k]) for r in records]) for k in records[0]} \
+      if records else {}
+  return DGPResult(np.asarray(variables["z"]), variables["G"], in_params, np.asarray(x), recs)
+
+
+# ----------------------------------------------------------------------------- manipulations
+
+
+def interpolate_params(a, b, alpha: float):
+  """``alpha * a + (1 - alpha) * b`` over every leaf (DGP's morphing: weights, u0, BN stats)."""
+  return jax.tree_util.tree_map(lambda p, q: alpha * jnp.asarray(p) + (1 - alpha) * jnp.asarray(q),
+                                a, b)
+
+
+def morph(G, params_a, params_b, z1, z2, y1, y2, alphas: Sequence[float]) -> np.ndarray:
+  """DGP's ``example.py`` morphing between two reconstructions ``[len(alphas), H, W, 3]``.
+
+  For each alpha: G with interpolated params, ``z = a z1 + (1-a) z2`` and
+  ``emb = a * shared_a(y1) + (1-a) * shared_b(y2)``. z: ``[1, dim_z]``, y: ``[1]``.
+  """
+  ea = biggan_embed(G, params_a, y1)
+  eb = biggan_embed(G, params_b, y2)
+
+  @jax.jit
+  def one(alpha):
+    p = interpolate_params(params_a, params_b, alpha)
+    return G.apply({"params": p}, alpha * z1 + (1 - alpha) * z2, alpha * ea + (1 - alpha) * eb)
+  return np.concatenate([np.asarray(one(jnp.float32(a))) for a in alphas])
+
+
+def biggan_embed(G, params, y):
+  return G.apply({"params": params}, jnp.asarray(y), method="embed")
+
+
+def jitter(G, params, z, y, noise, stds: Sequence[float]) -> np.ndarray:
+  """DGP's random jittering: ``G(z + std * noise, shared(y))`` for each std, ``[S*N, H, W, 3]``.
+
+  z ``[1, dim_z]``; noise ``[N, dim_z]`` (DGP: 30 N(0, I) draws per std).
+  """
+  gen = jax.jit(lambda zz, yy: biggan.generate(G, params, zz, yy))
+  n = noise.shape[0]
+  return np.concatenate([np.asarray(gen(jnp.asarray(z) + s * jnp.asarray(noise),
+                                        jnp.broadcast_to(jnp.asarray(y), (n,))))
+                         for s in stds])
+
+
+def category_transfer(G, params, z, classes) -> np.ndarray:
+  """DGP's category transfer: ``G(z, shared(c))`` for every class c, ``[C, H, W, 3]``."""
+  c = jnp.asarray(classes, jnp.int32)
+  return np.asarray(jax.jit(lambda zz, cc: biggan.generate(G, params, zz, cc))(
+      jnp.broadcast_to(jnp.asarray(z), (c.shape[0], z.shape[-1])), c))
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def state_bytes_per_image(cfg: biggan.BigGANConfig, update_embed: bool = False) -> dict:
+  """Per-image optimisation state from the shapes: params copy, Adam mu/nu, gradient (float32).
+
+  Activations are not included (see the closing note of issue 6 for measured totals).
+  """
+  G = biggan.BigGANGenerator(cfg)
+  shapes = jax.eval_shape(G.init, jax.random.key(0), jnp.zeros((1, cfg.dim_z)),
+                          jnp.zeros((1, cfg.shared_dim)))["params"]
+  groups = biggan.trainable_mask(shapes, update_embed)
+  sizes = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda s: int(np.prod(s.shape)), shapes))
+  gids = jax.tree_util.tree_leaves(groups)
+  total = sum(sizes)
+  trainable = sum(s for s, g in zip(sizes, gids) if g >= 0)
+  return {"params": 4 * total, "trainable": 4 * trainable,
+          "adam": 2 * 4 * trainable, "grad": 4 * trainable,
+          "total": 4 * total + 3 * 4 * trainable}
