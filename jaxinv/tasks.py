@@ -39,7 +39,8 @@ __all__ = [
     "TASKS", "DOWNSAMPLE_MODES", "GRAY_WEIGHTS", "GRAY_WEIGHTS_DGP",
     "to_gray", "resize_matrix", "resize", "downsample", "upsample", "lanczos_kernel",
     "lanczos_downsample", "apply_mask", "load_mask", "resize_mask", "add_noise",
-    "center_hole_mask", "check_mask", "colorize_restore01", "dgp_sr_target", "dgp_degrade", "Task", "make_task",
+    "center_hole_mask", "check_mask", "colorize_restore01", "dgp_sr_target", "dgp_degrade",
+    "dgp_colorization_restore", "boundary_frames", "Task", "make_task",
 ]
 
 TASKS = ("reconstruct", "colorize", "super-resolve", "inpaint", "denoise")
@@ -344,6 +345,44 @@ def dgp_degrade(x: jax.Array, mode: str, factor: int = 4) -> jax.Array:
   if mode not in ("SR", "colorization", "inpainting", "hybrid"):
     raise ValueError(f"unknown DGP degradation {mode!r}; expected SR, colorization, inpainting or hybrid")
   return x
+
+
+def dgp_colorization_restore(x: np.ndarray, target: np.ndarray) -> np.ndarray:
+  """DGP's colorization result for metrics: L of the target with a, b of ``x`` (CIE Lab, skimage).
+
+  ``x, target``: ``[H, W, 3]`` float in [-1, 1]; returns ``lab2rgb([L_t, a_x, b_x])·2 − 1``.
+  Needs scikit-image (imported here only).
+  """
+  from skimage import color
+  lt = color.rgb2lab((np.asarray(target, np.float64) + 1) / 2)
+  lx = color.rgb2lab((np.asarray(x, np.float64) + 1) / 2)
+  return color.lab2rgb(np.concatenate([lt[..., :1], lx[..., 1:]], axis=-1)) * 2 - 1
+
+
+# ----------------------------------------------------------------------------- semantic editing
+
+def boundary_frames(z: jax.Array, boundary: jax.Array, max_step: float, frames: int) -> jax.Array:
+  """Codes moved along a semantic boundary as mGANprior's face-editing script does.
+
+  ``z_t = z + (l_t − 1)·max_step·n`` for ``l_t = linspace(0, 2, frames)``: every code is moved by
+  the same offset, from ``−max_step`` to ``+max_step`` along ``n``.
+
+  Args:
+    z: ``[..., N, D]`` latent codes (any leading axes).
+    boundary: ``[D]`` or ``[1, D]`` (InterFaceGAN unit normal).
+    max_step: the largest distance along ``n``.
+    frames: number of steps F (≥ 2).
+  Returns:
+    ``[F, ..., N, D]``.
+  """
+  n = jnp.reshape(jnp.asarray(boundary, z.dtype), (-1,))
+  if n.shape[0] != z.shape[-1]:
+    raise ValueError(f"boundary has {n.shape[0]} dimensions; the codes have {z.shape[-1]}")
+  if frames < 2:
+    raise ValueError(f"frames must be >= 2, got {frames}")
+  lt = jnp.linspace(0.0, 2.0, frames, dtype=z.dtype)
+  offsets = (lt - 1.0) * max_step
+  return z[None] + offsets.reshape((frames,) + (1,) * z.ndim) * n
 
 
 # ----------------------------------------------------------------------------- Task

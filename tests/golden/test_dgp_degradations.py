@@ -86,3 +86,26 @@ def test_hybrid(g, golden):
   f = g.expected["degradations"]["factor"]["hybrid"]
   want = _nhwc(g.npz("degradations.npz")["deg_genx_hybrid"])
   assert_close(tasks.dgp_degrade(x, "hybrid", f), want, atol=ATOL, what="hybrid")
+
+
+def test_dgp_metrics(g, d):
+  """``DGP.get_metrics``: skimage ≤ 0.17 defaults (PSNR R = 1 on [0,1]; SSIM R = 2, 7×7 box)."""
+  from jaxinv import metrics
+  want = g.expected["degradations"]["metrics_genx_vs_img0"]
+  x = _nhwc(g.npz("g_forward.npz")["x"][0:1])[0].astype(np.float64)
+  t = _dgp_image(d["deg_img0_uint8"])[0].astype(np.float64)
+  for mode, e in want.items():
+    assert_close(np.mean(np.abs(x - t)) / 2, e["l1_loss_origin"], rtol=1e-5, what=f"{mode} l1")
+    assert_close(np.mean((x - t) ** 2) / 4, e["mse_loss_origin"], rtol=1e-5, what=f"{mode} mse")
+    xe, te = x, t
+    if mode == "colorization":
+      xe = tasks.dgp_colorization_restore(x, t)
+      assert_close(xe, _nhwc(d["metrics_colorization_x2"])[0], atol=ATOL, what="colorization x2")
+    if mode == "inpainting":
+      b, en = e["hole_begin_end"]
+      xe, te = xe[b:en, b:en], te[b:en, b:en]
+    x01, t01 = (xe + 1) / 2, (te + 1) / 2
+    assert_close(metrics.psnr(t01, x01, metrics.infer_data_range(t01)), e["psnr"], atol=1e-3,
+                 what=f"{mode} psnr")
+    assert_close(metrics.ssim_skimage(t01, x01, metrics.infer_data_range(t01, for_psnr=False)),
+                 e["ssim"], atol=1e-4, what=f"{mode} ssim")
