@@ -1,1 +1,0 @@
-"""Inversion: spaces, objectives, the shared optimisation loop and the methods."""

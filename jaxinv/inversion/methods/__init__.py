@@ -1,1 +1,0 @@
-"""Inversion methods (one module each)."""
