@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 from typing import Any, Callable, Sequence
 
@@ -237,27 +238,36 @@ def _labels(g_params, update_embed):
   return {"z": "z", "G": jax.tree_util.tree_map(lambda g: "frozen" if g < 0 else f"g{g}", groups)}
 
 
-def make_optimizer(schedule: Schedule, g_params, update_embed: bool | None = None
-                   ) -> optax.GradientTransformation:
-  """DGP's two Adam optimisers (z and G) as one ``optax.multi_transform`` of unit-lr Adams.
+def make_optimizer(schedule: Schedule, g_params) -> optax.GradientTransformation:
+  """DGP's two Adam optimisers (z and G) as one ``optax.multi_transform`` for one image.
 
-  Labels: ``z``, ``g0..g{n}`` (G groups), ``frozen`` (buffers, ``output_layer``, ``shared``
-  without ``update_embed``: never updated, no state). Every trainable label is
-  ``scale_by_adam(b1, b2, eps)`` and is updated every step, so locked groups (lr 0) keep
-  accumulating their moments as torch's Adam does; the per-step, per-group learning rates
-  are data (:func:`lr_table`), applied by :func:`apply_lrs`.
+  Labels: ``z``, ``g0..g{n}`` (G groups: 0 = ``linear`` [+ ``shared`` with
+  ``update_embed``], i = GBlock i-1 with its attention) and ``frozen`` (buffers,
+  ``output_layer``, ``shared`` otherwise: never updated, no state). Each trainable label is
+  ``scale_by_adam(b1, b2, eps)`` then ``-lr[step]`` from its column of :func:`lr_table`, so
+  every group updates its Adam moments every step, also while its lr is 0, as torch's Adam
+  does (a later stage unlocking it finds every earlier gradient in its state). The step
+  count lives in the optimiser state and runs across stages.
+
+  Cached on (schedule, param structure): equal inputs give the same object, so
+  :func:`jaxinv.inversion.optimize.optimize` reuses its compiled program.
   """
-  ue = schedule.update_embed if update_embed is None else update_embed
-  leaves, treedef = jax.tree_util.tree_flatten(_labels(g_params, ue))
-  return _optimizer(tuple(schedule.betas), schedule.eps, treedef, tuple(leaves))
+  labels = _labels(g_params, schedule.update_embed)
+  leaves, treedef = jax.tree_util.tree_flatten(labels)
+  return _optimizer(schedule, treedef, tuple(leaves), _num_groups(g_params))
 
 
 @functools.lru_cache(maxsize=None)
-def _optimizer(betas, eps, treedef, labels):
-  # Cached so that equal settings give the same (hashable) object and jit reuses its program.
-  adam = optax.scale_by_adam(b1=betas[0], b2=betas[1], eps=eps)
-  transforms = {"frozen": optax.set_to_zero()}
-  transforms.update({name: adam for name in set(labels) if name != "frozen"})
+def _optimizer(schedule, treedef, labels, num_groups):
+  b1, b2 = schedule.betas
+  table = lr_table(schedule, num_groups)
+
+  def adam_lr(col):
+    lr = jnp.asarray(table[:, col])
+    return optax.chain(optax.scale_by_adam(b1=b1, b2=b2, eps=schedule.eps),
+                       optax.scale_by_schedule(lambda c: -lr[jnp.minimum(c, lr.shape[0] - 1)]))
+  transforms = {"z": adam_lr(0), "frozen": optax.set_to_zero()}
+  transforms.update({f"g{i}": adam_lr(1 + i) for i in range(num_groups)})
   return optax.multi_transform(transforms, jax.tree_util.tree_unflatten(treedef, list(labels)))
 
 
@@ -272,13 +282,6 @@ def lr_table(schedule: Schedule, num_groups: int) -> np.ndarray:
     g = st.group_lrs(num_groups) if schedule.update_G else [0.0] * num_groups
     rows += [[st.z_lr] + g] * st.iterations
   return np.asarray(rows, np.float32).reshape(-1, 1 + num_groups)
-
-
-def apply_lrs(updates, lrs, group_ids):
-  """Scales unit-lr updates ``{"z", "G"}`` by ``-lr``: ``lrs [1 + G]``, ``group_ids`` like G (-1: frozen)."""
-  g = jax.tree_util.tree_map(lambda u, gid: u * (-lrs[1 + gid] if gid >= 0 else 0.0),
-                             updates["G"], group_ids)
-  return {"z": updates["z"] * -lrs[0], "G": g}
 
 
 # ----------------------------------------------------------------------------- select_z
@@ -342,7 +345,7 @@ class DGPResult:
   in_params: Any                # IN affine values in use at the end (or None)
   x: np.ndarray                 # [B, H, W, 3] final images G(z, y, use_in[-1])
   records: dict                 # per step [S, B, ...]: ftr_loss, mse_loss, nll, l1_loss, loss,
-                                # z (before the step), z_grad
+                                # z (before the step)
 
 
 def _stack(tree, b):
@@ -350,107 +353,97 @@ def _stack(tree, b):
                                 tree)
 
 
-@functools.partial(jax.jit, static_argnames=("G", "D", "use_in", "degrade", "optimizer",
-                                             "group_ids"))
-def _stage(variables, opt_state, data, per_step, shared, *, G, D, use_in, degrade, optimizer,
-           group_ids):
-  """DGP steps for B images in one ``lax.scan`` over ``per_step`` (objective and Adam vmapped).
-
-  per_step: ``lrs [S, 1 + groups]``, ``weights [S, 3]``, ``ftr_mask [S, F]`` (same for all images).
-  """
-  obj = functools.partial(_objective, G=G, D=D, use_in=use_in, degrade=degrade)
-  grad_fn = jax.value_and_grad(obj, has_aux=True)
-  gids = jax.tree_util.tree_unflatten(group_ids[0], group_ids[1])
-
-  def one(v, s, d, step):
-    d = dict(d, weights=step["weights"], ftr_mask=step["ftr_mask"])
-    (_, aux), g = grad_fn(v, d, shared)
-    upd, s = optimizer.update(g, s, v)
-    upd = apply_lrs(upd, step["lrs"], gids)
-    aux = dict(aux, z=v["z"], z_grad=g["z"])
-    return optax.apply_updates(v, upd), s, aux
-
-  def body(carry, step):
-    v, s = carry
-    v, s, aux = jax.vmap(one, in_axes=(0, 0, 0, None))(v, s, data, step)
-    return (v, s), aux
-  (variables, opt_state), rec = jax.lax.scan(body, (variables, opt_state), per_step)
-  return variables, opt_state, rec
+@functools.lru_cache(maxsize=None)
+def _loss_fn(G, D, use_in, degrade):
+  # One object per setting, so optimize() reuses its compiled chunk across stages and runs.
+  def loss_fn(variables, data, shared):
+    loss, aux = _objective(variables, data, shared, G=G, D=D, use_in=use_in, degrade=degrade)
+    return loss, dict(aux, z=variables["z"])
+  return loss_fn
 
 
 def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndarray,
-        schedule: Schedule, degrade: Callable | None = None, progress: Callable | None = None
-        ) -> DGPResult:
+        schedule: Schedule, degrade: Callable | None = None, progress: bool | str = False,
+        chunk: int | None = None) -> DGPResult:
   """DGP's progressive stages for B images at once (B generator copies in one program).
 
-  Consecutive stages with the same ``use_in`` run as one jitted ``lax.scan`` whose per-step
-  inputs (learning rates, loss weights, feature mask) come from the schedule, so an official
-  schedule compiles once; the optimiser state carries across stages.
+  Each stage is one :func:`jaxinv.inversion.optimize.optimize` call continuing the previous
+  stage's state (variables and both Adam states); the stage's loss weights and feature mask
+  are per-image data, its learning rates the optimiser's step-indexed tables, so stages of
+  equal ``use_in`` share one compiled program (``chunk`` defaults to the gcd of the stage
+  lengths, at most 100).
 
   Args:
-    G, g_params: generator module and its params (shared starting point of every copy).
+    G, g_params: generator module and its params (the starting point of every copy).
     D, d_params: discriminator (frozen).
     target: ``[B, H, W, 3]`` degraded observations (:func:`target_of`).
     z0: ``[B, dim_z]`` initial latents (:func:`select_z`); y: ``[B]`` int classes.
     schedule: the stages (:func:`load_schedule`).
     degrade: generator-path degradation; default :func:`degradation` of the schedule's mode.
-    progress: optional ``progress(first_stage, last_stage, records)`` after each scan.
+    progress: tqdm bar per stage (a string prefixes its description).
+    chunk: steps per compiled scan call.
+
+  Returns:
+    :class:`DGPResult`; ``records`` holds per-step ``ftr_loss, mse_loss, nll, l1_loss, loss``
+    and ``z`` (before the step), ``[S, B, ...]``.
   """
+  from jaxinv.inversion.optimize import OptState, init_state, optimize
+
   b = z0.shape[0]
   degrade = degrade or degradation(schedule.dgp_mode, schedule.factor)
-  ngroups = _num_groups(g_params)
   optimizer = make_optimizer(schedule, g_params)
-  gids = biggan.trainable_mask(g_params, schedule.update_embed)
-  leaves, treedef = jax.tree_util.tree_flatten(gids)
-  group_ids = (treedef, tuple(leaves))
   variables = {"z": jnp.asarray(z0, jnp.float32), "G": _stack(g_params, b)}
-  opt_state = jax.vmap(optimizer.init)(variables)
+  state = init_state(variables, optimizer)
   target = jnp.asarray(target, jnp.float32)
   target_feats = jax.jit(lambda x: _d_feats(D, d_params, x))(target)
   nfeat = len(target_feats)
   y = jnp.asarray(y, jnp.int32)
   shared = {"D": d_params}
-  lrs = lr_table(schedule, ngroups)
-  weights = np.concatenate([[[st.w_D_loss, st.w_mse, schedule.w_nll]] * st.iterations
-                            for st in schedule.stages]).astype(np.float32).reshape(-1, 3)
-  masks = np.concatenate([[ftr_mask(st.ftr_num, nfeat)] * st.iterations
-                          for st in schedule.stages]).reshape(-1, nfeat)
-  init_in = jax.jit(jax.vmap(lambda gp, z, yy: biggan.init_in_params(
-      G, gp, z[None], jnp.asarray(gp["shared"]["weight"])[yy][None])[1]))
-  in_params, records, pos = None, [], 0
-  runs = []   # [first, last] stage index of consecutive stages sharing use_in
+  if chunk is None:
+    chunk = min(100, functools.reduce(math.gcd, [s.iterations for s in schedule.stages
+                                                 if s.iterations] or [1]))
+  init_in = _init_in_fn(G)
+  in_params, prev_use_in, records = None, False, []
   for si, st in enumerate(schedule.stages):
-    if runs and schedule.stages[runs[-1][0]].use_in == st.use_in:
-      runs[-1][1] = si
-    else:
-      runs.append([si, si])
-  for first, last in runs:
-    use_in = schedule.stages[first].use_in
-    n = sum(schedule.stages[i].iterations for i in range(first, last + 1))
-    if use_in:
+    if st.use_in and (in_params is None or not prev_use_in):
       # DGP sets the IN affine values at the first use_in forward after a use_in=False one.
-      in_params = init_in(variables["G"], variables["z"], y)
-    if n == 0:
+      in_params = init_in(state.variables["G"], state.variables["z"], y)
+    prev_use_in = st.use_in
+    if st.iterations == 0:
       continue
-    data = {"target": target, "target_feats": target_feats, "y": y}
-    if use_in:
+    data = {"target": target, "target_feats": target_feats, "y": y,
+            "weights": _rows([st.w_D_loss, st.w_mse, schedule.w_nll], b),
+            "ftr_mask": _rows(ftr_mask(st.ftr_num, nfeat), b)}
+    if st.use_in:
       data["in_params"] = in_params
-    per_step = {"lrs": lrs[pos:pos + n], "weights": weights[pos:pos + n],
-                "ftr_mask": masks[pos:pos + n]}
-    pos += n
-    variables, opt_state, rec = _stage(variables, opt_state, data, per_step, shared, G=G, D=D,
-                                       use_in=use_in, degrade=degrade, optimizer=optimizer,
-                                       group_ids=group_ids)
-    records.append(rec)
-    if progress is not None:
-      progress(first, last, rec)
+    res = optimize(_loss_fn(G, D, st.use_in, degrade), None, data, optimizer, st.iterations,
+                   shared=shared, chunk=chunk, state=state,
+                   progress=f"{progress} stage {si + 1}" if isinstance(progress, str)
+                   else (f"DGP stage {si + 1}" if progress else False))
+    state = res.state
+    records.append(res.aux)
   last_in = schedule.stages[-1].use_in
-  render = jax.jit(jax.vmap(lambda gp, z, yy, ip: G.apply(
-      {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[yy][None], last_in, ip)[0]))
-  x = render(variables["G"], variables["z"], y, in_params if last_in else None)
-  recs = {k: np.concatenate([np.asarray(r[k]) for r in records]) for k in records[0]} \
-      if records else {}
-  return DGPResult(np.asarray(variables["z"]), variables["G"], in_params, np.asarray(x), recs)
+  x = _render_fn(G, last_in)(state.variables["G"], state.variables["z"], y,
+                             in_params if last_in else None)
+  recs = {k: np.concatenate([r[k] for r in records]) for k in records[0]} if records else {}
+  return DGPResult(np.asarray(state.variables["z"]), state.variables["G"], in_params,
+                   np.asarray(x), recs)
+
+
+def _rows(v, b):
+  return jnp.broadcast_to(jnp.asarray(v, jnp.float32), (b, len(v)))
+
+
+@functools.lru_cache(maxsize=None)
+def _init_in_fn(G):
+  return jax.jit(jax.vmap(lambda gp, z, y: biggan.init_in_params(
+      G, gp, z[None], jnp.asarray(gp["shared"]["weight"])[y][None])[1]))
+
+
+@functools.lru_cache(maxsize=None)
+def _render_fn(G, use_in):
+  return jax.jit(jax.vmap(lambda gp, z, y, ip: G.apply(
+      {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[y][None], use_in, ip)[0]))
 
 
 # ----------------------------------------------------------------------------- manipulations
