@@ -48,7 +48,8 @@ from jaxinv.models import biggan
 
 __all__ = ["Stage", "Schedule", "load_schedule", "feature_loss", "degradation", "target_of",
            "make_optimizer", "select_z", "run", "DGPResult", "jitter", "morph",
-           "category_transfer", "interpolate_params", "state_bytes_per_image",
+           "category_transfer", "interpolate_params", "state_bytes_per_image", "invert",
+           "load_image", "load_image_uint8", "draw_candidates", "ftr_mask", "lr_table",
            "CONFIG_DIR"]
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -444,6 +445,61 @@ def _init_in_fn(G):
 def _render_fn(G, use_in):
   return jax.jit(jax.vmap(lambda gp, z, y, ip: G.apply(
       {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[y][None], use_in, ip)[0]))
+
+
+# ----------------------------------------------------------------------------- images, end to end
+
+
+def load_image_uint8(path, resolution: int) -> np.ndarray:
+  """DGP's ``get_img`` before normalisation: ``[res, res, 3]`` uint8.
+
+  Centre crop to the short side (torchvision ``center_crop`` rounding), then torchvision
+  ``Resize(res)`` = PIL bilinear.
+  """
+  from PIL import Image
+  with Image.open(path) as im:
+    im = im.convert("RGB")
+    w, h = im.size
+    s = min(w, h)
+    top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+    im = im.crop((left, top, left + s, top + s)).resize((resolution, resolution), Image.BILINEAR)
+    return np.asarray(im, np.uint8).copy()
+
+
+def load_image(path, resolution: int) -> np.ndarray:
+  """DGP's ``get_img``: ``[res, res, 3]`` float32 in [-1, 1] (``(u/255 - 0.5)/0.5``)."""
+  u = load_image_uint8(path, resolution).astype(np.float32) / np.float32(255)
+  return (u - np.float32(0.5)) / np.float32(0.5)
+
+
+def invert(G, g_params, D, d_params, origins: np.ndarray, classes: Sequence[int],
+           schedule: Schedule, key: jax.Array, progress: bool | str = False) -> dict:
+  """DGP end to end for B images: degrade the observations, select z (and y), run the stages.
+
+  Args:
+    origins: ``[B, H, W, 3]`` ground-truth/observed images in [-1, 1] (:func:`load_image`).
+    classes: B ints; negative = unknown (searched by :func:`select_z` over random classes).
+    key: randomness for the candidates (image i uses ``fold_in(key, i)``).
+
+  Returns:
+    ``{"z", "y", "x", "target", "z0", "select_losses", "records", "g_params", "in_params"}``.
+  """
+  b = len(origins)
+  target = target_of(origins, schedule.dgp_mode, schedule.factor)
+  z0, y0, sel = [], [], []
+  for i in range(b):
+    cz, cy = draw_candidates(jax.random.fold_in(key, i), schedule.select_num, G.config.dim_z,
+                             schedule.sample_std, int(classes[i]), G.config.n_classes)
+    best, losses = select_z(G, g_params, D, d_params, target[i], cz, cy, schedule.dgp_mode,
+                            schedule.factor)
+    z0.append(cz[best])
+    y0.append(cy[best])
+    sel.append(losses)
+  z0, y0 = np.stack(z0), np.asarray(y0, np.int32)
+  res = run(G, g_params, D, d_params, target, z0, y0, schedule, progress=progress)
+  return {"z": res.z, "y": y0, "x": res.x, "target": target, "z0": z0,
+          "select_losses": np.stack(sel), "records": res.records, "g_params": res.g_params,
+          "in_params": res.in_params}
 
 
 # ----------------------------------------------------------------------------- manipulations
