@@ -15,7 +15,7 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior",)
+METHODS = ("mganprior", "dgp")
 
 
 def register(sub):
@@ -50,6 +50,19 @@ def register(sub):
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
   style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
+  # --- dgp (issue 6) ---
+  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
+  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
+  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
+                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
+  d.add_argument("--schedule", default="in128_SR_D_biased",
+                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
+                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
+  d.add_argument("--iterations", type=int, nargs="+", default=None,
+                 help="override the per-stage iteration counts (e.g. for a quick run)")
+  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  # --- end dgp ---
   p.set_defaults(func=run)
 
 
@@ -116,6 +129,9 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  if args.method == "dgp":  # --- dgp (issue 6) ---
+    from jaxinv.cli import invert_dgp
+    return invert_dgp.run(args)
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz

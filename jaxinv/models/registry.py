@@ -16,6 +16,7 @@ import jax
 from jaxinv.io import checkpoints
 from jaxinv.models import lpips, pggan, vgg
 from jaxinv.models import stylegan, stylegan2
+from jaxinv.models import biggan
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -40,6 +41,8 @@ FAMILIES: dict[str, Family] = {
                                       stylegan2.StyleGAN2Discriminator),
     "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
     "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
+    "biggan": Family("biggan", biggan.BigGANConfig, biggan.BigGANGenerator),
+    "biggan_d": Family("biggan_d", biggan.DiscriminatorConfig, biggan.BigGANDiscriminator),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
