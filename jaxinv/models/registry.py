@@ -15,6 +15,7 @@ import jax
 
 from jaxinv.io import checkpoints
 from jaxinv.models import pggan, vgg
+from jaxinv.models import swapping_autoencoder as sae
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -33,6 +34,7 @@ def _dict_config(**kwargs):
 FAMILIES: dict[str, Family] = {
     "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+    "swapping_autoencoder": Family("swapping_autoencoder", sae.SAEConfig, sae.SwappingAutoencoder),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
