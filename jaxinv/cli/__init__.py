@@ -13,6 +13,7 @@ from jaxinv.cli.common import UserError
 
 COMMANDS = [
     "convert",
+    "swap",
 ]
 
 
