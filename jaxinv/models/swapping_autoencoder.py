@@ -39,7 +39,7 @@ from jaxinv.models.upfirdn import make_kernel, upfirdn2d
 
 __all__ = ["SAEConfig", "SwappingAutoencoder", "Encoder", "Generator", "Discriminator",
            "PatchDiscriminator", "normalize", "swap_pairs", "make_noise", "noise_shapes",
-           "crop_draws", "random_crops", "infer_config", "from_options", "upsample_bilinear2x"]
+           "crop_draws", "crop_params", "random_crops", "infer_config", "from_options", "upsample_bilinear2x"]
 
 SQRT2 = math.sqrt(2.0)
 _BLUR_E = (1.0, 2.0, 1.0)          # use_antialias=True encoder kernel
@@ -129,10 +129,11 @@ def from_options(opts: Mapping) -> SAEConfig:
   n_head = int(g("netG_num_base_resnet_layers", 2))
   head = tuple([max(sp_ch, int(round(nf(0) / 2)))] * (n_head - 1) + [nf(0)])
   up = tuple(nf(j + 1) for j in range(n_sp))
-  # D: rosinality widths with multiplier 2*cap; the 8x8 and 4x4 stages stay 512.
+  # D: rosinality widths with multiplier 2*cap, at most 512; the 8x8 and 4x4 stages stay 512
+  # (reproduces the fixture's widths and the church D's 28.9M parameters).
   cm = 2 * float(g("netD_scale_capacity", 1.0))
   base = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
-  dch = lambda r: 512 if r <= 8 else int(base[r] * cm)
+  dch = lambda r: 512 if r <= 8 else min(512, int(base[r] * cm))
   log_size = int(round(math.log2(crop)))
   d_res = [2 ** i for i in range(log_size, 2, -1)]
   d_names = tuple(str(9 - int(math.log2(r))) if 9 - int(math.log2(r)) > 0 else f"{r}x{r}"
@@ -705,6 +706,15 @@ def _bilinear_matrix(g, size):
           + (idx[None, :] == p0[:, None] + 1.0) * w1[:, None])
 
 
+def crop_params(draws: Mapping, scale_range=(0.125, 0.25)):
+  """``(flip [N,1,1,1], scale [N,1,1,2], offset [N,1,1,2])`` from the draws (last axis: x, y)."""
+  lo, hi = scale_range
+  flip = jnp.round(draws["u_flip"]) * 2 - 1
+  scale = draws["u_scale"] * (hi - lo) + lo
+  offset = (draws["u_offset"] * 2 - 1) * (1 - scale)
+  return flip, scale, offset
+
+
 def random_crops(x: jax.Array, draws: Mapping, patch_size: int, scale_range=(0.125, 0.25),
                  num_crops: int = 8) -> jax.Array:
   """The official ``apply_random_crop`` given its draws: ``x [B, H, W, C]`` → ``[B, n, P, P, C]``.
@@ -715,10 +725,9 @@ def random_crops(x: jax.Array, draws: Mapping, patch_size: int, scale_range=(0.1
   """
   b, h, w, c = x.shape
   n = num_crops
-  lo, hi = scale_range
-  flip = jnp.round(draws["u_flip"].reshape(b * n)) * 2 - 1
-  scale = draws["u_scale"].reshape(b * n, 2) * (hi - lo) + lo
-  offset = (draws["u_offset"].reshape(b * n, 2) * 2 - 1) * (1 - scale)
+  flip, scale, offset = crop_params(draws, scale_range)
+  flip = flip.reshape(b * n)
+  scale, offset = scale.reshape(b * n, 2), offset.reshape(b * n, 2)
   lin = jnp.linspace(-1.0, 1.0, patch_size, dtype=jnp.float32)
   gx = lin[None, :] * (flip * scale[:, 0])[:, None] + offset[:, 0:1]
   gy = lin[None, :] * scale[:, 1:2] + offset[:, 1:2]

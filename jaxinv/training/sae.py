@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, Mapping
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +31,7 @@ from jaxinv.models import swapping_autoencoder as sae
 
 __all__ = ["LossOptions", "gan_loss", "generator_losses", "discriminator_losses", "r1_loss",
            "make_optimizers", "TrainState", "init_state", "d_step", "r1_step", "g_step",
-           "draw_inputs", "Trainer"]
+           "draw_inputs", "train"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,10 +220,6 @@ def init_state(params, opts: LossOptions) -> TrainState:
           "step": jnp.zeros((), jnp.int32), "d_iters": jnp.zeros((), jnp.int32)}
 
 
-def _losses_only(aux):
-  return {k: v for k, v in aux.items() if not k.startswith(("dpatch_feat", "rec", "mix"))}
-
-
 @functools.partial(jax.jit, static_argnames=("config", "opts"))
 def d_step(state, x, draws, noise, config: sae.SAEConfig, opts: LossOptions):
   """One official ``train_discriminator_one_step`` without R1: D+Dpatch Adam on ``discriminator_losses``.
@@ -235,7 +234,7 @@ def d_step(state, x, draws, noise, config: sae.SAEConfig, opts: LossOptions):
   updates, opt_state = opt_d.update(grads, state["opt_d"], d)
   d = optax.apply_updates(d, updates)
   new = {**state, "params": {**g, **d}, "opt_d": opt_state, "d_iters": state["d_iters"] + 1}
-  return new, {"D_total": total, **_losses_only(aux), "grads": grads}
+  return new, {"D_total": total, **aux, "grads": grads}
 
 
 @functools.partial(jax.jit, static_argnames=("config", "opts"))
@@ -264,7 +263,7 @@ def g_step(state, x, draws, noise, config: sae.SAEConfig, opts: LossOptions):
   updates, opt_state = opt_g.update(grads, state["opt_g"], g)
   g = optax.apply_updates(g, updates)
   new = {**state, "params": {**g, **d}, "opt_g": opt_state, "step": state["step"] + 1}
-  return new, {"G_total": total, **_losses_only(aux), "grads": grads}
+  return new, {"G_total": total, **aux, "grads": grads}
 
 
 def draw_inputs(key, config: sae.SAEConfig, opts: LossOptions, batch: int, code_hw,
@@ -281,3 +280,170 @@ def draw_inputs(key, config: sae.SAEConfig, opts: LossOptions, batch: int, code_
   else:
     noise = {"rec": None, "mix": None}
   return draws, noise
+
+
+# --------------------------------------------------------------------------- the training loop
+
+def _load_folder(folder: str, size: int, limit: int | None = None) -> np.ndarray:
+  """Every image under ``folder`` (recursively) → ``[N, size, size, 3]`` uint8 (PIL bicubic resize)."""
+  from PIL import Image
+  exts = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+  paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+                 if f.lower().endswith(exts))
+  if not paths:
+    raise ValueError(f"no images under {folder}")
+  out = []
+  for p in paths[:limit]:
+    with Image.open(p) as im:
+      im = im.convert("RGB")
+      if im.size != (size, size):
+        im = im.resize((size, size), Image.BICUBIC)
+      out.append(np.asarray(im, np.uint8))
+  return np.stack(out)
+
+
+def _load_tfds(name: str, split: str, size: int, limit: int | None) -> np.ndarray:
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError:
+    raise ValueError("data.tfds needs tensorflow-datasets (pip install jaxinv[tfds])") from None
+  from PIL import Image
+  out = []
+  for ex in tfds.as_numpy(tfds.load(name, split=split, shuffle_files=False)):
+    im = Image.fromarray(ex["image"]).convert("RGB").resize((size, size), Image.BICUBIC)
+    out.append(np.asarray(im, np.uint8))
+    if limit and len(out) >= limit:
+      break
+  return np.stack(out)
+
+
+class _Batches:
+  """Random batches with the official training flip (horizontal, p = 0.5), as [-1, 1] float32."""
+
+  def __init__(self, images_u8: np.ndarray, batch: int, seed: int, flip: bool = True):
+    self.images, self.batch, self.flip = images_u8, batch, flip
+    self.rng = np.random.default_rng(seed)
+
+  def next(self) -> np.ndarray:
+    idx = self.rng.integers(0, len(self.images), self.batch)
+    x = self.images[idx]
+    if self.flip:
+      f = self.rng.random(self.batch) < 0.5
+      x = np.where(f[:, None, None, None], x[:, :, ::-1], x)
+    return x.astype(np.float32) / 127.5 - 1.0
+
+
+def _sample_grid(config, params, x, noise):
+  """uint8 grid: rows real, reconstruction, swap (structure i, texture of its pair partner)."""
+  E, G = sae.Encoder(config), sae.Generator(config)
+  sp, gl = E.apply({"params": params["E"]}, x)
+  rec = G.apply({"params": params["G"]}, sp, gl, noise)
+  swp = G.apply({"params": params["G"]}, sp, sae.swap_pairs(gl), noise)
+  to8 = lambda a: ((np.clip(np.asarray(a), -1, 1) + 1) / 2 * 255).astype(np.uint8)
+  rows = [list(to8(v)) for v in (x, rec, swp)]
+  h, w = rows[0][0].shape[:2]
+  out = np.full((3 * (h + 2) + 2, len(rows[0]) * (w + 2) + 2, 3), 255, np.uint8)
+  for i, row in enumerate(rows):
+    for j, im in enumerate(row):
+      out[2 + i * (h + 2):2 + i * (h + 2) + h, 2 + j * (w + 2):2 + j * (w + 2) + w] = im
+  return out
+
+
+def train(config, workdir: str) -> dict:
+  """Trains (or resumes) a Swapping Autoencoder; see ``experiments/train_sae.py`` for the config.
+
+  Writes ``workdir/checkpoints`` (orbax, resumable), ``workdir/samples/iter_*.png``,
+  ``workdir/metrics.jsonl`` and ``workdir/summary.json``. Returns the summary.
+  """
+  import json
+  import time
+  import orbax.checkpoint as ocp
+  from jaxinv import sharding
+  from jaxinv.io.checkpoints import atomic_write_bytes, atomic_write_json
+
+  os.makedirs(workdir, exist_ok=True)
+  opts_all = dict(config.options)
+  if config.init_from:
+    from jaxinv.models.registry import load_model
+    m = load_model(config.init_from, expect_family="swapping_autoencoder")
+    mcfg, params = m.config, jax.tree_util.tree_map(jnp.asarray, m.params)
+    opts_all = {**m.extras.get("options", {}), **opts_all}
+  else:
+    mcfg = sae.from_options(opts_all)
+    params = sae.init_params(mcfg, jax.random.key(config.seed))
+  opts = LossOptions.from_options(opts_all)
+  size = mcfg.crop_size
+  if config.data.tfds:
+    data = _load_tfds(config.data.tfds, config.data.split, size, config.data.limit or None)
+  else:
+    data = _load_folder(config.data.folder, size, config.data.limit or None)
+  mesh = sharding.make_mesh()
+  b = config.batch_size
+  if b % 2 or b % mesh.devices.size:
+    raise ValueError(f"batch_size {b} must be even and divide over {mesh.devices.size} devices")
+  batches = _Batches(data, b, config.seed, flip=not opts_all.get("no_flip", False))
+  state = init_state(params, opts)
+  mngr = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+                               options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+  start = 0
+  if mngr.latest_step() is not None:
+    start = mngr.latest_step()
+    state = mngr.restore(start, args=ocp.args.StandardRestore(state))
+    batches.rng = np.random.default_rng([config.seed, start])
+  state = sharding.place_batch(mesh, {}, state)[1]
+  code_hw = (size // mcfg.code_stride,) * 2
+  key = jax.random.key(config.seed)
+  sample_x = jnp.asarray(batches.next()[: min(b, 8) // 2 * 2])
+  sample_noise = sae.make_noise(mcfg, code_hw, "random", jax.random.key(config.seed + 1), batch=1)
+  log_path = os.path.join(workdir, "metrics.jsonl")
+  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+  t_start, n_img, t_window, first = time.time(), 0, None, None
+  last = {}
+  for it in range(start, config.iterations):
+    k = jax.random.fold_in(key, it)
+    xd, xg = batches.next(), batches.next()
+    xd, xg = sharding.place_batch(mesh, (xd, xg))[0]
+    draws_d, noise_d = draw_inputs(jax.random.fold_in(k, 0), mcfg, opts, b, code_hw)
+    state, md = d_step(state, xd, draws_d, noise_d, mcfg, opts)
+    if int(state["d_iters"]) % opts.R1_once_every == 0:
+      draws_r, _ = draw_inputs(jax.random.fold_in(k, 1), mcfg, opts, b, code_hw, ("crop0", "crop1"),
+                               noise_mode="zero")
+      state, mr = r1_step(state, xd, draws_r, mcfg, opts)
+      last["R1_total"] = float(mr["R1_total"])
+    draws_g, noise_g = draw_inputs(jax.random.fold_in(k, 2), mcfg, opts, b, code_hw, ("crop0", "crop1"))
+    state, mg = g_step(state, xg, draws_g, noise_g, mcfg, opts)
+    if it == start:
+      jax.block_until_ready(state)
+      t_window, first = time.time(), it + 1
+    else:
+      n_img += 2 * b
+    if (it + 1) % config.log_every == 0 or it + 1 == config.iterations:
+      last.update({k2: float(jnp.mean(v)) for k2, v in {**md, **mg}.items()
+                   if k2 in ("D_total", "G_total", "G_L1", "G_GAN_rec", "G_GAN_mix", "G_mix",
+                             "D_real", "D_rec", "D_mix", "PatchD_real", "PatchD_mix")})
+      bad = [k2 for k2, v in last.items() if not np.isfinite(v)]
+      if bad:
+        raise FloatingPointError(f"non-finite {bad} at iteration {it + 1} (since {it + 1 - config.log_every})")
+      jax.block_until_ready(state)
+      ips = n_img / max(time.time() - t_window, 1e-9) if n_img else float("nan")
+      rec = {"iteration": it + 1, **last, "images_per_s": ips}
+      with open(log_path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+      print(" ".join(f"{k2} {v:.4g}" if isinstance(v, float) else f"{k2} {v}" for k2, v in rec.items()),
+            flush=True)
+    if config.sample_every and ((it + 1) % config.sample_every == 0 or it + 1 == config.iterations):
+      import io
+      from PIL import Image
+      buf = io.BytesIO()
+      Image.fromarray(_sample_grid(mcfg, state["params"], sample_x, sample_noise)).save(buf, "PNG")
+      atomic_write_bytes(os.path.join(workdir, "samples", f"iter_{it + 1:06d}.png"), buf.getvalue())
+    if (it + 1) % config.checkpoint_every == 0 or it + 1 == config.iterations:
+      mngr.save(it + 1, args=ocp.args.StandardSave(state))
+  mngr.wait_until_finished()
+  elapsed = time.time() - (t_window or t_start)
+  summary = {"iterations": config.iterations, "resumed_from": start, "batch_size": b,
+             "devices": int(mesh.devices.size), "images": len(data),
+             "images_per_s": (n_img / elapsed) if n_img else None,
+             "last": last, "model_config": dataclasses.asdict(mcfg)}
+  atomic_write_json(os.path.join(workdir, "summary.json"), summary)
+  return summary

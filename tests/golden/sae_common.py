@@ -75,3 +75,20 @@ def torch_layout(ref_shape, a):
   elif len(ref_shape) == 2:
     a = a.T
   return a.reshape(ref_shape)
+
+
+def loss_options(g):
+  from jaxinv.training import sae as T
+  _, res = converted(g)
+  return T.LossOptions.from_options(res.extras["options"])
+
+
+def step_draws(g, npz, prefix):
+  """``{"crop0": draws, ...}`` for the crop calls of ``prefix`` (in the official call order)."""
+  return {c.split(".")[-1]: draws(npz, c) for c in calls(g, prefix)}
+
+
+def fixed_noise_inputs(g):
+  """The fixture's noise for both G calls of a step (the same maps, broadcast over the batch)."""
+  n = noise(g)
+  return {"rec": n, "mix": n}
