@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 
 from converters.base import Converted, ConversionError, FormatError
-from converters import genforce_pggan, swapping_autoencoder, torchvision_vgg16
+from converters import genforce_pggan, torchvision_vgg16
+from converters import lpips_lin, torchvision_alexnet
+from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
+from converters import swapping_autoencoder
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -20,7 +23,12 @@ __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "
 
 FORMATS = {m.NAME: m for m in (
     genforce_pggan,
+    genforce_stylegan,
+    genforce_stylegan2,
+    rosinality_stylegan2,
     torchvision_vgg16,
+    torchvision_alexnet,
+    lpips_lin,
     swapping_autoencoder,
 )}
 

@@ -14,7 +14,8 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import pggan, vgg
+from jaxinv.models import lpips, pggan, vgg
+from jaxinv.models import stylegan, stylegan2
 from jaxinv.models import swapping_autoencoder as sae
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
@@ -34,6 +35,12 @@ def _dict_config(**kwargs):
 FAMILIES: dict[str, Family] = {
     "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+    "stylegan": Family("stylegan", stylegan.StyleGANConfig, stylegan.StyleGANGenerator),
+    "stylegan2": Family("stylegan2", stylegan2.StyleGAN2Config, stylegan2.StyleGAN2Generator),
+    "stylegan2-discriminator": Family("stylegan2-discriminator", stylegan2.DiscriminatorConfig,
+                                      stylegan2.StyleGAN2Discriminator),
+    "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
+    "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
     "swapping_autoencoder": Family("swapping_autoencoder", sae.SAEConfig, sae.SwappingAutoencoder),
 }
 
