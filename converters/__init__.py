@@ -16,6 +16,7 @@ from converters import genforce_pggan, torchvision_vgg16
 from converters import dgp_biggan
 from converters import lpips_lin, torchvision_alexnet
 from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
+from converters import swapping_autoencoder
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -30,6 +31,7 @@ FORMATS = {m.NAME: m for m in (
     torchvision_vgg16,
     torchvision_alexnet,
     lpips_lin,
+    swapping_autoencoder,
 )}
 
 

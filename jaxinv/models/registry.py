@@ -17,6 +17,7 @@ from jaxinv.io import checkpoints
 from jaxinv.models import lpips, pggan, vgg
 from jaxinv.models import stylegan, stylegan2
 from jaxinv.models import biggan
+from jaxinv.models import swapping_autoencoder as sae
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -43,6 +44,7 @@ FAMILIES: dict[str, Family] = {
     "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
     "biggan": Family("biggan", biggan.BigGANConfig, biggan.BigGANGenerator),
     "biggan_d": Family("biggan_d", biggan.DiscriminatorConfig, biggan.BigGANDiscriminator),
+    "swapping_autoencoder": Family("swapping_autoencoder", sae.SAEConfig, sae.SwappingAutoencoder),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
