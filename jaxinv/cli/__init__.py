@@ -18,6 +18,7 @@ COMMANDS = [
     "evaluate",
     "edit",
     "swap",
+    "demo",
 ]
 
 
