@@ -1,0 +1,112 @@
+"""PadInv (Hammer) checkpoints: the StyleGAN2 generator and the PadInv encoder.
+
+Two formats, both Hammer runner dicts ``{"models": {...}, "model_kwargs_init": {...}, ...}``
+(a bare ``{"generator": sd, ...}`` models dict is accepted too):
+
+* ``padinv-generator`` (``gan_checkpoint.pth``): ``models.generator_smooth`` (the EMA
+  weights, what the PadInv runner loads; ``models.generator`` when there is no smooth
+  entry) → family ``padinv-stylegan2``. ``w_avg`` is taken from ``models.generator`` (the
+  non-EMA entry), as the runner does.
+* ``padinv-encoder`` (a runner ``save()`` with ``models.encoder``) → family
+  ``padinv-encoder``. Its ``avg_latent`` (added to the latent heads' residual) is not in
+  the encoder state dict: it comes from ``gan_checkpoint=PATH`` (``models.generator.w_avg``)
+  when given, else from the encoder file's own ``models.generator.w_avg``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import jax.numpy as jnp
+
+from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
+from jaxinv.models import padinv as padinv_model
+
+__all__ = ["GENERATOR", "ENCODER", "convert_generator_state", "models_of"]
+
+
+def models_of(obj) -> dict | None:
+  """The Hammer ``models`` dict of a runner checkpoint (or of a bare models dict)."""
+  if not isinstance(obj, dict):
+    return None
+  models = obj.get("models", obj)
+  if not isinstance(models, dict):
+    return None
+  out = {k: v for k, v in models.items() if state_dict_of(v) is not None}
+  return out or None
+
+
+def _is_hammer_stylegan2(sd) -> bool:
+  return bool(sd) and "w_avg" in sd and "synthesis.early_layer.const" in sd and \
+      "mapping.dense0.weight" in sd and any(k.startswith("synthesis.output") for k in sd)
+
+
+def _nchw_to_nhwc(x):
+  return np.transpose(x, (0, 2, 3, 1))
+
+
+def _gen_rules():
+  return [
+      Rule(r"w_avg", "w_avg"),
+      Rule(r"mapping\.dense(\d+)\.weight", r"mapping/dense\1/weight", linear_to_io),
+      Rule(r"mapping\.dense(\d+)\.bias", r"mapping/dense\1/bias"),
+      Rule(r"synthesis\.early_layer\.const", "synthesis/early_layer/const", _nchw_to_nhwc),
+      Rule(r"synthesis\.filter", "synthesis/filter"),
+      Rule(r"synthesis\.(layer|output)(\d+)\.weight", r"synthesis/\1\2/weight", oihw_to_hwio),
+      Rule(r"synthesis\.(layer|output)(\d+)\.bias", r"synthesis/\1\2/bias"),
+      Rule(r"synthesis\.(layer|output)(\d+)\.style\.weight", r"synthesis/\1\2/style/weight",
+           linear_to_io),
+      Rule(r"synthesis\.(layer|output)(\d+)\.style\.bias", r"synthesis/\1\2/style/bias"),
+      Rule(r"synthesis\.layer(\d+)\.noise_strength", r"synthesis/layer\1/noise_strength",
+           lambda x: np.reshape(x, ())),
+      Rule(r"synthesis\.layer(\d+)\.noise", r"synthesis/layer\1/noise", _nchw_to_nhwc),
+      Rule(r"synthesis\.layer(\d+)\.filter", r"synthesis/layer\1/filter"),
+  ]
+
+
+def convert_generator_state(sd, w_avg=None, **overrides):
+  """A Hammer StyleGAN2 state_dict → ``(config, params)``; ``w_avg`` replaces the stored one."""
+  try:
+    cfg = padinv_model.infer_config({k: np.shape(v) for k, v in sd.items()}, **overrides)
+  except (ValueError, KeyError) as e:
+    raise ConversionError(f"Hammer StyleGAN2 checkpoint: {e}") from None
+  if w_avg is not None:
+    sd = dict(sd, w_avg=w_avg)
+  module = padinv_model.PadInvGenerator(cfg)
+  want = expected_shapes(module, jnp.zeros((1, cfg.z_dim)))
+  params = apply_rules(sd, _gen_rules(), (), want, what="Hammer StyleGAN2 checkpoint")
+  return cfg, params
+
+
+class _Generator:
+  NAME = "padinv-generator"
+  DESCRIPTION = ("PadInv/Hammer pretrained-GAN checkpoint (models.generator_smooth / generator: "
+                 "StyleGAN2GeneratorPadInv, mapping.dense*, synthesis.layer*, w_avg)")
+
+  @staticmethod
+  def detect(obj) -> bool:
+    models = models_of(obj)
+    if not models or "encoder" in models:
+      return False
+    return any(_is_hammer_stylegan2(models.get(k)) for k in ("generator_smooth", "generator"))
+
+  @staticmethod
+  def convert(obj, use_smooth: bool = True, **unused) -> Converted:
+    models = models_of(obj)
+    name = "generator_smooth" if use_smooth and "generator_smooth" in models else "generator"
+    sd = models[name]
+    w_avg = models.get("generator", sd)["w_avg"]
+    overrides = {}
+    kw = (obj.get("model_kwargs_init") or {}).get(name) if isinstance(obj, dict) else None
+    if isinstance(kw, dict) and "mapping_lr_mul" in kw:
+      overrides["mapping_lr_mul"] = float(kw["mapping_lr_mul"])
+    cfg, params = convert_generator_state(sd, w_avg=w_avg, **overrides)
+    return Converted("padinv-stylegan2", cfg, params,
+                     extras={"noise_mode": "const", "weights": f"models.{name}",
+                             "w_avg": "models.generator.w_avg"},
+                     summary=f"Hammer StyleGAN2 {cfg.resolution}px (models.{name}), w_dim "
+                             f"{cfg.w_dim}, {cfg.num_ws} w rows, mapping lr_mul "
+                             f"{cfg.mapping_lr_mul}; {summarize(params)}")
+
+
+GENERATOR = _Generator
