@@ -13,6 +13,7 @@ import os
 
 from converters.base import Converted, ConversionError, FormatError
 from converters import genforce_pggan, torchvision_vgg16
+from converters import padinv
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -21,6 +22,8 @@ __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "
 FORMATS = {m.NAME: m for m in (
     genforce_pggan,
     torchvision_vgg16,
+    padinv.GENERATOR,
+    padinv.ENCODER,
 )}
 
 

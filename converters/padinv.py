@@ -22,7 +22,7 @@ from converters.base import Converted, ConversionError, expected_shapes, state_d
 from converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
 from jaxinv.models import padinv as padinv_model
 
-__all__ = ["GENERATOR", "ENCODER", "convert_generator_state", "models_of"]
+__all__ = ["GENERATOR", "ENCODER", "convert_generator_state", "convert_encoder_state", "models_of"]
 
 
 def models_of(obj) -> dict | None:
@@ -110,3 +110,74 @@ class _Generator:
 
 
 GENERATOR = _Generator
+
+
+def _enc_weight(x):
+  x = np.asarray(x)
+  if x.ndim == 4:
+    return oihw_to_hwio(x)
+  if x.ndim == 2:               # EqualLinear [out, in]
+    return linear_to_io(x)
+  return x                      # BN / PReLU vectors
+
+
+def convert_encoder_state(sd, avg_latent, **overrides):
+  """A PadInv encoder state_dict (+ ``avg_latent [w_dim]``) → ``(config, params)``."""
+  from jaxinv.models import irse
+  try:
+    cfg = irse.infer_config({k: np.shape(v) for k, v in sd.items()}, **overrides)
+  except (ValueError, KeyError, NotImplementedError) as e:
+    raise ConversionError(f"PadInv encoder checkpoint: {e}") from None
+  flat = {k.replace(".", "/"): v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+  flat["avg_latent"] = np.asarray(avg_latent)
+  rules = [Rule(r"(.*)/weight", r"\1/weight", _enc_weight), Rule(r"(.*)", r"\1")]
+  module = irse.PadInvEncoder(cfg)
+  want = expected_shapes(module, jnp.zeros((1, cfg.resolution, cfg.resolution,
+                                            cfg.image_channels)))
+  params = apply_rules(flat, rules, (), want, what="PadInv encoder checkpoint")
+  return cfg, params
+
+
+_ENC_KWARGS = ("resolution", "image_channels", "se_reduction", "pad_layer_num",
+               "depth_padding_extractor", "use_padding_modulation_head", "encode_const_input",
+               "only_pad_even", "start_from_latent_avg")
+
+
+class _Encoder:
+  NAME = "padinv-encoder"
+  DESCRIPTION = ("PadInv encoder checkpoint (runner save: models.encoder with input_layer.*, "
+                 "backbone_stages.*, latent_heads.*, padding_extractor.*)")
+
+  @staticmethod
+  def detect(obj) -> bool:
+    models = models_of(obj)
+    sd = (models or {}).get("encoder")
+    return bool(sd) and "input_layer.0.weight" in sd and any(
+        k.startswith("latent_heads.") for k in sd)
+
+  @staticmethod
+  def convert(obj, gan_checkpoint=None, feature_idx: int = 1, **unused) -> Converted:
+    models = models_of(obj)
+    sd = models["encoder"]
+    if gan_checkpoint is not None:
+      from jaxinv.io import torch_pickle
+      gan_models = models_of(torch_pickle.load(gan_checkpoint)) or {}
+      src = gan_models.get("generator")
+      where = f"{gan_checkpoint}: models.generator.w_avg"
+    else:
+      src = models.get("generator")
+      where = "models.generator.w_avg of the encoder file"
+    if src is None or "w_avg" not in src:
+      raise ConversionError("PadInv encoder: no w_avg found (the encoder adds the generator's "
+                            "average w); pass gan_checkpoint=PATH to the generator checkpoint")
+    kw = (obj.get("model_kwargs_init") or {}).get("encoder", {}) if isinstance(obj, dict) else {}
+    overrides = {k: kw[k] for k in _ENC_KWARGS if k in kw}
+    overrides["feature_idx"] = feature_idx
+    cfg, params = convert_encoder_state(sd, src["w_avg"], **overrides)
+    return Converted("padinv-encoder", cfg, params, extras={"avg_latent": where},
+                     summary=f"PadInv encoder {cfg.resolution}px input, {cfg.num_latents} w+ rows "
+                             f"of {cfg.w_dim}, padding slots {list(cfg.slots)} ({cfg.map_size}px "
+                             f"maps); avg_latent from {where}; {summarize(params)}")
+
+
+ENCODER = _Encoder
