@@ -1,0 +1,63 @@
+"""Shared loading for the PadInv golden tests (fixture folder ``padinv``).
+
+Everything (checkpoint names, slots, image index, optimisation settings) is read from the
+folder's ``expected.json`` / ``config.json``; checkpoints are recognised by auto-detection.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+
+import converters
+from jaxinv.io import torch_pickle
+
+FOLDER = "padinv"
+
+
+def nhwc(x):
+  x = np.asarray(x)
+  return np.transpose(x, (0, 2, 3, 1)) if x.ndim == 4 else x
+
+
+def nchw(x):
+  x = np.asarray(x)
+  return np.transpose(x, (0, 3, 1, 2)) if x.ndim == 4 else x
+
+
+def image_atol(expected, scale=1e-4):
+  """The issue's image tolerance ``1e-4 x max(1, range)``."""
+  e = np.asarray(expected)
+  return scale * max(1.0, float(e.max() - e.min()))
+
+
+@functools.lru_cache(maxsize=None)
+def _checkpoints(root):
+  exp = json.loads((root / "expected.json").read_text())
+  found = {}
+  for name in exp["checkpoint_keys"]:
+    obj = torch_pickle.load(root / name)
+    fmt = [n for n, m in converters.FORMATS.items() if m.detect(obj)]
+    if fmt in (["padinv-generator"], ["padinv-encoder"]):
+      found[fmt[0]] = (name, obj)
+  return found
+
+
+def load(g):
+  """``(config.json dict, generator Converted, encoder Converted)`` of the fixture folder."""
+  cfg = json.loads(g.path("config.json").read_text())
+  ck = _checkpoints(g.dir)
+  assert set(ck) == {"padinv-generator", "padinv-encoder"}, f"found {sorted(ck)}"
+  gen_name, gen_obj = ck["padinv-generator"]
+  enc_name, enc_obj = ck["padinv-encoder"]
+  gen = converters.FORMATS["padinv-generator"].convert(gen_obj)
+  enc = converters.FORMATS["padinv-encoder"].convert(
+      enc_obj, gan_checkpoint=g.path(gen_name),
+      feature_idx=cfg.get("encoder_forward_kwargs", {}).get("feature_idx", 1))
+  return cfg, gen, enc
+
+
+def slots_of(cfg):
+  return tuple(int(s["slot"]) for s in cfg["padding_slots"])
