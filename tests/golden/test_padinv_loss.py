@@ -1,0 +1,77 @@
+"""PadInv loss pieces vs the official GANInversionLoss.E_loss (fixture folder ``padinv``).
+
+The adversarial piece needs the StyleGAN2 discriminator, which jaxinv does not port: the
+stored ``E.adv`` value is used as an input to check the weighted totals.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxinv.inversion.methods import padinv as M
+from jaxinv.models import irse, padinv as P
+from tests.conftest import assert_close
+from tests.golden.padinv_common import FOLDER, load, lpips_fallback, nchw, nhwc
+
+
+@pytest.fixture(scope="module")
+def pieces(golden):
+  g = golden(FOLDER)
+  cfg, gen, enc = load(g)
+  encoder = irse.PadInvEncoder(enc.config)
+  generator = P.PadInvGenerator(gen.config)
+  lp, lp_params = lpips_fallback(g)
+  f = g.npz("fixtures.npz")
+  x = jnp.asarray(nhwc(f["enc.image"]))
+
+  @functools.partial(jax.jit, static_argnums=1)
+  def run(x, train_bn):
+    out = encoder.apply({"params": enc.params}, x, train_bn)
+    fake = generator.apply({"params": gen.params}, out["wp"], out["maps"], method="synthesis")
+    return {"mse": M.mse(fake, x), "lpips": lp(lp_params, x, fake),
+            "wnorm": M.wnorm(out["wp"], enc.params["avg_latent"]), "fake": fake}
+
+  res = {mode: jax.tree_util.tree_map(np.asarray, run(x, mode == "train_bn"))
+         for mode in ("eval_bn", "train_bn")}
+  return dict(g=g, cfg=cfg, res=res, f=f)
+
+
+@pytest.mark.parametrize("mode", ["eval_bn", "train_bn"])
+def test_pieces(pieces, mode):
+  sc = pieces["g"].expected["scalars"]
+  r = pieces["res"][mode]
+  for k in ("mse", "lpips", "wnorm"):
+    assert_close(np.mean(r[k]), sc[f"loss.{mode}.E.{k}"], rtol=1e-4, what=f"{mode} E.{k}")
+
+
+def test_eval_bn_fake_is_recon(pieces):
+  f = pieces["f"]
+  assert_close(nchw(pieces["res"]["eval_bn"]["fake"]), f["enc.recon"], atol=1e-4 * max(
+      1.0, float(np.ptp(f["enc.recon"]))), what="eval-mode fake")
+
+
+@pytest.mark.parametrize("mode", ["eval_bn", "train_bn"])
+def test_totals(pieces, mode):
+  sc = pieces["g"].expected["scalars"]
+  cfg = pieces["cfg"]
+  r = pieces["res"][mode]
+  vals = {k: float(np.mean(r[k])) for k in ("mse", "lpips", "wnorm")}
+  vals["adv"] = sc[f"loss.{mode}.E.adv"]          # input: no discriminator port
+  vals["idsim"] = sc[f"loss.{mode}.E.idsim"]
+  used = {k[:-len("_weight")]: v for k, v in cfg["loss_weights_used"].items()
+          if k.endswith("_weight")}
+  default = {k[:-len("_weight")]: v for k, v in cfg["loss_weights_config_default"].items()
+             if k.endswith("_weight") and k != "idsim_weight"}
+  assert_close(M.encoder_total(vals, used), sc[f"loss.{mode}.E.total_church_weights"], rtol=1e-4,
+               what=f"{mode} total (used weights)")
+  assert_close(M.encoder_total(vals, default),
+               sc[f"loss.{mode}.E.total_default_weights_without_id"], rtol=1e-4,
+               what=f"{mode} total (default weights)")
+
+
+def test_adv_formula():
+  logits = jnp.array([[1.5], [-0.25]])
+  np.testing.assert_allclose(M.adv(logits), np.log1p(np.exp(-np.array([1.5, -0.25]))), rtol=1e-6)
