@@ -13,6 +13,10 @@ from jaxinv.cli.common import UserError
 
 COMMANDS = [
     "convert",
+    "generate",
+    "invert",
+    "evaluate",
+    "edit",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import irse, padinv, pggan, vgg
+from jaxinv.models import irse, lpips, padinv, pggan, vgg
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -33,6 +33,8 @@ def _dict_config(**kwargs):
 FAMILIES: dict[str, Family] = {
     "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+    "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
+    "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
     "padinv-stylegan2": Family("padinv-stylegan2", padinv.PadInvGeneratorConfig,
                                padinv.PadInvGenerator),
     "padinv-encoder": Family("padinv-encoder", irse.PadInvEncoderConfig, irse.PadInvEncoder),
