@@ -63,44 +63,22 @@ def slots_of(cfg):
   return tuple(int(s["slot"]) for s in cfg["padding_slots"])
 
 
-# A minimal AlexNet LPIPS for these tests, used until the library's jaxinv.models.lpips
-# (tasks branch) is merged; same recipe as the fixture README states.
-_ALEX = ((0, 11, 4, 2), (3, 5, 1, 2), (6, 3, 1, 1), (8, 3, 1, 1), (10, 3, 1, 1))
-_SHIFT = np.array([-.030, -.088, -.188], np.float32)
-_SCALE = np.array([.458, .448, .450], np.float32)
+def lpips_alex(g):
+  """``(fn, params)``: the library's AlexNet LPIPS with the folder's random weights.
 
-
-def lpips_fallback(g):
-  """``(fn, params)`` with ``fn(params, x, y) -> [B]`` (NHWC in [-1, 1]) from the fixture weights."""
-  import jax
-  import jax.numpy as jnp
-  from jaxinv.models import layers as L
-  cfg = json.loads(g.path("config.json").read_text())
-  feats = torch_pickle.load(g.path("lpips_alex_features_random.pth"))
-  lin = torch_pickle.load(g.path("lpips_lin_random.pth"))
-  params = {"conv": [(np.transpose(np.asarray(feats[f"features.{i}.weight"], np.float32),
-                                   (2, 3, 1, 0)),
-                      np.asarray(feats[f"features.{i}.bias"], np.float32)) for i, *_ in _ALEX],
-            "lin": [np.asarray(lin[f"lin{k}.model.1.weight"], np.float32).reshape(-1)
-                    for k in range(5)]}
-  del cfg
-
-  def taps(p, x):
-    x = (x - _SHIFT) / _SCALE
-    out = []
-    for j, ((w, b), (_, k, s, pad)) in enumerate(zip(p["conv"], _ALEX)):
-      if j in (1, 2):
-        x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "VALID")
-      x = jax.nn.relu(L.conv2d(x, w, stride=s, padding=pad) + b)
-      out.append(x)
-    return out
-
-  def fn(p, x, y):
-    total = 0.0
-    for fx, fy, w in zip(taps(p, x), taps(p, y), p["lin"]):
-      nx = fx / (jnp.sqrt(jnp.sum(fx ** 2, -1, keepdims=True)) + 1e-10)
-      ny = fy / (jnp.sqrt(jnp.sum(fy ** 2, -1, keepdims=True)) + 1e-10)
-      total = total + jnp.mean(jnp.sum((nx - ny) ** 2 * w, -1), axis=(1, 2))
-    return total
-
-  return fn, params
+  ``fn(params, x, y) -> [B]`` on NHWC images in [-1, 1]; the lin-layer and backbone files are
+  the folder's checkpoints that the ``lpips`` / ``torchvision-alexnet`` formats recognise.
+  """
+  from jaxinv.models import lpips
+  exp = json.loads((g.dir / "expected.json").read_text())
+  lin = backbone = None
+  for name in exp["checkpoint_keys"]:
+    obj = torch_pickle.load(g.path(name))
+    if converters.FORMATS["lpips"].detect(obj):
+      lin = (name, obj)
+    elif converters.FORMATS["torchvision-alexnet"].detect(obj):
+      backbone = name
+  assert lin and backbone, "LPIPS lin/backbone files not found among the checkpoints"
+  conv = converters.FORMATS["lpips"].convert(lin[1], backbone=g.path(backbone))
+  net = conv.config["net"]
+  return (lambda p, x, y: lpips.lpips_distance(p, x, y, net=net)), conv.params

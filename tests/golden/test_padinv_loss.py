@@ -14,7 +14,7 @@ import pytest
 from jaxinv.inversion.methods import padinv as M
 from jaxinv.models import irse, padinv as P
 from tests.conftest import assert_close
-from tests.golden.padinv_common import FOLDER, load, lpips_fallback, nchw, nhwc
+from tests.golden.padinv_common import FOLDER, load, lpips_alex, nchw, nhwc
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def pieces(golden):
   cfg, gen, enc = load(g)
   encoder = irse.PadInvEncoder(enc.config)
   generator = P.PadInvGenerator(gen.config)
-  lp, lp_params = lpips_fallback(g)
+  lp, lp_params = lpips_alex(g)
   f = g.npz("fixtures.npz")
   x = jnp.asarray(nhwc(f["enc.image"]))
 
