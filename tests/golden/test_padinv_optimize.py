@@ -5,6 +5,8 @@ encoder output, with torch.optim.Adam on ``mse_weight * MSE + lpips_weight * LPI
 float32 and a float64 run are stored. Everything is read from ``config.json: optimization``.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,26 +37,30 @@ def run(golden):
            "maps": {s: jnp.asarray(nhwc(f[f"enc.map.slot{s}"])) for s in slots}}
   targets = jnp.asarray(nhwc(f["enc.image"]))
   out = {}
+  steps = o["steps"]
   for space in ("padding", "wp"):
-    s = _settings(o, space)
-    res = M.refine(module, gen.params, start, targets, s, lp, lp_params, progress=False)
-    loss_fn = M.make_loss(module, s, lp)
-    final = jax.jit(jax.vmap(lambda v, x: loss_fn(v, x, {"gen": gen.params, "lpips": lp_params})
-                             [0]))(res.variables, targets)
-    out[space] = (res, np.asarray(final))
+    # One extra step: its recorded loss (taken before its update) is the loss at the
+    # parameters after ``steps`` updates, and history[steps - 1] holds those parameters.
+    s = dataclasses.replace(_settings(o, space), steps=steps + 1)
+    res = M.refine(module, gen.params, start, targets, s, lp, lp_params, progress=False,
+                   record_variables=True)
+    final_vars = jax.tree_util.tree_map(lambda h: np.asarray(h[steps - 1]), res.history)
+    out[space] = dict(loss=res.loss[:steps], aux={k: v[:steps] for k, v in res.aux.items()},
+                      variables=final_vars, final=res.loss[steps])
   return dict(g=g, cfg=cfg, f=f, out=out, module=module, gen=gen, o=o)
 
 
 @pytest.mark.parametrize("ref", ["f32", "f64"])
 def test_trajectory(run, ref):
   f, i = run["f"], run["o"]["image_index"]
-  res, final = run["out"]["padding"]
-  assert res.loss.shape[0] == run["o"]["steps"]
-  assert_close(res.loss[:, i], f[f"opt.{ref}.loss"], rtol=1e-4, what=f"opt.{ref}.loss")
-  assert_close(res.aux["mse"][:, i], f[f"opt.{ref}.mse"], rtol=1e-4, what=f"opt.{ref}.mse")
-  assert_close(res.aux["lpips"][:, i], f[f"opt.{ref}.lpips"], rtol=1e-4, what=f"opt.{ref}.lpips")
+  res = run["out"]["padding"]
+  final = res["final"]
+  assert res["loss"].shape[0] == run["o"]["steps"]
+  assert_close(res["loss"][:, i], f[f"opt.{ref}.loss"], rtol=1e-4, what=f"opt.{ref}.loss")
+  assert_close(res["aux"]["mse"][:, i], f[f"opt.{ref}.mse"], rtol=1e-4, what=f"opt.{ref}.mse")
+  assert_close(res["aux"]["lpips"][:, i], f[f"opt.{ref}.lpips"], rtol=1e-4, what=f"opt.{ref}.lpips")
   assert_close(final[i:i + 1], f[f"opt.{ref}.final_loss"], rtol=1e-4, what=f"opt.{ref}.final_loss")
-  v = res.variables
+  v = res["variables"]
   assert_close(v["wp"][i:i + 1], f[f"opt.{ref}.final.wp"], atol=1e-4, what=f"opt.{ref}.final.wp")
   for s in slots_of(run["cfg"]):
     assert_close(nchw(v["maps"][s][i:i + 1]), f[f"opt.{ref}.final.map.slot{s}"], atol=1e-4,
@@ -69,10 +75,10 @@ def test_trajectory(run, ref):
 def test_unused_map_entries_stay(run):
   """Only the crop ring / slot-0 centre receives gradient: the rest of each raw map is unchanged."""
   f = run["f"]
-  res, _ = run["out"]["padding"]
+  res = run["out"]["padding"]
   for s in slots_of(run["cfg"]):
     start = nhwc(f[f"enc.map.slot{s}"])
-    moved = np.any(np.asarray(res.variables["maps"][s]) != start, axis=(0, 3))
+    moved = np.any(np.asarray(res["variables"]["maps"][s]) != start, axis=(0, 3))
     r = run["gen"].config.slot_shapes()[s][0]
     crop = 4 if s == 0 else r + 2
     o = (start.shape[1] - crop) // 2
@@ -85,9 +91,8 @@ def test_unused_map_entries_stay(run):
 
 def test_padding_space_beats_wplus_alone(run):
   """At equal steps from the encoder start, w+ + maps reaches a lower loss than w+ alone."""
-  pad = run["out"]["padding"][1]
-  wp = run["out"]["wp"][1]
-  res_wp, _ = run["out"]["wp"]
-  for s, m in res_wp.variables["maps"].items():   # w+ space: maps frozen
+  pad = run["out"]["padding"]["final"]
+  wp = run["out"]["wp"]["final"]
+  for s, m in run["out"]["wp"]["variables"]["maps"].items():   # w+ space: maps frozen
     np.testing.assert_array_equal(np.asarray(m), nhwc(run["f"][f"enc.map.slot{s}"]))
   assert np.all(pad < wp), f"padding space {pad} vs w+ only {wp}"
