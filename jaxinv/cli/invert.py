@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior",)
+METHODS = ("mganprior", "padinv")
 
 
 def register(sub):
@@ -39,13 +39,21 @@ def register(sub):
   l.add_argument("--l2-lambda", type=float, default=1.0)
   l.add_argument("--vgg-lambda", type=float, default=1.0)
   o = p.add_argument_group("optimisation")
-  o.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
-  o.add_argument("--lr", type=float, default=1.0)
-  o.add_argument("--steps", type=int, default=3000)
+  # Defaults per method (None = unset): mGANprior sgd / 1.0 / 3000, see _MGANPRIOR_DEFAULTS.
+  o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
+  o.add_argument("--lr", type=float, default=None, help="default 1.0")
+  o.add_argument("--steps", type=int, default=None, help="default 3000")
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
+  # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_invert_arguments(p)
+  # --- end padinv ---
   p.set_defaults(func=run)
+
+
+_MGANPRIOR_DEFAULTS = {"optimizer": "sgd", "lr": 1.0, "steps": 3000}
 
 
 def _check_common(args):
@@ -102,6 +110,14 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  # --- padinv (issue 9) ---
+  if args.method == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_invert(args)
+  # --- end padinv ---
+  for k, v in _MGANPRIOR_DEFAULTS.items():
+    if getattr(args, k) is None:
+      setattr(args, k, v)
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
