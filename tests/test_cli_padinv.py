@@ -82,3 +82,31 @@ def test_edit_keep_maps_and_swap(converted, encoded, tmp_path):
   a0 = np.asarray(Image.open(tmp_path / "edit" / f"{stem}_a0.png"))
   rec = np.asarray(Image.open(encoded / f"{stem}.png"))
   assert np.abs(a0.astype(int) - rec.astype(int)).max() <= 1
+
+
+def test_edit_cli_modes(converted, encoded, tmp_path):
+  r = np.load(encoded / "result.npz")
+  np.save(tmp_path / "b.npy", np.ones((1, r["wp"].shape[-1]), np.float32))
+  assert main(["edit", "--mode", "padinv-keep-maps", "--generator", str(converted / "G"),
+               "--result", str(encoded / "result.npz"), "--boundary", str(tmp_path / "b.npy"),
+               "--frames", "2", "--max-step", "1", "--out", str(tmp_path / "k")]) == 0
+  assert len(list((tmp_path / "k").glob("*.png"))) == 2 * len(r["wp"])
+  assert main(["edit", "--mode", "padinv-swap", "--generator", str(converted / "G"),
+               "--result", str(encoded / "result.npz"), "--out", str(tmp_path / "s")]) == 2
+  assert main(["edit", "--mode", "padinv-swap", "--generator", str(converted / "G"),
+               "--result", str(encoded / "result.npz"), "--swap-with",
+               str(encoded / "result.npz"), "--out", str(tmp_path / "s")]) == 0
+  assert len(list((tmp_path / "s").glob("*.png"))) == len(r["wp"])
+
+
+def test_evaluate_padinv_protocol(encoded, tmp_path):
+  import shutil
+  gt = tmp_path / "gt"
+  gt.mkdir()
+  for p in _images():
+    shutil.copy(p, gt)
+  out = tmp_path / "m.csv"
+  assert main(["evaluate", str(encoded), str(gt), "--protocol", "padinv", "--out", str(out)]) == 0
+  lines = out.read_text().splitlines()
+  assert lines[0] == "name,mse" and lines[-1].startswith("mean,") and len(lines) == 2 + len(
+      _images())

@@ -201,3 +201,76 @@ def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,)
       image_io.save_png(p, img)
       written.append(p)
   return written
+
+
+# ----------------------------------------------------------------------------- jaxinv edit
+
+EDIT_MODES = ("padinv-keep-maps", "padinv-swap")
+
+
+def add_edit_arguments(parser):
+  g = parser.add_argument_group("PadInv modes (padinv-keep-maps: w+ moved along --boundary, "
+                                "alphas (linspace(0, 2, F) - 1) * max_step, padding maps kept; "
+                                "padinv-swap: w+ of --result with the maps of --swap-with)")
+  g.add_argument("--swap-with", default=None, metavar="RESULT",
+                 help="padinv-swap: the result.npz whose padding maps (spatial layout) are used")
+
+
+def run_edit(args):
+  if args.mode == "padinv-keep-maps":
+    if args.boundary is None:
+      raise UserError("--mode padinv-keep-maps needs --boundary b.npy ([w_dim] or [num_ws, w_dim])")
+    if args.frames < 1:
+      raise UserError(f"--frames must be >= 1 (got {args.frames})")
+    alphas = (np.linspace(0.0, 2.0, args.frames) - 1.0) * args.max_step if args.frames > 1 \
+        else np.array([args.max_step])
+    written = edit_result(args.generator, args.result, args.out, boundary=args.boundary,
+                          alphas=tuple(float(a) for a in alphas))
+  else:
+    if args.swap_with is None:
+      raise UserError("--mode padinv-swap needs --swap-with OTHER/result.npz (the maps to use)")
+    written = edit_result(args.generator, args.result, args.out, swap_with=args.swap_with)
+  print(f"wrote {len(written)} images to {args.out}")
+
+
+# ----------------------------------------------------------------------------- jaxinv evaluate
+
+def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
+  """PadInv's protocol: reconstruction resized (nearest) to the source size, then per image
+  MSE on [-1, 1] and AlexNet LPIPS (``lpips_dir``); rows ``{"name", "mse"[, "lpips"]}`` + mean.
+  """
+  import jax.numpy as jnp
+  from jaxinv.cli.evaluate import pair_by_stem
+  from jaxinv.inversion.methods import padinv as M
+  from jaxinv.io import images as image_io
+  lp = None
+  if lpips_dir is not None:
+    from jaxinv.models import lpips
+    model = load_generator(lpips_dir, families="lpips")
+    if model.config.get("net") != "alex":
+      raise UserError(f"--lpips {lpips_dir}: PadInv's protocol uses AlexNet LPIPS, this is "
+                      f"{model.config.get('net')}")
+    lp = (lambda p, x, y: lpips.lpips_distance(p, x, y, net="alex"), model.params)
+  rows = []
+  for stem, p, g in pair_by_stem(pred_dir, gt_dir):
+    try:
+      pred = image_io.load_rgb_uint8(p).astype(np.float32) / 255 * 2.0 - 1.0
+      gt = image_io.load_rgb_uint8(g).astype(np.float32) / 255 * 2.0 - 1.0
+    except image_io.ImageError as e:
+      raise UserError(f"{e}; nothing written") from None
+    vals = M.evaluate_protocol(jnp.asarray(pred[None]), jnp.asarray(gt[None]),
+                               *(lp if lp else (None, None)))
+    rows.append({"name": stem, **{k: float(np.asarray(v)[0]) for k, v in vals.items()}})
+  if not rows:
+    raise UserError(f"no image pairs in {pred_dir} / {gt_dir}")
+  rows.append({"name": "mean", **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]
+                                  if k != "name"}})
+  return rows
+
+
+def write_padinv_csv(path, rows):
+  from jaxinv.io.checkpoints import atomic_write_bytes
+  cols = [c for c in ("name", "mse", "lpips") if c in rows[0]]
+  lines = [",".join(cols)] + [",".join([r["name"]] + [f"{r[c]:.6f}" for c in cols[1:]])
+                              for r in rows]
+  atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
