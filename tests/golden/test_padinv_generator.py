@@ -117,3 +117,14 @@ def test_bad_slot_is_refused(setup):
   wp = jnp.asarray(f["gen.wp_plus"])
   with pytest.raises(P.PaddingSlotError, match="slot 2"):
     setup["synth"](wp, {2: setup["maps"][0]})
+
+
+def test_encoder_free_start_is_the_plain_generator_at_w_avg(setup):
+  """``--space padding`` without an encoder starts exactly at G(w_avg) with no maps."""
+  from jaxinv.inversion.methods import padinv as M
+  gen = setup["gen"]
+  size = setup["maps"][0].shape[1]
+  v = M.initial_variables(gen.config, gen.params, 2, tuple(setup["maps"]), size)
+  a, _ = setup["synth"](v["wp"], v["maps"])
+  b, _ = setup["synth"](v["wp"], None)
+  assert_close(a, b, atol=1e-6, what="average start vs plain generator")
