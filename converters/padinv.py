@@ -112,13 +112,24 @@ class _Generator:
 GENERATOR = _Generator
 
 
-def _enc_weight(x):
-  x = np.asarray(x)
-  if x.ndim == 4:
-    return oihw_to_hwio(x)
-  if x.ndim == 2:               # EqualLinear [out, in]
-    return linear_to_io(x)
-  return x                      # BN / PReLU vectors
+# Keys are matched with "/" for "." (the target tree mirrors the PyTorch module path).
+_BN_OR_PRELU = r"(?:input_layer/[12]|.*res_layer/[024]|.*shortcut_layer/1)"
+def _conv_kernel(x):
+  if np.ndim(x) != 4:
+    raise ConversionError(f"PadInv encoder checkpoint: a conv weight of shape {np.shape(x)} "
+                          "where [out, in, k, k] was expected (another architecture?)")
+  return oihw_to_hwio(x)
+
+
+_ENC_RULES = [
+    Rule(r"avg_latent", "avg_latent"),
+    Rule(r"(latent_heads/\d+/linear)/weight", r"\1/weight", linear_to_io),   # EqualLinear [out, in]
+    Rule(r"(latent_heads/\d+/linear)/bias", r"\1/bias"),
+    Rule(rf"({_BN_OR_PRELU})/(weight|bias|running_mean|running_var)", r"\1/\2"),
+    Rule(r"(.*)/weight", r"\1/weight", _conv_kernel),                       # every conv, SE fc
+    Rule(r"(.*)/bias", r"\1/bias"),                                         # conv biases
+]
+_ENC_IGNORE = [r".*/num_batches_tracked"]   # BN bookkeeping, unused in inference
 
 
 def convert_encoder_state(sd, avg_latent, **overrides):
@@ -128,13 +139,12 @@ def convert_encoder_state(sd, avg_latent, **overrides):
     cfg = irse.infer_config({k: np.shape(v) for k, v in sd.items()}, **overrides)
   except (ValueError, KeyError, NotImplementedError) as e:
     raise ConversionError(f"PadInv encoder checkpoint: {e}") from None
-  flat = {k.replace(".", "/"): v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+  flat = {k.replace(".", "/"): v for k, v in sd.items()}
   flat["avg_latent"] = np.asarray(avg_latent)
-  rules = [Rule(r"(.*)/weight", r"\1/weight", _enc_weight), Rule(r"(.*)", r"\1")]
   module = irse.PadInvEncoder(cfg)
   want = expected_shapes(module, jnp.zeros((1, cfg.resolution, cfg.resolution,
                                             cfg.image_channels)))
-  params = apply_rules(flat, rules, (), want, what="PadInv encoder checkpoint")
+  params = apply_rules(flat, _ENC_RULES, _ENC_IGNORE, want, what="PadInv encoder checkpoint")
   return cfg, params
 
 
