@@ -6,7 +6,8 @@ Two formats, both Hammer runner dicts ``{"models": {...}, "model_kwargs_init": {
 * ``padinv-generator`` (``gan_checkpoint.pth``): ``models.generator_smooth`` (the EMA
   weights, what the PadInv runner loads; ``models.generator`` when there is no smooth
   entry) → family ``padinv-stylegan2``. ``w_avg`` is taken from ``models.generator`` (the
-  non-EMA entry), as the runner does.
+  non-EMA entry), as the runner does. With ``part=discriminator`` the same file's
+  ``models.discriminator`` → family ``padinv-discriminator`` (the adversarial loss).
 * ``padinv-encoder`` (a runner ``save()`` with ``models.encoder``) → family
   ``padinv-encoder``. Its ``avg_latent`` (added to the latent heads' residual) is not in
   the encoder state dict: it comes from ``gan_checkpoint=PATH`` (``models.generator.w_avg``)
@@ -22,7 +23,8 @@ from converters.base import Converted, ConversionError, expected_shapes, state_d
 from converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
 from jaxinv.models import padinv as padinv_model
 
-__all__ = ["GENERATOR", "ENCODER", "convert_generator_state", "convert_encoder_state", "models_of"]
+__all__ = ["GENERATOR", "ENCODER", "convert_generator_state", "convert_encoder_state",
+           "convert_discriminator", "models_of"]
 
 
 def models_of(obj) -> dict | None:
@@ -91,8 +93,12 @@ class _Generator:
     return any(_is_hammer_stylegan2(models.get(k)) for k in ("generator_smooth", "generator"))
 
   @staticmethod
-  def convert(obj, use_smooth: bool = True, **unused) -> Converted:
+  def convert(obj, use_smooth: bool = True, part: str = "generator", **unused) -> Converted:
     models = models_of(obj)
+    if part == "discriminator":
+      return convert_discriminator(obj)
+    if part != "generator":
+      raise ConversionError(f"part must be generator or discriminator, got {part!r}")
     name = "generator_smooth" if use_smooth and "generator_smooth" in models else "generator"
     sd = models[name]
     w_avg = models.get("generator", sd)["w_avg"]
@@ -110,6 +116,43 @@ class _Generator:
 
 
 GENERATOR = _Generator
+
+
+def _d_weight(x):
+  return oihw_to_hwio(x) if np.ndim(x) == 4 else linear_to_io(x)
+
+
+_D_RULES = [
+    Rule(r"(input|layer|residual)(\d+)\.weight", r"\1\2/weight", _d_weight),
+    Rule(r"output\.weight", "output/weight", linear_to_io),
+    Rule(r"(input|layer|residual)(\d+)\.(bias|filter)", r"\1\2/\3"),
+    Rule(r"output\.bias", "output/bias"),
+]
+
+
+def convert_discriminator(obj) -> Converted:
+  """``models.discriminator`` of a Hammer GAN checkpoint → family ``padinv-discriminator``."""
+  from jaxinv.models import padinv_discriminator as D
+  models = models_of(obj) or {}
+  sd = models.get("discriminator")
+  if sd is None:
+    raise ConversionError("no models.discriminator in this checkpoint")
+  kw = (obj.get("model_kwargs_init") or {}).get("discriminator", {}) if isinstance(obj, dict) \
+      else {}
+  over = {"mbstd_groups": int(kw["mbstd_groups"])} if "mbstd_groups" in kw else {}
+  if kw.get("architecture", "resnet") != "resnet":
+    raise ConversionError(f"only the resnet discriminator is supported, not {kw['architecture']}")
+  try:
+    cfg = D.infer_config({k: np.shape(v) for k, v in sd.items()}, **over)
+  except (KeyError, ValueError) as e:
+    raise ConversionError(f"Hammer StyleGAN2 discriminator: {e}") from None
+  module = D.PadInvDiscriminator(cfg)
+  want = expected_shapes(module, jnp.zeros((1, cfg.resolution, cfg.resolution,
+                                            cfg.image_channels)))
+  params = apply_rules(sd, _D_RULES, (), want, what="Hammer StyleGAN2 discriminator")
+  return Converted("padinv-discriminator", cfg, params, extras={},
+                   summary=f"Hammer StyleGAN2 resnet discriminator {cfg.resolution}px, mbstd group "
+                           f"{cfg.mbstd_groups}; {summarize(params)}")
 
 
 # Keys are matched with "/" for "." (the target tree mirrors the PyTorch module path).

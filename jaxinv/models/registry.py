@@ -14,7 +14,7 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import irse, lpips, padinv, pggan, vgg
+from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -38,6 +38,9 @@ FAMILIES: dict[str, Family] = {
     "padinv-stylegan2": Family("padinv-stylegan2", padinv.PadInvGeneratorConfig,
                                padinv.PadInvGenerator),
     "padinv-encoder": Family("padinv-encoder", irse.PadInvEncoderConfig, irse.PadInvEncoder),
+    "padinv-discriminator": Family("padinv-discriminator",
+                                   padinv_discriminator.PadInvDiscriminatorConfig,
+                                   padinv_discriminator.PadInvDiscriminator),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")

@@ -59,6 +59,12 @@ def load(g):
   return cfg, gen, enc
 
 
+def load_discriminator(g):
+  """The Hammer resnet discriminator of the generator checkpoint (``part=discriminator``)."""
+  name, obj = _checkpoints(g.dir)["padinv-generator"]
+  return converters.FORMATS["padinv-generator"].convert(obj, part="discriminator")
+
+
 def slots_of(cfg):
   return tuple(int(s["slot"]) for s in cfg["padding_slots"])
 

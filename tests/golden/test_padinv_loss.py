@@ -1,8 +1,4 @@
-"""PadInv loss pieces vs the official GANInversionLoss.E_loss (fixture folder ``padinv``).
-
-The adversarial piece needs the StyleGAN2 discriminator, which jaxinv does not port: the
-stored ``E.adv`` value is used as an input to check the weighted totals.
-"""
+"""PadInv loss pieces vs the official GANInversionLoss.E_loss / D_loss (fixture folder ``padinv``)."""
 
 import functools
 
@@ -12,9 +8,10 @@ import numpy as np
 import pytest
 
 from jaxinv.inversion.methods import padinv as M
-from jaxinv.models import irse, padinv as P
+from jaxinv.models import irse, padinv as P, padinv_discriminator as PD
 from tests.conftest import assert_close
-from tests.golden.padinv_common import FOLDER, load, lpips_alex, nchw, nhwc
+from tests.golden.padinv_common import (FOLDER, load, load_discriminator, lpips_alex, nchw,
+                                        nhwc)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +21,10 @@ def pieces(golden):
   encoder = irse.PadInvEncoder(enc.config)
   generator = P.PadInvGenerator(gen.config)
   lp, lp_params = lpips_alex(g)
+  dis = load_discriminator(g)
+  d_module = PD.PadInvDiscriminator(dis.config)
+  d_fn = lambda img: d_module.apply({"params": dis.params}, img)  # noqa: E731
+  r1_gamma = cfg["d_loss_kwargs"]["r1_gamma"]
   f = g.npz("fixtures.npz")
   x = jnp.asarray(nhwc(f["enc.image"]))
 
@@ -31,8 +32,11 @@ def pieces(golden):
   def run(x, train_bn):
     out = encoder.apply({"params": enc.params}, x, train_bn)
     fake = generator.apply({"params": gen.params}, out["wp"], out["maps"], method="synthesis")
+    fake_logits = d_fn(fake)
     return {"mse": M.mse(fake, x), "lpips": lp(lp_params, x, fake),
-            "wnorm": M.wnorm(out["wp"], enc.params["avg_latent"]), "fake": fake}
+            "wnorm": M.wnorm(out["wp"], enc.params["avg_latent"]), "fake": fake,
+            "adv": M.adv(fake_logits), "scores_fake": fake_logits, "scores_real": d_fn(x),
+            "D": M.d_loss_pieces(d_fn, x, fake, r1_gamma)}
 
   res = {mode: jax.tree_util.tree_map(np.asarray, run(x, mode == "train_bn"))
          for mode in ("eval_bn", "train_bn")}
@@ -43,8 +47,15 @@ def pieces(golden):
 def test_pieces(pieces, mode):
   sc = pieces["g"].expected["scalars"]
   r = pieces["res"][mode]
-  for k in ("mse", "lpips", "wnorm"):
+  for k in ("mse", "lpips", "wnorm", "adv"):
     assert_close(np.mean(r[k]), sc[f"loss.{mode}.E.{k}"], rtol=1e-4, what=f"{mode} E.{k}")
+  f = pieces["f"]
+  for k in ("scores_fake", "scores_real"):
+    assert_close(r[k], f[f"loss.{mode}.{k}"], atol=1e-4, rtol=1e-4, what=f"loss.{mode}.{k}")
+  for k, v in r["D"].items():
+    # r1 is a gradient-squared of tiny logits: relative 1e-3 (its absolute size is ~1e-4).
+    tol = dict(rtol=1e-3) if k.startswith("r1") else dict(rtol=1e-4)
+    assert_close(v, sc[f"loss.{mode}.D.{k}"], **tol, what=f"{mode} D.{k}")
 
 
 def test_eval_bn_fake_is_recon(pieces):
@@ -58,8 +69,7 @@ def test_totals(pieces, mode):
   sc = pieces["g"].expected["scalars"]
   cfg = pieces["cfg"]
   r = pieces["res"][mode]
-  vals = {k: float(np.mean(r[k])) for k in ("mse", "lpips", "wnorm")}
-  vals["adv"] = sc[f"loss.{mode}.E.adv"]          # input: no discriminator port
+  vals = {k: float(np.mean(r[k])) for k in ("mse", "lpips", "wnorm", "adv")}
   vals["idsim"] = sc[f"loss.{mode}.E.idsim"]
   used = {k[:-len("_weight")]: v for k, v in cfg["loss_weights_used"].items()
           if k.endswith("_weight")}

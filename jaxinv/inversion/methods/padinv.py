@@ -41,8 +41,8 @@ import optax
 from jaxinv.models import padinv as padinv_model
 
 __all__ = ["PadInvSettings", "PadInvResult", "CHURCH_WEIGHTS", "DEFAULT_WEIGHTS", "mse", "wnorm",
-           "adv", "encoder_total", "encode", "initial_variables", "make_loss", "refine", "invert",
-           "render", "edit_keep_maps", "swap_maps", "resize_nearest", "evaluate_protocol"]
+           "adv", "d_loss_pieces", "encoder_total", "encode", "initial_variables", "make_loss",
+           "refine", "invert", "render", "edit_keep_maps", "swap_maps", "resize_nearest", "evaluate_protocol"]
 
 # Loss weights of the released church/bedroom scripts, and the config defaults (idsim aside).
 CHURCH_WEIGHTS = {"mse": 1.0, "lpips": 0.8, "idsim": 0.0, "wnorm": 0.003, "adv": 0.03}
@@ -94,6 +94,24 @@ def wnorm(wp, w_avg):
 def adv(fake_logits):
   """Non-saturating generator loss ``softplus(-D(fake))`` per image (logits ``[B]`` or ``[B, 1]``)."""
   return jax.nn.softplus(-jnp.reshape(fake_logits, (fake_logits.shape[0], -1))[:, 0])
+
+
+def d_loss_pieces(d_fn, real, fake, r1_gamma: float = 10.0):
+  """PadInv's ``D_loss`` pieces for ``d_fn(images [B, R, R, 3]) -> logits [B, 1]``.
+
+  Returns batch means: ``softplus_fake_mean`` (mean softplus(D(fake))), ``softplus_neg_real_mean``
+  (mean softplus(-D(real))), ``fake_plus_real``, ``r1_penalty_raw`` (mean over images of
+  ``sum((d sum D(real) / d real)^2)``), ``r1_term`` (``r1_gamma / 2`` x raw, applied at every D
+  step as in PadInv) and ``total``. The minibatch-stddev layer couples the images of a batch.
+  """
+  grad = jax.grad(lambda x: jnp.sum(d_fn(x)))(real)
+  sf = jnp.mean(jax.nn.softplus(d_fn(fake)))
+  sr = jnp.mean(jax.nn.softplus(-d_fn(real)))
+  raw = jnp.mean(jnp.sum(jnp.square(grad), axis=(1, 2, 3)))
+  out = {"softplus_fake_mean": sf, "softplus_neg_real_mean": sr, "fake_plus_real": sf + sr,
+         "r1_penalty_raw": raw, "r1_term": 0.5 * r1_gamma * raw}
+  out["total"] = out["fake_plus_real"] + out["r1_term"]
+  return out
 
 
 def encoder_total(pieces: Mapping[str, jax.Array], weights: Mapping[str, float]):
