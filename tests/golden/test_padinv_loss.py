@@ -53,9 +53,7 @@ def test_pieces(pieces, mode):
   for k in ("scores_fake", "scores_real"):
     assert_close(r[k], f[f"loss.{mode}.{k}"], atol=1e-4, rtol=1e-4, what=f"loss.{mode}.{k}")
   for k, v in r["D"].items():
-    # r1 is a gradient-squared of tiny logits: relative 1e-3 (its absolute size is ~1e-4).
-    tol = dict(rtol=1e-3) if k.startswith("r1") else dict(rtol=1e-4)
-    assert_close(v, sc[f"loss.{mode}.D.{k}"], **tol, what=f"{mode} D.{k}")
+    assert_close(v, sc[f"loss.{mode}.D.{k}"], rtol=1e-4, what=f"{mode} D.{k}")
 
 
 def test_eval_bn_fake_is_recon(pieces):
