@@ -17,6 +17,7 @@ from converters import dgp_biggan
 from converters import lpips_lin, torchvision_alexnet
 from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
 from converters import swapping_autoencoder
+from converters import padinv
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -32,6 +33,8 @@ FORMATS = {m.NAME: m for m in (
     torchvision_alexnet,
     lpips_lin,
     swapping_autoencoder,
+    padinv.GENERATOR,
+    padinv.ENCODER,
 )}
 
 

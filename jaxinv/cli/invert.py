@@ -15,7 +15,7 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior", "dgp")
+METHODS = ("mganprior", "dgp", "padinv")
 
 
 def register(sub):
@@ -42,9 +42,10 @@ def register(sub):
   l.add_argument("--l2-lambda", type=float, default=1.0)
   l.add_argument("--vgg-lambda", type=float, default=1.0)
   o = p.add_argument_group("optimisation")
-  o.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
-  o.add_argument("--lr", type=float, default=1.0)
-  o.add_argument("--steps", type=int, default=3000)
+  # Defaults per method (None = unset): mGANprior sgd / 1.0 (_MGANPRIOR_DEFAULTS), steps per task.
+  o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
+  o.add_argument("--lr", type=float, default=None, help="default 1.0")
+  o.add_argument("--steps", type=int, default=None, help="default 3000")
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
@@ -63,7 +64,15 @@ def register(sub):
                  help="override the per-stage iteration counts (e.g. for a quick run)")
   d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
   # --- end dgp ---
+  # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_invert_arguments(p)
+  # --- end padinv ---
   p.set_defaults(func=run)
+
+
+# --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
+_MGANPRIOR_DEFAULTS = {"optimizer": "sgd", "lr": 1.0}
 
 
 def _check_common(args):
@@ -132,6 +141,14 @@ def run(args):
   if args.method == "dgp":  # --- dgp (issue 6) ---
     from jaxinv.cli import invert_dgp
     return invert_dgp.run(args)
+  # --- padinv (issue 9) ---
+  if args.method == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_invert(args)
+  # --- end padinv ---
+  for k, v in _MGANPRIOR_DEFAULTS.items():
+    if getattr(args, k) is None:
+      setattr(args, k, v)
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz

@@ -18,6 +18,7 @@ from jaxinv.models import lpips, pggan, vgg
 from jaxinv.models import stylegan, stylegan2
 from jaxinv.models import biggan
 from jaxinv.models import swapping_autoencoder as sae
+from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -45,6 +46,12 @@ FAMILIES: dict[str, Family] = {
     "biggan": Family("biggan", biggan.BigGANConfig, biggan.BigGANGenerator),
     "biggan_d": Family("biggan_d", biggan.DiscriminatorConfig, biggan.BigGANDiscriminator),
     "swapping_autoencoder": Family("swapping_autoencoder", sae.SAEConfig, sae.SwappingAutoencoder),
+    "padinv-stylegan2": Family("padinv-stylegan2", padinv.PadInvGeneratorConfig,
+                               padinv.PadInvGenerator),
+    "padinv-encoder": Family("padinv-encoder", irse.PadInvEncoderConfig, irse.PadInvEncoder),
+    "padinv-discriminator": Family("padinv-discriminator",
+                                   padinv_discriminator.PadInvDiscriminatorConfig,
+                                   padinv_discriminator.PadInvDiscriminator),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
