@@ -391,6 +391,10 @@ def boundary_frames(z: jax.Array, boundary: jax.Array, max_step: float, frames: 
 class Task:
   """One restoration task at one resolution (all images NHWC in [-1, 1], leading axes free).
 
+  ``observe`` applies the same operator as ``degrade`` (mGANprior's convention: target and
+  output go through one function). DGP instead makes its SR target with PIL's Lanczos on
+  uint8 (:func:`dgp_sr_target`) and compares at full size (:func:`dgp_degrade`).
+
   Attributes:
     name: one of :data:`TASKS`.
     resolution: generator output size (square).
