@@ -39,8 +39,9 @@ Spaces (``kind``):
   codes in w+ [0.0221, 0.00425], w+ codes with mean suffix [0.0248, 0.00533]
   (init spread 0.5); w+ codes, spread 0.1 [0.0235, 0.00340]; at ℓ = 7
   (16×16, spread 0.5): w [0.0280, 0.0120], w+ [0.0170, 0.00461], mean suffix
-  [0.0193, 0.00514]. Best: **w+ codes with a learned w+ suffix**, started close
-  together (spread 0.1: lower than single w+ on every target); w codes are too
+  [0.0193, 0.00514]; w+ codes, spread 0.1 [0.0179, 0.00301]. Best: **w+ codes
+  with a learned w+ suffix**, started close together (spread 0.1: lower than
+  single w+ on every target, at both layers); w codes are too
   constrained below ℓ, and the mean suffix loses the suffix's freedom.
 
 All spaces start from the generator's average w (``w_avg``) except z (N(0, I))
