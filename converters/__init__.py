@@ -14,6 +14,7 @@ import os
 from converters.base import Converted, ConversionError, FormatError
 from converters import genforce_pggan, torchvision_vgg16
 from converters import lpips_lin, torchvision_alexnet
+from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
 from converters import padinv
 from jaxinv.io import checkpoints, torch_pickle
 
@@ -22,6 +23,9 @@ __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "
 
 FORMATS = {m.NAME: m for m in (
     genforce_pggan,
+    genforce_stylegan,
+    genforce_stylegan2,
+    rosinality_stylegan2,
     torchvision_vgg16,
     torchvision_alexnet,
     lpips_lin,

@@ -34,16 +34,30 @@ __all__ = ["add_invert_arguments", "run_invert", "load_padinv_image", "METHOD_DE
 METHOD_DEFAULTS = {"steps": 0, "lr": 0.01, "optimizer": "adam"}
 
 
+PADINV_SPACES = ("padding", "wp")
+
+
 def add_invert_arguments(parser):
-  g = parser.add_argument_group("PadInv (--method padinv; defaults: --steps 0 (encoder only), "
-                                "--lr 0.01, --optimizer adam)")
+  """PadInv's flags. ``--space``, ``--lpips``, ``--steps``, ``--lr``, ``--optimizer``,
+  ``--l2-lambda``, ``--batch`` and ``--chunk`` are the shared ones of ``jaxinv invert``
+  (``--space`` gains the choice ``padding``; ``--lpips DEST`` is the AlexNet LPIPS model)."""
+  g = parser.add_argument_group(
+      "PadInv (--method padinv; defaults: --steps 0 = encoder only, --lr 0.01, adam, "
+      "--space padding = w+ and padding maps jointly, --space wp = w+ alone)")
   g.add_argument("--encoder", default=None, help="converted PadInv encoder directory")
-  g.add_argument("--space", default="padding", choices=("padding", "wp"),
-                 help="refine w+ and padding maps jointly, or w+ alone")
-  g.add_argument("--lpips", default=None, metavar="DIR",
-                 help="converted AlexNet LPIPS directory (for the refinement loss)")
-  g.add_argument("--lpips-lambda", type=float, default=0.8)
-  g.add_argument("--wnorm-lambda", type=float, default=0.0)
+  g.add_argument("--lpips-lambda", type=float, default=0.8,
+                 help="weight of AlexNet LPIPS (--lpips DEST) in the refinement loss")
+  g.add_argument("--wnorm-lambda", type=float, default=0.0,
+                 help="weight of ||w+ - w_avg||_F in the refinement loss")
+  have = {o for a in parser._actions for o in a.option_strings}
+  for action in parser._actions:
+    if "--space" in action.option_strings and action.choices is not None:
+      action.choices = tuple(action.choices) + tuple(
+          c for c in PADINV_SPACES if c not in action.choices)
+  if "--space" not in have:
+    g.add_argument("--space", default=None, choices=PADINV_SPACES)
+  if "--lpips" not in have:
+    g.add_argument("--lpips", default=None, metavar="DEST", help="converted LPIPS directory")
 
 
 def load_padinv_image(path, resolution: int) -> np.ndarray:
@@ -64,6 +78,9 @@ def load_padinv_image(path, resolution: int) -> np.ndarray:
 
 def _settings(args):
   from jaxinv.inversion.methods import padinv as M
+  if getattr(args, "task", "reconstruct") not in (None, "reconstruct"):
+    raise UserError("--method padinv reconstructs (no --task degradations)")
+  # --steps of invert defaults per task (None when unset); PadInv's default is 0.
   steps = METHOD_DEFAULTS["steps"] if args.steps is None else args.steps
   lr = METHOD_DEFAULTS["lr"] if args.lr is None else args.lr
   opt = METHOD_DEFAULTS["optimizer"] if args.optimizer is None else args.optimizer
@@ -73,7 +90,11 @@ def _settings(args):
     raise UserError(f"--steps must be >= 0 (got {steps})")
   if not lr > 0:
     raise UserError(f"--lr must be > 0 (got {lr})")
-  return M.PadInvSettings(steps=steps, space=args.space, lr=lr, mse_weight=args.l2_lambda,
+  space = args.space or "padding"
+  if space not in PADINV_SPACES:
+    raise UserError(f"--method padinv refines in --space padding (w+ and maps) or wp (w+ alone), "
+                    f"not {space}")
+  return M.PadInvSettings(steps=steps, space=space, lr=lr, mse_weight=args.l2_lambda,
                           lpips_weight=args.lpips_lambda if steps else 0.0,
                           wnorm_weight=args.wnorm_lambda)
 

@@ -15,6 +15,7 @@ import jax
 
 from jaxinv.io import checkpoints
 from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
+from jaxinv.models import stylegan, stylegan2
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -33,6 +34,10 @@ def _dict_config(**kwargs):
 FAMILIES: dict[str, Family] = {
     "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+    "stylegan": Family("stylegan", stylegan.StyleGANConfig, stylegan.StyleGANGenerator),
+    "stylegan2": Family("stylegan2", stylegan2.StyleGAN2Config, stylegan2.StyleGAN2Generator),
+    "stylegan2-discriminator": Family("stylegan2-discriminator", stylegan2.DiscriminatorConfig,
+                                      stylegan2.StyleGAN2Discriminator),
     "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
     "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
     "padinv-stylegan2": Family("padinv-stylegan2", padinv.PadInvGeneratorConfig,
