@@ -12,10 +12,10 @@ import os
 
 import numpy as np
 
-from jaxinv.cli import task_args
+from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior",)
+METHODS = ("mganprior", "dgp")
 
 
 def register(sub):
@@ -49,6 +49,20 @@ def register(sub):
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
+  style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
+  # --- dgp (issue 6) ---
+  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
+  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
+  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
+                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
+  d.add_argument("--schedule", default="in128_SR_D_biased",
+                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
+                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
+  d.add_argument("--iterations", type=int, nargs="+", default=None,
+                 help="override the per-stage iteration counts (e.g. for a quick run)")
+  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  # --- end dgp ---
   p.set_defaults(func=run)
 
 
@@ -115,6 +129,9 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  if args.method == "dgp":  # --- dgp (issue 6) ---
+    from jaxinv.cli import invert_dgp
+    return invert_dgp.run(args)
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
@@ -122,7 +139,14 @@ def run(args):
 
   task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
-  model = load_generator(args.generator, families="pggan")
+  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
+  # --- style generators (issue 5)
+  if model.family != "pggan":
+    return _run_style(args, model)
+  if args.space not in (None, "multi"):
+    raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "
+                    "mGANprior's multi-code z (omit --space)")
+  # ---
   try:
     model.config.check_layer(args.layer)
   except LayerIndexError as e:
@@ -162,6 +186,35 @@ def run(args):
         + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
+def _run_style(args, model):
+  """``invert`` on StyleGAN / StyleGAN2 (issue 5): same outputs, variables named by space."""
+  from jaxinv.cli import style_options
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+  loss_cfg = _loss_config(args)
+  vgg_params = _load_vgg(args, loss_cfg)
+  try:
+    paths = image_io.list_images(args.images)
+    stems = _stems(paths)
+    targets = image_io.load_images(paths, model.config.resolution)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems)
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img in zip(stems, res["images"]):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+  write_npz(os.path.join(args.out, "result.npz"), loss=res["loss"], names=np.asarray(stems),
+            **res["variables"])
+  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings["images"] = paths
+  settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
+                                "truncation_layers": res["space"].truncation_layers}
+  write_config(args.out, settings)
+  final = res["loss"][-1] if len(res["loss"]) else []
+  print(f"wrote {args.out}: {len(stems)} images ({model.family}, space {res['space'].kind}); final "
+        "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
 def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_kwargs):
   """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed)."""
   import jax
@@ -171,12 +224,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_
   from jaxinv.inversion.optimize import NonFiniteLossError
 
   n = len(targets)
-  batch = min(batch, n)
-  devices = jax.local_device_count()
-  mesh = None
-  if devices > 1 and batch >= devices:
-    batch = -(-batch // devices) * devices
-    mesh = sharding.make_mesh(jax.local_devices())
+  mesh, batch = sharding.batch_plan(batch, n)
   key = jax.random.PRNGKey(cfg.seed)
   out = {"z": [], "alpha": [], "loss": [], "images": []}
   for start in range(0, n, batch):
