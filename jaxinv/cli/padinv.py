@@ -45,19 +45,10 @@ def add_invert_arguments(parser):
       "PadInv (--method padinv; defaults: --steps 0 = encoder only, --lr 0.01, adam, "
       "--space padding = w+ and padding maps jointly, --space wp = w+ alone)")
   g.add_argument("--encoder", default=None, help="converted PadInv encoder directory")
-  g.add_argument("--lpips-lambda", type=float, default=0.8,
-                 help="weight of AlexNet LPIPS (--lpips DEST) in the refinement loss")
-  g.add_argument("--wnorm-lambda", type=float, default=0.0,
-                 help="weight of ||w+ - w_avg||_F in the refinement loss")
-  have = {o for a in parser._actions for o in a.option_strings}
-  for action in parser._actions:
-    if "--space" in action.option_strings and action.choices is not None:
-      action.choices = tuple(action.choices) + tuple(
-          c for c in PADINV_SPACES if c not in action.choices)
-  if "--space" not in have:
-    g.add_argument("--space", default=None, choices=PADINV_SPACES)
-  if "--lpips" not in have:
-    g.add_argument("--lpips", default=None, metavar="DEST", help="converted LPIPS directory")
+  # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
+  # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
+  g.add_argument("--lpips-lambda", type=float, default=0.8)
+  g.add_argument("--wnorm-lambda", type=float, default=0.0)
 
 
 def load_padinv_image(path, resolution: int) -> np.ndarray:
@@ -92,7 +83,7 @@ def _settings(args):
     raise UserError(f"--lr must be > 0 (got {lr})")
   space = args.space or "padding"
   if space not in PADINV_SPACES:
-    raise UserError(f"--method padinv refines in --space padding (w+ and maps) or wp (w+ alone), "
+    raise UserError(f"--method padinv refines --space padding (w+ and maps) or wp (w+ alone), "
                     f"not {space}")
   return M.PadInvSettings(steps=steps, space=space, lr=lr, mse_weight=args.l2_lambda,
                           lpips_weight=args.lpips_lambda if steps else 0.0,

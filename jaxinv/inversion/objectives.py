@@ -60,13 +60,17 @@ class VGGLossConfig:
   size: int = 256            # resize target (mGANprior's --image_size)
   kind: str = "l1"           # "l1" | "l2" on the features
   weight: float = 0.001      # the official constant factor
+  compute_dtype: str = "float32"   # "bfloat16": VGG convs in bf16 (opt-in), features back to f32
 
 
 def vgg_features(vgg_params, x, cfg: VGGLossConfig):
   """relu features of one or more images ``[..., H, W, 3]`` after normalisation + resize."""
   xr = nearest_resize_legacy(vgg_normalize(x), cfg.size)
+  if cfg.compute_dtype != "float32":
+    xr = xr.astype(cfg.compute_dtype)
   batched = xr[None] if xr.ndim == 3 else xr
   f = vgg_lib.VGG16Features(cfg.num_modules).apply({"params": vgg_params}, batched)
+  f = f.astype(jnp.float32)
   return f[0] if xr.ndim == 3 else f
 
 
