@@ -15,7 +15,7 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior",)
+METHODS = ("mganprior", "dgp", "padinv")
 
 
 def register(sub):
@@ -42,15 +42,37 @@ def register(sub):
   l.add_argument("--l2-lambda", type=float, default=1.0)
   l.add_argument("--vgg-lambda", type=float, default=1.0)
   o = p.add_argument_group("optimisation")
-  o.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
-  o.add_argument("--lr", type=float, default=1.0)
-  o.add_argument("--steps", type=int, default=3000)
+  # Defaults per method (None = unset): mGANprior sgd / 1.0 (_MGANPRIOR_DEFAULTS), steps per task.
+  o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
+  o.add_argument("--lr", type=float, default=None, help="default 1.0")
+  o.add_argument("--steps", type=int, default=None, help="default 3000")
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
   style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
+  # --- dgp (issue 6) ---
+  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
+  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
+  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
+                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
+  d.add_argument("--schedule", default="in128_SR_D_biased",
+                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
+                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
+  d.add_argument("--iterations", type=int, nargs="+", default=None,
+                 help="override the per-stage iteration counts (e.g. for a quick run)")
+  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  # --- end dgp ---
+  # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_invert_arguments(p)
+  # --- end padinv ---
   p.set_defaults(func=run)
+
+
+# --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
+_MGANPRIOR_DEFAULTS = {"optimizer": "sgd", "lr": 1.0}
 
 
 def _check_common(args):
@@ -116,6 +138,17 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  if args.method == "dgp":  # --- dgp (issue 6) ---
+    from jaxinv.cli import invert_dgp
+    return invert_dgp.run(args)
+  # --- padinv (issue 9) ---
+  if args.method == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_invert(args)
+  # --- end padinv ---
+  for k, v in _MGANPRIOR_DEFAULTS.items():
+    if getattr(args, k) is None:
+      setattr(args, k, v)
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz

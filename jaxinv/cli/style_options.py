@@ -15,7 +15,7 @@ from jaxinv.cli.common import UserError
 
 FAMILIES = ("stylegan", "stylegan2")
 GENERATE_SPACES = ("z", "w", "wp")
-INVERT_SPACES = ("z", "w", "wp", "multi")
+INVERT_SPACES = ("z", "w", "wp", "multi", "padding")
 
 
 def add_truncation_noise_args(p, noise_modes=("const", "zero", "random")):
@@ -75,7 +75,8 @@ def add_invert_args(p):
   g = add_truncation_noise_args(p, noise_modes=("const", "zero"))
   g.add_argument("--space", default=None, choices=INVERT_SPACES,
                  help="style generators: z, w, w+ (wp, Image2StyleGAN) or multi-code at --layer "
-                      "(default wp); PGGAN always uses mGANprior's multi-code z")
+                      "(default wp); PGGAN always uses mGANprior's multi-code z; "
+                      "--method padinv: padding (default) or wp")
   g.add_argument("--code-space", default="wp", choices=("w", "wp"),
                  help="--space multi: each code is one w or a w+")
 
@@ -87,6 +88,8 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
   from jaxinv.inversion.optimize import NonFiniteLossError
   from jaxinv.models.pggan import LayerIndexError
   space_kind = args.space or "wp"
+  if space_kind == "padding":
+    raise UserError("--space padding is PadInv's space: use --method padinv")
   psi, layers = _truncation(model, args, space_kind)
   try:
     space = style_spaces.StyleSpace(space_kind, truncation_psi=psi, truncation_layers=layers,
