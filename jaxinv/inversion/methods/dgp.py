@@ -301,19 +301,38 @@ def select_z(G, g_params, D, d_params, target: np.ndarray, candidates_z: np.ndar
   (:func:`target_of`) and is scored with the ftr_num-3 feature loss against ``target``
   ``[H, W, 3]``. Draw candidates with :func:`draw_candidates`.
   """
-  gen = jax.jit(lambda z, y: biggan.generate(G, g_params, z, y))
-  tf = jax.jit(lambda x: _d_feats(D, d_params, x))(jnp.asarray(target)[None])
-
-  @jax.jit
-  def score(xd):
-    feats = _d_feats(D, d_params, xd)
-    return jax.vmap(lambda f: feature_loss([g[None] for g in f], tf, ftr_num))(feats)
+  tf = _feats_fn(D)(d_params, jnp.asarray(target)[None])
   losses = []
-  for i in range(0, len(candidates_z), batch):
-    x = np.asarray(gen(jnp.asarray(candidates_z[i:i + batch]), jnp.asarray(candidates_y[i:i + batch])))
-    losses.append(np.asarray(score(jnp.asarray(target_of(x, mode, factor)))))
-  losses = np.concatenate(losses)
+  n = len(candidates_z)
+  batch = min(batch, n)
+  pad = -n % batch  # a full last batch: one compiled program for every chunk
+  cz = np.concatenate([candidates_z, candidates_z[:1].repeat(pad, 0)])
+  cy = np.concatenate([candidates_y, candidates_y[:1].repeat(pad, 0)])
+  for i in range(0, len(cz), batch):
+    x = np.asarray(_gen_fn(G)(g_params, jnp.asarray(cz[i:i + batch]),
+                              jnp.asarray(cy[i:i + batch], jnp.int32)))
+    losses.append(np.asarray(_score_fn(D, ftr_num)(d_params, jnp.asarray(target_of(x, mode, factor)),
+                                                   tf)))
+  losses = np.concatenate(losses)[:n]
   return int(np.argmin(losses)), losses
+
+
+@functools.lru_cache(maxsize=None)
+def _gen_fn(G):
+  return jax.jit(lambda p, z, y: biggan.generate(G, p, z, y))
+
+
+@functools.lru_cache(maxsize=None)
+def _feats_fn(D):
+  return jax.jit(lambda p, x: _d_feats(D, p, x))
+
+
+@functools.lru_cache(maxsize=None)
+def _score_fn(D, ftr_num):
+  def score(p, xd, tf):
+    feats = _d_feats(D, p, xd)
+    return jax.vmap(lambda f: feature_loss([g[None] for g in f], tf, ftr_num))(feats)
+  return jax.jit(score)
 
 
 def draw_candidates(key: jax.Array, num: int, dim_z: int, std: float, y: int | None,
@@ -396,7 +415,7 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
   variables = {"z": jnp.asarray(z0, jnp.float32), "G": _stack(g_params, b)}
   state = init_state(variables, optimizer)
   target = jnp.asarray(target, jnp.float32)
-  target_feats = jax.jit(lambda x: _d_feats(D, d_params, x))(target)
+  target_feats = _feats_fn(D)(d_params, target)
   nfeat = len(target_feats)
   y = jnp.asarray(y, jnp.int32)
   shared = {"D": d_params}
@@ -536,18 +555,17 @@ def jitter(G, params, z, y, noise, stds: Sequence[float]) -> np.ndarray:
 
   z ``[1, dim_z]``; noise ``[N, dim_z]`` (DGP: 30 N(0, I) draws per std).
   """
-  gen = jax.jit(lambda zz, yy: biggan.generate(G, params, zz, yy))
   n = noise.shape[0]
-  return np.concatenate([np.asarray(gen(jnp.asarray(z) + s * jnp.asarray(noise),
-                                        jnp.broadcast_to(jnp.asarray(y), (n,))))
+  y = jnp.broadcast_to(jnp.asarray(y, jnp.int32), (n,))
+  return np.concatenate([np.asarray(_gen_fn(G)(params, jnp.asarray(z) + s * jnp.asarray(noise), y))
                          for s in stds])
 
 
 def category_transfer(G, params, z, classes) -> np.ndarray:
   """DGP's category transfer: ``G(z, shared(c))`` for every class c, ``[C, H, W, 3]``."""
   c = jnp.asarray(classes, jnp.int32)
-  return np.asarray(jax.jit(lambda zz, cc: biggan.generate(G, params, zz, cc))(
-      jnp.broadcast_to(jnp.asarray(z), (c.shape[0], z.shape[-1])), c))
+  return np.asarray(_gen_fn(G)(params, jnp.broadcast_to(jnp.asarray(z), (c.shape[0], z.shape[-1])),
+                               c))
 
 
 # ----------------------------------------------------------------------------- memory
