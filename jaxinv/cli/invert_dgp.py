@@ -3,7 +3,8 @@
 Same output layout as mGANprior: ``OUT/<stem>.png`` (final image), ``OUT/<stem>_target.png``
 (the degraded observation), ``OUT/grid.png`` (rows: input, observation, output),
 ``OUT/result.npz`` (``z [B, dim_z]``, ``y [B]``, ``z0``, ``loss [S, B]`` before each step's
-update, the per-step loss terms, ``select_losses``, ``names``) and ``OUT/config.json``.
+update, the per-step loss terms, ``select_losses``, ``names``, and DGP's ``metric_*`` of the
+output against the input image) and ``OUT/config.json``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def run(args):
   cat = {k: np.concatenate(v) for k, v in out.items() if k != "records"}
   recs = {k: np.concatenate([r[k] for r in out["records"]], axis=1) for k in out["records"][0]} \
       if out["records"] and out["records"][0] else {}
+  # DGP's get_metrics against the input (meaningful when the input is the ground truth).
+  mets = [dgp.metrics(x, o, sched.dgp_mode) for x, o in zip(cat["x"], origins)]
   os.makedirs(args.out, exist_ok=True)
   for stem, x, t in zip(stems, cat["x"], cat["target"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), x)
@@ -85,6 +88,7 @@ def run(args):
   image_io.save_png(os.path.join(args.out, "grid.png"), grid)
   write_npz(os.path.join(args.out, "result.npz"), z=cat["z"], y=cat["y"], z0=cat["z0"],
             select_losses=cat["select_losses"], names=np.asarray(stems),
+            **{f"metric_{k}": np.asarray([m[k] for m in mets]) for k in mets[0]},
             loss=recs.get("loss", np.zeros((0, len(stems)), np.float32)),
             **{k: v for k, v in recs.items() if k not in ("loss", "z")})
   settings = {k: v for k, v in vars(args).items() if k != "func"}

@@ -24,3 +24,24 @@ def test_metrics_genx_vs_img0(golden, mode):
     x2 = dgp.restore_l_channel((x + 1) / 2, (t + 1) / 2) * 2 - 1
     assert_close(x2[None], _dgp.nhwc(deg["metrics_colorization_x2"]), atol=1e-5,
                  what="colorization L-restored image")
+
+
+def test_evaluate_cli_dgp_option(golden, tmp_path):
+  from jaxinv.cli import main
+  from jaxinv.io.images import save_png, uint8_to_tanh
+  gd = golden("dgp")
+  u = gd.npz("degradations.npz")["deg_img0_uint8"][0].transpose(1, 2, 0)
+  x = gd.npz("g_forward.npz")["x"][0].transpose(1, 2, 0)
+  (tmp_path / "p").mkdir()
+  (tmp_path / "g").mkdir()
+  save_png(tmp_path / "p" / "a.png", x)
+  save_png(tmp_path / "g" / "a.png", u)
+  out = tmp_path / "m.csv"
+  assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "g"), "--dgp", "colorization",
+               "--out", str(out)]) == 0
+  from PIL import Image
+  xp = np.asarray(Image.open(tmp_path / "p" / "a.png"))
+  want = dgp.metrics(uint8_to_tanh(xp), uint8_to_tanh(u), "colorization")
+  lines = out.read_text().splitlines()
+  assert lines[0].split(",") == ["name", "l1_loss_origin", "mse_loss_origin", "psnr", "ssim"]
+  assert abs(float(lines[1].split(",")[3]) - want["psnr"]) < 1e-5
