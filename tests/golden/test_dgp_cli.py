@@ -8,7 +8,6 @@ import pytest
 
 from jaxinv.cli import main
 from tests.conftest import assert_close
-from tests.golden import _dgp
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,15 @@ The optimised variables are ``{"z": [B, dim_z], "G": G params with a leading [B]
 the one-image objective is ``vmap``-ed over them. Schedules are data
 (:class:`Schedule`, ``experiments/configs/dgp/*.json``).
 
+Every image starts from fresh optimiser state (as every golden fixture does). The official
+``main.py`` keeps its Adam states alive across the images of a list; that couples an image's
+result to its predecessors, which batched runs deliberately do not reproduce.
+
+Memory (float32, from shapes: ``experiments/bench/dgp_memory.py``): per image the G copy,
+Adam's two moments, the gradient and the saved activations of one step come to 96.5 MiB for
+the fixture model (largest batch in 24 GiB: 254), 1.93 GiB for BigGAN-128 at ch 96 (batch 12)
+and 2.73 GiB for BigGAN-256 (batch 9).
+
 Images here are NHWC in [-1, 1]. ``degrade`` (generator path) and ``degrade_target``
 (observed-image path, e.g. DGP's PIL Lanczos for SR) come from :mod:`jaxinv.tasks`.
 
@@ -407,7 +416,7 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
     :class:`DGPResult`; ``records`` holds per-step ``ftr_loss, mse_loss, nll, l1_loss, loss``
     and ``z`` (before the step), ``[S, B, ...]``.
   """
-  from jaxinv.inversion.optimize import OptState, init_state, optimize
+  from jaxinv.inversion.optimize import init_state, optimize
 
   b = z0.shape[0]
   degrade = degrade or degradation(schedule.dgp_mode, schedule.factor)
