@@ -17,6 +17,8 @@ COMMANDS = [
     "invert",
     "evaluate",
     "edit",
+    "swap",
+    "demo",
 ]
 
 

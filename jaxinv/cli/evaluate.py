@@ -1,4 +1,6 @@
-"""``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``.
+"""Score predictions against ground truth (PSNR, SSIM two ways, LPIPS) into a CSV.
+
+``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``
 
 Pairs images by file stem, computes PSNR, SSIM (Wang et al.: Gaussian σ 1.5, population
 covariance) and SSIM with scikit-image's defaults (7×7 box, sample covariance — what DGP
@@ -29,11 +31,17 @@ def register(sub):
   p.add_argument("--lpips", default=None, metavar="DEST",
                  help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
   p.add_argument("--out", required=True, help="CSV file to write (atomically)")
-  p.add_argument("--dgp", default=None, metavar="MODE",  # --- dgp (issue 6) ---
+  # --- padinv (issue 9) --- (+ "dgp", issue 6)
+  p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
+                 help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
+                      "per-image MSE on [-1, 1] and AlexNet LPIPS (--lpips); columns name, mse, lpips. "
+                      "dgp: DGP's get_metrics (see --dgp-mode)")
+  # --- end padinv ---
+  p.add_argument("--dgp-mode", default="SR",  # --- dgp (issue 6) ---
                  choices=("SR", "colorization", "inpainting", "reconstruct"),
-                 help="DGP's own metrics instead (get_metrics): L1/MSE on [0,1], PSNR (range 1) and "
-                      "SSIM (range 2, 7x7 box) as skimage<=0.17 computed them; colorization after "
-                      "restoring the ground truth's Lab L channel; inpainting on DGP's centre hole")
+                 help="--protocol dgp: L1/MSE on [0,1], PSNR (range 1) and SSIM (range 2, 7x7 box) "
+                      "as skimage<=0.17 computed them; colorization after restoring the ground "
+                      "truth's Lab L channel; inpainting on DGP's centre hole only")
   p.set_defaults(func=run)
 
 
@@ -150,7 +158,8 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
   except ImageError as e:
     raise UserError(f"{e}; nothing written") from None
   cols = ("l1_loss_origin", "mse_loss_origin", "psnr", "ssim")
-  rows = [(s, dgp.metrics(uint8_to_tanh(p), uint8_to_tanh(g), args.dgp)) for s, p, g in pairs]
+  rows = [(s, dgp.metrics(uint8_to_tanh(p), uint8_to_tanh(g), args.dgp_mode))
+          for s, p, g in pairs]
   rows.append(("mean", {c: float(np.mean([r[c] for _, r in rows])) for c in cols}))
   buf = io.StringIO()
   w = csv.writer(buf, lineterminator="\n")
@@ -159,13 +168,25 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
     w.writerow([name] + [f"{r[c]:.6f}" if math.isfinite(r[c]) else "inf" for c in cols])
   atomic_write_bytes(args.out, buf.getvalue().encode())
   m = rows[-1][1]
-  print(f"{len(rows) - 1} image pairs (DGP {args.dgp} metrics): mean PSNR {m['psnr']:.3f} dB, "
+  print(f"{len(rows) - 1} image pairs (DGP {args.dgp_mode} metrics): mean PSNR {m['psnr']:.3f} dB, "
         f"SSIM {m['ssim']:.4f}\nwrote {args.out}")
 
 
 def run(args):
-  if args.dgp:  # --- dgp (issue 6) ---
+  if args.protocol == "dgp":  # --- dgp (issue 6) ---
     return _run_dgp(args)
+  # --- padinv (issue 9) ---
+  if args.protocol == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    if args.mask:
+      raise UserError("--protocol padinv evaluates whole images; drop --mask")
+    rows = padinv_cli.evaluate_padinv(args.pred_dir, args.gt_dir, lpips_dir=args.lpips)
+    padinv_cli.write_padinv_csv(args.out, rows)
+    m = rows[-1]
+    print(f"{len(rows) - 1} image pairs (PadInv protocol): mean MSE {m['mse']:.5f}"
+          + (f", LPIPS {m['lpips']:.4f}" if "lpips" in m else "") + f"\nwrote {args.out}")
+    return 0
+  # --- end padinv ---
   rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips)
   d = os.path.dirname(os.path.abspath(args.out))
   if not os.path.isdir(d):

@@ -37,7 +37,7 @@ def test_evaluate_cli_dgp_option(golden, tmp_path):
   save_png(tmp_path / "p" / "a.png", x)
   save_png(tmp_path / "g" / "a.png", u)
   out = tmp_path / "m.csv"
-  assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "g"), "--dgp", "colorization",
+  assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "g"), "--protocol", "dgp", "--dgp-mode", "colorization",
                "--out", str(out)]) == 0
   from PIL import Image
   xp = np.asarray(Image.open(tmp_path / "p" / "a.png"))
