@@ -31,11 +31,17 @@ def register(sub):
   p.add_argument("--lpips", default=None, metavar="DEST",
                  help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
   p.add_argument("--out", required=True, help="CSV file to write (atomically)")
-  # --- padinv (issue 9) ---
-  p.add_argument("--protocol", default="default", choices=("default", "padinv"),
+  # --- padinv (issue 9) --- (+ "dgp", issue 6)
+  p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
                  help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
-                      "per-image MSE on [-1, 1] and AlexNet LPIPS (--lpips); columns name, mse, lpips")
+                      "per-image MSE on [-1, 1] and AlexNet LPIPS (--lpips); columns name, mse, lpips. "
+                      "dgp: DGP's get_metrics (see --dgp-mode)")
   # --- end padinv ---
+  p.add_argument("--dgp-mode", default="SR",  # --- dgp (issue 6) ---
+                 choices=("SR", "colorization", "inpainting", "reconstruct"),
+                 help="--protocol dgp: L1/MSE on [0,1], PSNR (range 1) and SSIM (range 2, 7x7 box) "
+                      "as skimage<=0.17 computed them; colorization after restoring the ground "
+                      "truth's Lab L channel; inpainting on DGP's centre hole only")
   p.set_defaults(func=run)
 
 
@@ -142,7 +148,33 @@ def write_csv(path, rows):
   atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _run_dgp(args):  # --- dgp (issue 6) ---
+  import numpy as np
+  from jaxinv.inversion.methods import dgp
+  from jaxinv.io.checkpoints import atomic_write_bytes
+  from jaxinv.io.images import ImageError, uint8_to_tanh
+  try:
+    pairs = [(s,) + _load_pair(p, g) for s, p, g in pair_by_stem(args.pred_dir, args.gt_dir)]
+  except ImageError as e:
+    raise UserError(f"{e}; nothing written") from None
+  cols = ("l1_loss_origin", "mse_loss_origin", "psnr", "ssim")
+  rows = [(s, dgp.metrics(uint8_to_tanh(p), uint8_to_tanh(g), args.dgp_mode))
+          for s, p, g in pairs]
+  rows.append(("mean", {c: float(np.mean([r[c] for _, r in rows])) for c in cols}))
+  buf = io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(("name",) + cols)
+  for name, r in rows:
+    w.writerow([name] + [f"{r[c]:.6f}" if math.isfinite(r[c]) else "inf" for c in cols])
+  atomic_write_bytes(args.out, buf.getvalue().encode())
+  m = rows[-1][1]
+  print(f"{len(rows) - 1} image pairs (DGP {args.dgp_mode} metrics): mean PSNR {m['psnr']:.3f} dB, "
+        f"SSIM {m['ssim']:.4f}\nwrote {args.out}")
+
+
 def run(args):
+  if args.protocol == "dgp":  # --- dgp (issue 6) ---
+    return _run_dgp(args)
   # --- padinv (issue 9) ---
   if args.protocol == "padinv":
     from jaxinv.cli import padinv as padinv_cli

@@ -63,6 +63,11 @@ def register(sub):
   d.add_argument("--iterations", type=int, nargs="+", default=None,
                  help="override the per-stage iteration counts (e.g. for a quick run)")
   d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  d.add_argument("--jitter-samples", type=int, default=30,
+                 help="jitter mode: samples per std (stds 0.3, 0.5, 0.7) from each fine-tuned G")
+  d.add_argument("--transfer-classes", type=int, nargs="+", default=None,
+                 help="category_transfer mode: target classes (default DGP's 151..293, "
+                      "limited to the generator's classes)")
   # --- end dgp ---
   # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
   from jaxinv.cli import padinv as padinv_cli

@@ -3,7 +3,8 @@
 Same output layout as mGANprior: ``OUT/<stem>.png`` (final image), ``OUT/<stem>_target.png``
 (the degraded observation), ``OUT/grid.png`` (rows: input, observation, output),
 ``OUT/result.npz`` (``z [B, dim_z]``, ``y [B]``, ``z0``, ``loss [S, B]`` before each step's
-update, the per-step loss terms, ``select_losses``, ``names``) and ``OUT/config.json``.
+update, the per-step loss terms, ``select_losses``, ``names``, and DGP's ``metric_*`` of the
+output against the input image) and ``OUT/config.json``.
 """
 
 from __future__ import annotations
@@ -67,16 +68,18 @@ def run(args):
   if max(classes) >= g.config.n_classes:
     raise UserError(f"--class {max(classes)} is outside this generator's {g.config.n_classes} classes")
   key = jax.random.PRNGKey(args.seed)
-  out = {k: [] for k in ("z", "y", "z0", "x", "target", "select_losses", "records")}
+  out = {k: [] for k in ("z", "y", "z0", "x", "target", "select_losses", "records", "g_params")}
   for start in range(0, len(paths), args.batch):
     sl = slice(start, start + args.batch)
     r = dgp.invert(g.module, g.params, d.module, d.params, origins[sl], classes[sl], sched,
                    jax.random.fold_in(key, start), progress=f"dgp {start + 1}/{len(paths)}")
     for k in out:
       out[k].append(r[k])
-  cat = {k: np.concatenate(v) for k, v in out.items() if k != "records"}
+  cat = {k: np.concatenate(v) for k, v in out.items() if k not in ("records", "g_params")}
   recs = {k: np.concatenate([r[k] for r in out["records"]], axis=1) for k in out["records"][0]} \
       if out["records"] and out["records"][0] else {}
+  # DGP's get_metrics against the input (meaningful when the input is the ground truth).
+  mets = [dgp.metrics(x, o, sched.dgp_mode) for x, o in zip(cat["x"], origins)]
   os.makedirs(args.out, exist_ok=True)
   for stem, x, t in zip(stems, cat["x"], cat["target"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), x)
@@ -85,11 +88,55 @@ def run(args):
   image_io.save_png(os.path.join(args.out, "grid.png"), grid)
   write_npz(os.path.join(args.out, "result.npz"), z=cat["z"], y=cat["y"], z0=cat["z0"],
             select_losses=cat["select_losses"], names=np.asarray(stems),
+            **{f"metric_{k}": np.asarray([m[k] for m in mets]) for k in mets[0]},
             loss=recs.get("loss", np.zeros((0, len(stems)), np.float32)),
             **{k: v for k, v in recs.items() if k not in ("loss", "z")})
+  _manipulations(args, g, sched, stems, cat, out["g_params"])
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings.update(images=paths, classes=list(map(int, classes)), schedule_resolved=sched.to_lists())
   write_config(args.out, settings)
   final = recs["loss"][-1] if "loss" in recs and len(recs["loss"]) else []
   print(f"wrote {args.out}: {len(stems)} images ({sched.dgp_mode}); final loss "
         + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
+JITTER_STDS = (0.3, 0.5, 0.7)
+TRANSFER_CLASSES = tuple(range(151, 294))  # DGP's example.py: dogs and cats
+
+
+def _manipulations(args, g, sched, stems, cat, g_params_batches):
+  """DGP's post-reconstruction outputs, each with the image's fine-tuned generator."""
+  import jax
+  from jaxinv.inversion.methods import dgp
+  from jaxinv.io import images as image_io
+  mode = sched.dgp_mode
+  if mode not in ("jitter", "category_transfer", "morphing"):
+    return
+  per_image = [jax.tree_util.tree_map(lambda a, i=i: a[i], gp)
+               for gp in g_params_batches for i in range(len(jax.tree_util.tree_leaves(gp)[0]))]
+  rows = []
+  if mode == "jitter":
+    key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1 << 20)
+    for i, stem in enumerate(stems):
+      noise = np.asarray(jax.random.normal(jax.random.fold_in(key, i),
+                                           (args.jitter_samples, g.config.dim_z)))
+      xs = dgp.jitter(g.module, per_image[i], cat["z"][i:i + 1], cat["y"][i:i + 1], noise,
+                      JITTER_STDS)
+      rows = [list(xs[k * len(noise):(k + 1) * len(noise)]) for k in range(len(JITTER_STDS))]
+      image_io.save_png(os.path.join(args.out, f"{stem}_jitter.png"), image_io.make_grid(rows))
+  elif mode == "category_transfer":
+    classes = [c for c in (args.transfer_classes or TRANSFER_CLASSES) if 0 <= c < g.config.n_classes]
+    if not classes:
+      raise UserError(f"no --transfer-classes inside this generator's {g.config.n_classes} classes")
+    for i, stem in enumerate(stems):
+      xs = dgp.category_transfer(g.module, per_image[i], cat["z"][i:i + 1], classes)
+      image_io.save_png(os.path.join(args.out, f"{stem}_transfer.png"),
+                        image_io.make_grid([list(xs)]))
+  elif mode == "morphing":
+    if len(stems) != 2:
+      raise UserError(f"morphing interpolates between exactly 2 images; got {len(stems)}")
+    alphas = [i / 10 for i in range(11)]
+    xs = dgp.morph(g.module, per_image[0], per_image[1], cat["z"][0:1], cat["z"][1:2],
+                   cat["y"][0:1], cat["y"][1:2], alphas)
+    image_io.save_png(os.path.join(args.out, f"{stems[0]}_to_{stems[1]}_morph.png"),
+                      image_io.make_grid([list(xs[::-1])]))

@@ -8,7 +8,6 @@ import pytest
 
 from jaxinv.cli import main
 from tests.conftest import assert_close
-from tests.golden import _dgp
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +41,37 @@ def test_invert_dgp_needs_discriminator(golden, converted, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("schedule,image,cls", [
-    ("in128_SR_D_biased", "ILSVRC2012_val_00042095.JPEG", 0),
-    ("in128_colorization", "ILSVRC2012_val_00003004.JPEG", 3),
-    ("in128_inpainting", "ILSVRC2012_val_00001970.JPEG", -1),
-    ("run_jitter", "ILSVRC2012_val_00001172.JPEG", 9),
+@pytest.mark.parametrize("schedule,images,cls,extra", [
+    ("in128_SR_D_biased", ["ILSVRC2012_val_00042095.JPEG"], ["0"], {}),
+    ("in128_colorization", ["ILSVRC2012_val_00003004.JPEG"], ["3"], {}),
+    ("in128_inpainting", ["ILSVRC2012_val_00001970.JPEG"], ["-1"], {}),
+    ("run_jitter", ["ILSVRC2012_val_00001172.JPEG"], ["9"],
+     {"--jitter-samples": "2", "_file": "{stem}_jitter.png"}),
+    ("run_category_transfer", ["ILSVRC2012_val_00008229.JPEG"], ["4"],
+     {"--transfer-classes": "0 9", "_file": "{stem}_transfer.png"}),
+    ("run_morphing", ["ILSVRC2012_val_00001172.JPEG", "ILSVRC2012_val_00008229.JPEG"], ["9", "4"],
+     {"_file": "ILSVRC2012_val_00001172_to_ILSVRC2012_val_00008229_morph.png"}),
 ])
-def test_invert_dgp_each_task(golden, converted, tmp_path, schedule, image, cls):
-  img = pathlib.Path(golden("dgp").dir).parent.parent / "data" / "dgp_examples" / image
+def test_invert_dgp_each_task(golden, converted, tmp_path, schedule, images, cls, extra):
+  """Every DGP task from the CLI on real example images (one step per stage, 2 candidates)."""
+  root = pathlib.Path(golden("dgp").dir).parent.parent / "data" / "dgp_examples"
   from jaxinv.inversion.methods import dgp
   n = len(dgp.load_schedule(schedule).stages)
   out = tmp_path / "out"
+  opts = [a for k, v in extra.items() if not k.startswith("_") for a in [k, *v.split()]]
   rc = main(["invert", "--method", "dgp", "--generator", str(converted / "G"), "--discriminator",
-             str(converted / "D"), "--class", str(cls), "--schedule", schedule, "--images", str(img),
-             "--iterations", *(["1"] * n), "--select-num", "2", "--out", str(out)])
+             str(converted / "D"), "--class", *cls, "--schedule", schedule, "--images",
+             *[str(root / i) for i in images], "--iterations", *(["1"] * n), "--select-num", "2",
+             "--out", str(out), *opts])
   assert rc == 0
-  stem = image.rsplit(".", 1)[0]
-  for f in (f"{stem}.png", f"{stem}_target.png", "grid.png", "result.npz", "config.json"):
+  stems = [i.rsplit(".", 1)[0] for i in images]
+  files = ["grid.png", "result.npz", "config.json"]
+  files += [f"{s}{suffix}.png" for s in stems for suffix in ("", "_target")]
+  if "_file" in extra:
+    files.append(extra["_file"].format(stem=stems[0]))
+  for f in files:
     assert (out / f).is_file(), f
   r = np.load(out / "result.npz")
-  assert r["z"].shape == (1, 120) and r["loss"].shape == (n, 1) and np.isfinite(r["loss"]).all()
+  assert r["z"].shape == (len(images), 120) and r["loss"].shape == (n, len(images))
+  assert np.isfinite(r["loss"]).all() and np.isfinite(r["metric_psnr"]).all()
   assert json.loads((out / "config.json").read_text())

@@ -1,7 +1,6 @@
 """dgp-biggan converter: detection, model-dir round trip, refusals."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -62,3 +62,15 @@ def _param_path(name):
   if parts[0] == "blocks":
     return "/".join([f"blocks_{parts[1]}_{parts[2]}"] + parts[3:])
   return "/".join(parts)
+
+
+def test_list_form_round_trip_and_short_lists():
+  s = dgp.load_schedule("in128_colorization")
+  assert dgp.Schedule.from_lists(s.to_lists()) == s
+  # DGP indexes per-stage lists; a list shorter than iterations repeats its last value.
+  short = dgp.Schedule.from_lists({"iterations": [3, 4], "z_lrs": [0.1, 0.01], "G_lrs": [1e-4, 1e-5],
+                                   "ftr_num": [7], "w_mse": [1.0], "ft_num": [2, 3]})
+  assert [st.ftr_num for st in short.stages] == [7, 7] and short.total_steps == 7
+  assert short.stages[1].group_lrs(4) == [1e-5, 1e-5, 1e-5, 0.0]
+  with pytest.raises(FileNotFoundError, match="known"):
+    dgp.load_schedule("no_such_schedule")

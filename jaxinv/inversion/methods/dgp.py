@@ -21,6 +21,15 @@ The optimised variables are ``{"z": [B, dim_z], "G": G params with a leading [B]
 the one-image objective is ``vmap``-ed over them. Schedules are data
 (:class:`Schedule`, ``experiments/configs/dgp/*.json``).
 
+Every image starts from fresh optimiser state (as every golden fixture does). The official
+``main.py`` keeps its Adam states alive across the images of a list; that couples an image's
+result to its predecessors, which batched runs deliberately do not reproduce.
+
+Memory (float32, from shapes: ``experiments/bench/dgp_memory.py``): per image the G copy,
+Adam's two moments, the gradient and the saved activations of one step come to 96.5 MiB for
+the fixture model (largest batch in 24 GiB: 254), 1.93 GiB for BigGAN-128 at ch 96 (batch 12)
+and 2.73 GiB for BigGAN-256 (batch 9).
+
 Images here are NHWC in [-1, 1]. ``degrade`` (generator path) and ``degrade_target``
 (observed-image path, e.g. DGP's PIL Lanczos for SR) come from :mod:`jaxinv.tasks`.
 
@@ -49,7 +58,7 @@ from jaxinv.models import biggan
 __all__ = ["Stage", "Schedule", "load_schedule", "feature_loss", "degradation", "target_of",
            "make_optimizer", "select_z", "run", "DGPResult", "jitter", "morph",
            "category_transfer", "interpolate_params", "state_bytes_per_image", "invert",
-           "load_image", "load_image_uint8", "draw_candidates", "ftr_mask", "lr_table",
+           "load_image", "load_image_uint8", "metrics", "restore_l_channel", "hole_begin_end", "draw_candidates", "ftr_mask", "lr_table",
            "CONFIG_DIR"]
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -301,19 +310,38 @@ def select_z(G, g_params, D, d_params, target: np.ndarray, candidates_z: np.ndar
   (:func:`target_of`) and is scored with the ftr_num-3 feature loss against ``target``
   ``[H, W, 3]``. Draw candidates with :func:`draw_candidates`.
   """
-  gen = jax.jit(lambda z, y: biggan.generate(G, g_params, z, y))
-  tf = jax.jit(lambda x: _d_feats(D, d_params, x))(jnp.asarray(target)[None])
-
-  @jax.jit
-  def score(xd):
-    feats = _d_feats(D, d_params, xd)
-    return jax.vmap(lambda f: feature_loss([g[None] for g in f], tf, ftr_num))(feats)
+  tf = _feats_fn(D)(d_params, jnp.asarray(target)[None])
   losses = []
-  for i in range(0, len(candidates_z), batch):
-    x = np.asarray(gen(jnp.asarray(candidates_z[i:i + batch]), jnp.asarray(candidates_y[i:i + batch])))
-    losses.append(np.asarray(score(jnp.asarray(target_of(x, mode, factor)))))
-  losses = np.concatenate(losses)
+  n = len(candidates_z)
+  batch = min(batch, n)
+  pad = -n % batch  # a full last batch: one compiled program for every chunk
+  cz = np.concatenate([candidates_z, candidates_z[:1].repeat(pad, 0)])
+  cy = np.concatenate([candidates_y, candidates_y[:1].repeat(pad, 0)])
+  for i in range(0, len(cz), batch):
+    x = np.asarray(_gen_fn(G)(g_params, jnp.asarray(cz[i:i + batch]),
+                              jnp.asarray(cy[i:i + batch], jnp.int32)))
+    losses.append(np.asarray(_score_fn(D, ftr_num)(d_params, jnp.asarray(target_of(x, mode, factor)),
+                                                   tf)))
+  losses = np.concatenate(losses)[:n]
   return int(np.argmin(losses)), losses
+
+
+@functools.lru_cache(maxsize=None)
+def _gen_fn(G):
+  return jax.jit(lambda p, z, y: biggan.generate(G, p, z, y))
+
+
+@functools.lru_cache(maxsize=None)
+def _feats_fn(D):
+  return jax.jit(lambda p, x: _d_feats(D, p, x))
+
+
+@functools.lru_cache(maxsize=None)
+def _score_fn(D, ftr_num):
+  def score(p, xd, tf):
+    feats = _d_feats(D, p, xd)
+    return jax.vmap(lambda f: feature_loss([g[None] for g in f], tf, ftr_num))(feats)
+  return jax.jit(score)
 
 
 def draw_candidates(key: jax.Array, num: int, dim_z: int, std: float, y: int | None,
@@ -388,7 +416,7 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
     :class:`DGPResult`; ``records`` holds per-step ``ftr_loss, mse_loss, nll, l1_loss, loss``
     and ``z`` (before the step), ``[S, B, ...]``.
   """
-  from jaxinv.inversion.optimize import OptState, init_state, optimize
+  from jaxinv.inversion.optimize import init_state, optimize
 
   b = z0.shape[0]
   degrade = degrade or degradation(schedule.dgp_mode, schedule.factor)
@@ -396,7 +424,7 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
   variables = {"z": jnp.asarray(z0, jnp.float32), "G": _stack(g_params, b)}
   state = init_state(variables, optimizer)
   target = jnp.asarray(target, jnp.float32)
-  target_feats = jax.jit(lambda x: _d_feats(D, d_params, x))(target)
+  target_feats = _feats_fn(D)(d_params, target)
   nfeat = len(target_feats)
   y = jnp.asarray(y, jnp.int32)
   shared = {"D": d_params}
@@ -445,6 +473,50 @@ def _init_in_fn(G):
 def _render_fn(G, use_in):
   return jax.jit(jax.vmap(lambda gp, z, y, ip: G.apply(
       {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[y][None], use_in, ip)[0]))
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def hole_begin_end(resolution: int) -> tuple[int, int]:
+  """DGP's centre hole ``[b:e, b:e]``: ``hole = res // 3``, ``b = (res - hole) // 2``, ``e = res - b``."""
+  b = (resolution - resolution // 3) // 2
+  return b, resolution - b
+
+
+def restore_l_channel(x01: np.ndarray, target01: np.ndarray) -> np.ndarray:
+  """Colorization scoring: ``lab2rgb(L of rgb2lab(target), ab of rgb2lab(x))``, ``[H, W, 3]`` [0, 1]."""
+  from skimage import color
+  lab_t = color.rgb2lab(target01)
+  lab_x = color.rgb2lab(x01)
+  return color.lab2rgb(np.concatenate([lab_t[..., :1], lab_x[..., 1:]], axis=-1))
+
+
+def metrics(x: np.ndarray, origin: np.ndarray, mode: str) -> dict:
+  """DGP's ``get_metrics`` of one output ``x`` against the ground truth ``origin`` (``[H, W, 3]``, [-1, 1]).
+
+  ``l1_loss_origin = mean|x - t| / 2`` and ``mse_loss_origin = mean((x - t)^2) / 4`` (the [0, 1]
+  scale, full image); PSNR / SSIM on ``(x + 1)/2`` vs ``(t + 1)/2`` with the defaults DGP ran
+  with (scikit-image <= 0.17): PSNR ``data_range = 1``, SSIM ``data_range = 2`` (the float
+  dtype range), 7x7 box window, sample covariance, per-channel mean, float64. Colorization
+  scores :func:`restore_l_channel` of the output; inpainting scores the hole crop only.
+  """
+  from jaxinv import metrics as M
+  x = np.asarray(x, np.float32)
+  t = np.asarray(origin, np.float32)
+  out = {"l1_loss_origin": float(np.mean(np.abs(x - t))) / 2,
+         "mse_loss_origin": float(np.mean(np.square(x - t))) / 4}
+  x01 = (x + np.float32(1)) / np.float32(2)
+  t01 = (t + np.float32(1)) / np.float32(2)
+  if mode == "colorization":
+    x01 = restore_l_channel(x01, t01)
+  if mode == "inpainting":
+    b, e = hole_begin_end(x.shape[0])
+    x01, t01 = x01[b:e, b:e], t01[b:e, b:e]
+  out["psnr"] = M.psnr(t01, x01, data_range=1.0)
+  out["ssim"] = M.ssim_skimage(np.asarray(t01, np.float64), np.asarray(x01, np.float64),
+                               data_range=2.0)
+  return out
 
 
 # ----------------------------------------------------------------------------- images, end to end
@@ -536,18 +608,17 @@ def jitter(G, params, z, y, noise, stds: Sequence[float]) -> np.ndarray:
 
   z ``[1, dim_z]``; noise ``[N, dim_z]`` (DGP: 30 N(0, I) draws per std).
   """
-  gen = jax.jit(lambda zz, yy: biggan.generate(G, params, zz, yy))
   n = noise.shape[0]
-  return np.concatenate([np.asarray(gen(jnp.asarray(z) + s * jnp.asarray(noise),
-                                        jnp.broadcast_to(jnp.asarray(y), (n,))))
+  y = jnp.broadcast_to(jnp.asarray(y, jnp.int32), (n,))
+  return np.concatenate([np.asarray(_gen_fn(G)(params, jnp.asarray(z) + s * jnp.asarray(noise), y))
                          for s in stds])
 
 
 def category_transfer(G, params, z, classes) -> np.ndarray:
   """DGP's category transfer: ``G(z, shared(c))`` for every class c, ``[C, H, W, 3]``."""
   c = jnp.asarray(classes, jnp.int32)
-  return np.asarray(jax.jit(lambda zz, cc: biggan.generate(G, params, zz, cc))(
-      jnp.broadcast_to(jnp.asarray(z), (c.shape[0], z.shape[-1])), c))
+  return np.asarray(_gen_fn(G)(params, jnp.broadcast_to(jnp.asarray(z), (c.shape[0], z.shape[-1])),
+                               c))
 
 
 # ----------------------------------------------------------------------------- memory
