@@ -42,9 +42,9 @@ class DemoConfig:
   generator: str = "demo-digits"          # bundled name or a converted model directory
   tasks: tuple = TASK_NAMES               # subset of TASK_NAMES
   codes: tuple = (1, 2, 5, 10, 20)        # N values
-  layers: tuple = (2, 4, 6)               # composing layers ℓ (4×4, 8×8, 16×16 features at 32 px)
-  images: int = 6                         # first held-out test digits
-  steps: int = 200                        # Adam steps per inversion
+  layers: tuple = (2, 4)                  # composing layers ℓ (4×4×64, 8×8×32 features at 32 px)
+  images: int = 4                         # first held-out test digits
+  steps: int = 150                        # Adam steps per inversion
   lr: float = 0.05
   sr_factor: int = 4
   seed: int = 0                           # init of z (jax.random.PRNGKey(seed)); α = 1/N
