@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import pathlib
 from typing import Optional
 
@@ -390,6 +389,10 @@ def boundary_frames(z: jax.Array, boundary: jax.Array, max_step: float, frames: 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Task:
   """One restoration task at one resolution (all images NHWC in [-1, 1], leading axes free).
+
+  ``observe`` applies the same operator as ``degrade`` (mGANprior's convention: target and
+  output go through one function). DGP instead makes its SR target with PIL's Lanczos on
+  uint8 (:func:`dgp_sr_target`) and compares at full size (:func:`dgp_degrade`).
 
   Attributes:
     name: one of :data:`TASKS`.

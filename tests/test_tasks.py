@@ -126,3 +126,103 @@ def test_colorize_restore_keeps_target_luma():
   y_t = np.asarray(Image.fromarray((tgt * 255).astype(np.uint8)).convert("YCbCr"))[..., 0]
   np.testing.assert_array_equal(r[..., 0], y_t)
   np.testing.assert_array_equal(r[..., 2], y_t)
+
+
+# ----------------------------------------------------------------------------- CLI: invert --task, edit
+
+@pytest.fixture(scope="module")
+def pggan_dir(tmp_path_factory):
+  import converters
+  from tests.conftest import golden_root
+  dest = tmp_path_factory.mktemp("models") / "pggan"
+  converters.convert_file(golden_root() / "mganprior" / "pggan_golden32_generator.pth", dest)
+  return dest
+
+
+def _run(*argv):
+  from jaxinv.cli import main
+  return main([str(a) for a in argv])
+
+
+def _photo(path, size=48, seed=0):
+  yy, xx = np.mgrid[0:size, 0:size]
+  img = np.stack([xx * 255 // size, yy * 255 // size, (xx + yy) * 127 // size], -1).astype(np.uint8)
+  Image.fromarray(img).save(path)
+  return path
+
+
+FAST = ("--loss", "mse", "--steps", "2", "--codes", "2", "--layer", "4", "--chunk", "2")
+
+
+def test_invert_super_resolve_writes_task_outputs(pggan_dir, tmp_path):
+  img = _photo(tmp_path / "a.png")
+  out = tmp_path / "out"
+  assert _run("invert", "--generator", pggan_dir, "--images", img, "--task", "super-resolve",
+              "--factor", "4", "--out", out, *FAST) == 0
+  obs = np.asarray(Image.open(out / "a_observation.png"))
+  assert obs.shape == (8, 8, 3)
+  assert np.asarray(Image.open(out / "a_restored.png")).shape == (32, 32, 3)
+  grid = np.asarray(Image.open(out / "a_grid.png"))
+  assert grid.shape[1] > 3 * 32  # observation | restoration | ground truth
+  import json
+  s = json.loads((out / "config.json").read_text())["settings"]
+  assert (s["task"], s["factor"], s["downsample"], s["steps"]) == ("super-resolve", 4, "bilinear", 2)
+
+
+def test_invert_task_defaults_and_refusals(pggan_dir, tmp_path, capsys):
+  import argparse
+  from jaxinv.cli import build_parser, task_args
+  args = build_parser().parse_args(["invert", "--generator", "x", "--images", "y", "--out", "z",
+                                    "--task", "colorize"])
+  task_args.apply_defaults(args)
+  assert (args.layer, args.codes, args.steps, args.vgg_lambda) == (4, 20, 1500, 1.0)
+  args = build_parser().parse_args(["invert", "--generator", "x", "--images", "y", "--out", "z",
+                                    "--task", "inpaint", "--mask", "m.png", "--vgg-lambda", "0.5"])
+  task_args.apply_defaults(args)
+  assert (args.layer, args.codes, args.steps, args.vgg_lambda) == (4, 30, 3000, 0.5)
+  img = _photo(tmp_path / "a.png")
+  zero = tmp_path / "zero.png"
+  Image.fromarray(np.zeros((16, 16), np.uint8)).save(zero)
+  cases = [(("--task", "super-resolve", "--factor", "3"), "does not divide"),
+           (("--task", "inpaint", "--mask", zero), "all zero"),
+           (("--task", "inpaint",), "needs --mask"),
+           (("--task", "colorize", "--mask", zero), "only applies"),
+           (("--task", "denoise",), "needs --sigma")]
+  for extra, msg in cases:
+    out = tmp_path / "never"
+    assert _run("invert", "--generator", pggan_dir, "--images", img, "--out", out, *FAST, *extra) == 2
+    assert msg in capsys.readouterr().err, extra
+    assert not out.exists()
+
+
+def test_invert_observed_inpaint_and_edit(pggan_dir, tmp_path):
+  img = _photo(tmp_path / "a.png", size=32)
+  mask = np.zeros((64, 64), np.uint8)
+  mask[16:48, 16:48] = 255
+  Image.fromarray(mask).save(tmp_path / "m.png")
+  out = tmp_path / "out"
+  assert _run("invert", "--generator", pggan_dir, "--images", img, "--task", "inpaint", "--mask",
+              tmp_path / "m.png", "--observed", "--out", out, *FAST) == 0
+  obs = np.asarray(Image.open(out / "a_observation.png")).astype(int)
+  assert np.all(np.abs(obs[8:24, 8:24] - 128) <= 1)  # the hole is 0 (mid-grey) in the observation
+  grid = np.asarray(Image.open(out / "a_grid.png"))
+  assert grid.shape[1] < 3 * 32  # no ground truth column with --observed
+  b = np.random.RandomState(0).randn(1, 512)
+  np.save(tmp_path / "b.npy", b / np.linalg.norm(b))
+  ed = tmp_path / "edit"
+  assert _run("edit", "--generator", pggan_dir, "--result", out / "result.npz", "--boundary",
+              tmp_path / "b.npy", "--frames", "3", "--out", ed) == 0
+  assert sorted(p.name for p in (ed / "a").iterdir()) == ["frame_000.png", "frame_001.png", "frame_002.png"]
+  assert (ed / "a_strip.png").is_file()
+  np.save(tmp_path / "bad.npy", np.ones((1, 100)))
+  assert _run("edit", "--generator", pggan_dir, "--result", out / "result.npz", "--boundary",
+              tmp_path / "bad.npy", "--frames", "3", "--out", tmp_path / "e2") == 2
+
+
+def test_boundary_frames_formula():
+  z = jnp.asarray(np.random.RandomState(0).randn(2, 3, 4).astype(np.float32))
+  n = np.array([1.0, 0, 0, 0], np.float32)
+  f = np.asarray(tasks.boundary_frames(z, n[None], 4.2, 5))
+  assert f.shape == (5, 2, 3, 4)
+  np.testing.assert_allclose(f[:, 0, 0, 0] - np.asarray(z)[0, 0, 0], [-4.2, -2.1, 0, 2.1, 4.2], atol=1e-6)
+  np.testing.assert_array_equal(f[:, :, :, 1:], np.broadcast_to(np.asarray(z)[None, :, :, 1:], (5, 2, 3, 3)))

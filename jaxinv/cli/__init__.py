@@ -17,6 +17,7 @@ COMMANDS = [
     "invert",
     "evaluate",
     "edit",
+    "swap",
     "demo",
 ]
 

@@ -1,4 +1,4 @@
-"""``jaxinv edit``: semantic editing of inverted images (mGANprior boundaries).
+"""Semantic editing of inverted images: move their codes along a boundary, render each step.
 
 ``jaxinv edit --generator DEST --result OUT/result.npz --boundary b.npy --max-step 4.2
 --frames F --out DIR`` moves every one of the N codes of each image along the boundary normal
@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxinv.cli.common import UserError, load_generator
 
-MODES = ("mganprior-boundary",)
+MODES = ("mganprior-boundary", "padinv-keep-maps", "padinv-swap")  # padinv: issue 9
 
 
 def register(sub):
@@ -26,7 +26,8 @@ def register(sub):
   p.add_argument("--mode", default="mganprior-boundary", choices=MODES)
   p.add_argument("--generator", required=True, help="converted generator directory")
   p.add_argument("--result", required=True, help="result.npz of a jaxinv invert run")
-  p.add_argument("--boundary", required=True, help="boundary .npy ([1, D] or [D] unit normal)")
+  p.add_argument("--boundary", default=None,
+                 help="boundary .npy ([1, D] or [D] unit normal); required by the boundary modes")
   p.add_argument("--max-step", type=float, default=4.2, help="largest move along the boundary")
   p.add_argument("--frames", type=int, default=240,
                  help="number of steps F (official: fps × duration = 240)")
@@ -35,6 +36,10 @@ def register(sub):
   p.add_argument("--strip", type=int, default=10,
                  help="frames shown in the strip PNG (evenly spaced, ends included)")
   p.add_argument("--out", required=True, help="output directory")
+  # --- padinv (issue 9) ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_edit_arguments(p)
+  # --- end padinv ---
   p.set_defaults(func=run)
 
 
@@ -82,6 +87,13 @@ def run(args):
   from jaxinv.io import images as image_io
   from jaxinv.models.pggan import LayerIndexError
 
+  # --- padinv (issue 9) ---
+  if args.mode.startswith("padinv-"):
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_edit(args)
+  # --- end padinv ---
+  if args.boundary is None:
+    raise UserError("--mode mganprior-boundary needs --boundary b.npy")
   if args.frames < 2:
     raise UserError(f"--frames must be >= 2 (got {args.frames})")
   if args.strip < 1:

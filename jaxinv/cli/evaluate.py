@@ -1,4 +1,6 @@
-"""``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``.
+"""Score predictions against ground truth (PSNR, SSIM two ways, LPIPS) into a CSV.
+
+``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``
 
 Pairs images by file stem, computes PSNR, SSIM (Wang et al.: Gaussian σ 1.5, population
 covariance) and SSIM with scikit-image's defaults (7×7 box, sample covariance — what DGP
@@ -29,6 +31,11 @@ def register(sub):
   p.add_argument("--lpips", default=None, metavar="DEST",
                  help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
   p.add_argument("--out", required=True, help="CSV file to write (atomically)")
+  # --- padinv (issue 9) ---
+  p.add_argument("--protocol", default="default", choices=("default", "padinv"),
+                 help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
+                      "per-image MSE on [-1, 1] and AlexNet LPIPS (--lpips); columns name, mse, lpips")
+  # --- end padinv ---
   p.set_defaults(func=run)
 
 
@@ -136,6 +143,18 @@ def write_csv(path, rows):
 
 
 def run(args):
+  # --- padinv (issue 9) ---
+  if args.protocol == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    if args.mask:
+      raise UserError("--protocol padinv evaluates whole images; drop --mask")
+    rows = padinv_cli.evaluate_padinv(args.pred_dir, args.gt_dir, lpips_dir=args.lpips)
+    padinv_cli.write_padinv_csv(args.out, rows)
+    m = rows[-1]
+    print(f"{len(rows) - 1} image pairs (PadInv protocol): mean MSE {m['mse']:.5f}"
+          + (f", LPIPS {m['lpips']:.4f}" if "lpips" in m else "") + f"\nwrote {args.out}")
+    return 0
+  # --- end padinv ---
   rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips)
   d = os.path.dirname(os.path.abspath(args.out))
   if not os.path.isdir(d):

@@ -12,9 +12,10 @@ import os
 
 import numpy as np
 
+from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior",)
+METHODS = ("mganprior", "dgp", "padinv")
 
 
 def register(sub):
@@ -30,8 +31,10 @@ def register(sub):
   g.add_argument("--init", default=None, help="init.npz with z [B,N,D] and alpha [B,N,C]")
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
   l = p.add_argument_group("loss")
-  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine"))
+  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
   l.add_argument("--vgg", default=None, help="converted VGG16 directory (jaxinv convert vgg16.pth DEST)")
+  l.add_argument("--lpips", default=None, metavar="DEST",
+                 help="converted LPIPS model directory, for --loss lpips")
   l.add_argument("--vgg-layer", type=int, default=16, help="use VGG16 features[:K]")
   l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"))
   l.add_argument("--vgg-size", type=int, default=256, help="resize (nearest) before VGG; official image_size")
@@ -39,13 +42,37 @@ def register(sub):
   l.add_argument("--l2-lambda", type=float, default=1.0)
   l.add_argument("--vgg-lambda", type=float, default=1.0)
   o = p.add_argument_group("optimisation")
-  o.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
-  o.add_argument("--lr", type=float, default=1.0)
-  o.add_argument("--steps", type=int, default=3000)
+  # Defaults per method (None = unset): mGANprior sgd / 1.0 (_MGANPRIOR_DEFAULTS), steps per task.
+  o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
+  o.add_argument("--lr", type=float, default=None, help="default 1.0")
+  o.add_argument("--steps", type=int, default=None, help="default 3000")
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
   o.add_argument("--seed", type=int, default=0)
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
+  task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
+  style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
+  # --- dgp (issue 6) ---
+  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
+  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
+  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
+                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
+  d.add_argument("--schedule", default="in128_SR_D_biased",
+                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
+                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
+  d.add_argument("--iterations", type=int, nargs="+", default=None,
+                 help="override the per-stage iteration counts (e.g. for a quick run)")
+  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  # --- end dgp ---
+  # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_invert_arguments(p)
+  # --- end padinv ---
   p.set_defaults(func=run)
+
+
+# --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
+_MGANPRIOR_DEFAULTS = {"optimizer": "sgd", "lr": 1.0}
 
 
 def _check_common(args):
@@ -69,12 +96,21 @@ def _stems(paths):
 
 def _loss_config(args):
   from jaxinv.inversion import objectives
+  net = "alex"
+  if args.loss == "lpips" and args.lpips is not None:
+    net = load_generator(args.lpips, families="lpips").config["net"]
   return objectives.LossConfig(
       loss=args.loss, l1_lambda=args.l1_lambda, l2_lambda=args.l2_lambda, vgg_lambda=args.vgg_lambda,
-      vgg=objectives.VGGLossConfig(num_modules=args.vgg_layer, size=args.vgg_size, kind=args.vgg_loss))
+      vgg=objectives.VGGLossConfig(num_modules=args.vgg_layer, size=args.vgg_size, kind=args.vgg_loss),
+      lpips_net=net)
 
 
 def _load_vgg(args, loss_cfg):
+  if loss_cfg.needs_lpips:  # LPIPS params travel in the objective's perceptual-network slot
+    if args.lpips is None:
+      raise UserError("--loss lpips needs --lpips DEST: convert the lpips lin .pth with its "
+                      "torchvision backbone (jaxinv convert alex.pth DEST --option backbone=B.pth)")
+    return load_generator(args.lpips, families="lpips").params
   if not loss_cfg.needs_vgg:
     return None
   if args.vgg is None:
@@ -102,13 +138,35 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  if args.method == "dgp":  # --- dgp (issue 6) ---
+    from jaxinv.cli import invert_dgp
+    return invert_dgp.run(args)
+  # --- padinv (issue 9) ---
+  if args.method == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_invert(args)
+  # --- end padinv ---
+  for k, v in _MGANPRIOR_DEFAULTS.items():
+    if getattr(args, k) is None:
+      setattr(args, k, v)
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
   from jaxinv.models.pggan import LayerIndexError
 
+  task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
-  model = load_generator(args.generator, families="pggan")
+  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
+  # --- style generators (issue 5)
+  if model.family != "pggan":
+    if getattr(args, "task", "reconstruct") != "reconstruct":
+      raise UserError(f"--task {args.task} is not wired to style generators yet; use --task "
+                      "reconstruct (the default) with StyleGAN / StyleGAN2")
+    return _run_style(args, model)
+  if args.space not in (None, "multi"):
+    raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "
+                    "mGANprior's multi-code z (omit --space)")
+  # ---
   try:
     model.config.check_layer(args.layer)
   except LayerIndexError as e:
@@ -118,9 +176,10 @@ def run(args):
   try:
     paths = image_io.list_images(args.images)
     stems = _stems(paths)
-    targets = image_io.load_images(paths, model.config.resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
+  # task: targets are the observations the loss compares with degrade(G(v))
+  task, targets, ground_truth = task_args.prepare(args, paths, model.config.resolution)
   init = _load_init(args.init, len(paths))
   cfg = mganprior.MGANpriorConfig(codes=args.codes, layer=args.layer, loss=loss_cfg,
                                   optimizer=args.optimizer, lr=args.lr, steps=args.steps,
@@ -130,7 +189,8 @@ def run(args):
     if init["z"].shape[1:] != want:
       raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
 
-  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk)
+  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk,
+                            **task_args.degrade_kwargs(task))
   os.makedirs(args.out, exist_ok=True)
   for stem, img in zip(stems, results["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
@@ -138,13 +198,44 @@ def run(args):
             loss=results["loss"], names=np.asarray(stems))
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
+  settings.update(task_args.settings(args, task))
+  task_args.write_outputs(args.out, stems, task, results["images"], targets, ground_truth)
   write_config(args.out, settings)
   final = results["loss"][-1] if len(results["loss"]) else []
   print(f"wrote {args.out}: {len(stems)} images; final loss "
         + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
-def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk):
+def _run_style(args, model):
+  """``invert`` on StyleGAN / StyleGAN2 (issue 5): same outputs, variables named by space."""
+  from jaxinv.cli import style_options
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+  loss_cfg = _loss_config(args)
+  vgg_params = _load_vgg(args, loss_cfg)
+  try:
+    paths = image_io.list_images(args.images)
+    stems = _stems(paths)
+    targets = image_io.load_images(paths, model.config.resolution)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems)
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img in zip(stems, res["images"]):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+  write_npz(os.path.join(args.out, "result.npz"), loss=res["loss"], names=np.asarray(stems),
+            **res["variables"])
+  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings["images"] = paths
+  settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
+                                "truncation_layers": res["space"].truncation_layers}
+  write_config(args.out, settings)
+  final = res["loss"][-1] if len(res["loss"]) else []
+  print(f"wrote {args.out}: {len(stems)} images ({model.family}, space {res['space'].kind}); final "
+        "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
+def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_kwargs):
   """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed)."""
   import jax
   from jaxinv import sharding
@@ -153,12 +244,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk):
   from jaxinv.inversion.optimize import NonFiniteLossError
 
   n = len(targets)
-  batch = min(batch, n)
-  devices = jax.local_device_count()
-  mesh = None
-  if devices > 1 and batch >= devices:
-    batch = -(-batch // devices) * devices
-    mesh = sharding.make_mesh(jax.local_devices())
+  mesh, batch = sharding.batch_plan(batch, n)
   key = jax.random.PRNGKey(cfg.seed)
   out = {"z": [], "alpha": [], "loss": [], "images": []}
   for start in range(0, n, batch):
@@ -174,7 +260,8 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk):
       ini = jax.vmap(lambda k: jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, cfg.init)))(keys)
     try:
       res = mganprior.invert(model.module, model.params, obs, cfg, vgg_params=vgg_params, init=ini,
-                             progress=f"invert {start + 1}-{stop}/{n}", mesh=mesh, chunk=chunk)
+                             progress=f"invert {start + 1}-{stop}/{n}", mesh=mesh, chunk=chunk,
+                             **task_kwargs)
     except NonFiniteLossError as e:
       raise UserError(str(e)) from None
     out["z"].append(res.variables["z"][:real])

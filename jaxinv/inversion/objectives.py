@@ -60,13 +60,17 @@ class VGGLossConfig:
   size: int = 256            # resize target (mGANprior's --image_size)
   kind: str = "l1"           # "l1" | "l2" on the features
   weight: float = 0.001      # the official constant factor
+  compute_dtype: str = "float32"   # "bfloat16": VGG convs in bf16 (opt-in), features back to f32
 
 
 def vgg_features(vgg_params, x, cfg: VGGLossConfig):
   """relu features of one or more images ``[..., H, W, 3]`` after normalisation + resize."""
   xr = nearest_resize_legacy(vgg_normalize(x), cfg.size)
+  if cfg.compute_dtype != "float32":
+    xr = xr.astype(cfg.compute_dtype)
   batched = xr[None] if xr.ndim == 3 else xr
   f = vgg_lib.VGG16Features(cfg.num_modules).apply({"params": vgg_params}, batched)
+  f = f.astype(jnp.float32)
   return f[0] if xr.ndim == 3 else f
 
 
@@ -82,23 +86,29 @@ class LossConfig:
   """The inversion objective: mGANprior's ``get_loss`` choices.
 
   ``mse`` / ``l1`` / ``vgg`` use that term alone; ``combine`` is
-  ``l1_lambda·L1 + l2_lambda·MSE + vgg_lambda·VGG``.
+  ``l1_lambda·L1 + l2_lambda·MSE + vgg_lambda·VGG``; ``lpips`` is LPIPS v0.1 alone
+  (:func:`jaxinv.models.lpips.lpips_distance`, net ``lpips_net``).
   """
   loss: str = "combine"
   l1_lambda: float = 0.0
   l2_lambda: float = 1.0
   vgg_lambda: float = 1.0
   vgg: VGGLossConfig = VGGLossConfig()
+  lpips_net: str = "alex"    # "alex" | "vgg" (loss "lpips")
 
   def __post_init__(self):
-    if self.loss not in ("mse", "l1", "vgg", "combine"):
-      raise ValueError(f"unknown loss {self.loss!r}; choose mse, l1, vgg or combine")
+    if self.loss not in ("mse", "l1", "vgg", "combine", "lpips"):
+      raise ValueError(f"unknown loss {self.loss!r}; choose mse, l1, vgg, combine or lpips")
     if self.vgg.kind not in ("l1", "l2"):
       raise ValueError(f"unknown VGG loss kind {self.vgg.kind!r}; choose l1 or l2")
 
   @property
   def needs_vgg(self) -> bool:
     return self.loss == "vgg" or (self.loss == "combine" and self.vgg_lambda != 0)
+
+  @property
+  def needs_lpips(self) -> bool:
+    return self.loss == "lpips"
 
 
 def make_objective(cfg: LossConfig) -> Callable:
@@ -108,6 +118,10 @@ def make_objective(cfg: LossConfig) -> Callable:
   term includes its 0.001 factor, as the official ``loss_parts``).
   """
   def objective(x, y, vgg_params=None):
+    if cfg.loss == "lpips":  # the perceptual-network slot then holds the LPIPS model's params
+      from jaxinv.models.lpips import lpips_distance
+      v = lpips_distance(vgg_params, x, y, net=cfg.lpips_net)
+      return v, {"lpips": v}
     if cfg.loss == "mse":
       v = mse(x, y)
       return v, {"mse": v}

@@ -23,9 +23,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["MultiCode", "INIT_TYPES"]
+__all__ = ["MultiCode", "INIT_TYPES", "COMPUTE_DTYPES", "cast_floating"]
 
 INIT_TYPES = ("normal", "zero")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def cast_floating(tree, dtype):
+  """Casts every floating leaf of ``tree`` to ``dtype`` (a no-op for float32 trees to float32)."""
+  return jax.tree_util.tree_map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +41,11 @@ class MultiCode:
   generator: Any          # a layered Flax generator module (hashable, static)
   layer: int              # composing layer ℓ
   codes: int              # N
+  compute_dtype: str = "float32"   # "bfloat16": generator runs in bf16 (opt-in; variables stay f32)
 
   def __post_init__(self):
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"unknown compute_dtype {self.compute_dtype!r}; choose one of {COMPUTE_DTYPES}")
     if self.codes < 1:
       raise ValueError(f"the number of codes N must be >= 1, got {self.codes}")
     self.generator.config.check_layer(self.layer)
@@ -69,6 +79,13 @@ class MultiCode:
     return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / self.codes
 
   def render(self, variables, params):
-    """One image ``[H, W, C]`` from ``{"z": [N, D], "alpha": [N, C]}``."""
+    """One image ``[H, W, C]`` float32 from ``{"z": [N, D], "alpha": [N, C]}``.
+
+    With ``compute_dtype="bfloat16"`` the generator params, latents and activations are
+    cast to bf16 (gradients flow back to the float32 variables through the cast).
+    """
+    if self.compute_dtype != "float32":
+      dt = jnp.dtype(self.compute_dtype)
+      params, variables = cast_floating(params, dt), cast_floating(variables, dt)
     fused = self.compose(self.features(variables["z"], params), variables["alpha"])
-    return self.generator.apply({"params": params}, fused, self.layer, None)[0]
+    return self.generator.apply({"params": params}, fused, self.layer, None)[0].astype(jnp.float32)

@@ -64,8 +64,10 @@ def test_ssim_full_maps(g, arrays):
 
 
 def test_jax_path_matches(g, arrays):
-  """The jnp (differentiable) path gives the same numbers on float32 inputs."""
-  for case, e in _cases(g):
+  """The jnp (differentiable) path gives the same numbers on the float32 cases."""
+  cases = [(c, e) for c, e in _cases(g) if e["dtype"].startswith("float")]
+  assert cases
+  for case, e in cases:
     a, b, r = arrays[f"ps_{case}_a"], arrays[f"ps_{case}_b"], e["data_range"]
     ja, jb = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
     assert_close(float(metrics.psnr(ja, jb, r)), e["psnr"], atol=PSNR_ATOL, what=f"{case} jnp psnr")
