@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from converters.base import Converted, ConversionError, FormatError
-from converters import genforce_pggan, torchvision_vgg16
+from converters import genforce_pggan, idinvert, torchvision_vgg16
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -21,6 +21,7 @@ __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "
 FORMATS = {m.NAME: m for m in (
     genforce_pggan,
     torchvision_vgg16,
+    *idinvert.KINDS,
 )}
 
 

@@ -15,6 +15,7 @@ import jax
 
 from jaxinv.io import checkpoints
 from jaxinv.models import pggan, vgg
+from jaxinv.models import idinvert_encoder, keras_vgg
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -33,6 +34,9 @@ def _dict_config(**kwargs):
 FAMILIES: dict[str, Family] = {
     "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+    "idinvert-encoder": Family("idinvert-encoder", idinvert_encoder.EncoderConfig,
+                               idinvert_encoder.IDInvertEncoder),
+    "keras-vgg16": Family("keras-vgg16", _dict_config, lambda c: keras_vgg.KerasVGG16(**c)),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
