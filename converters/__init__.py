@@ -12,7 +12,13 @@ from __future__ import annotations
 import os
 
 from converters.base import Converted, ConversionError, FormatError
-from converters import genforce_pggan, idinvert, torchvision_vgg16
+from converters import genforce_pggan, torchvision_vgg16
+from converters import dgp_biggan
+from converters import lpips_lin, torchvision_alexnet
+from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
+from converters import swapping_autoencoder
+from converters import padinv
+from converters import idinvert
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -20,7 +26,16 @@ __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "
 
 FORMATS = {m.NAME: m for m in (
     genforce_pggan,
+    genforce_stylegan,
+    genforce_stylegan2,
+    rosinality_stylegan2,
+    dgp_biggan,
     torchvision_vgg16,
+    torchvision_alexnet,
+    lpips_lin,
+    swapping_autoencoder,
+    padinv.GENERATOR,
+    padinv.ENCODER,
     *idinvert.KINDS,
 )}
 

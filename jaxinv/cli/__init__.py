@@ -13,6 +13,12 @@ from jaxinv.cli.common import UserError
 
 COMMANDS = [
     "convert",
+    "generate",
+    "invert",
+    "evaluate",
+    "edit",
+    "swap",
+    "demo",
 ]
 
 

@@ -14,7 +14,11 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import pggan, vgg
+from jaxinv.models import lpips, pggan, vgg
+from jaxinv.models import stylegan, stylegan2
+from jaxinv.models import biggan
+from jaxinv.models import swapping_autoencoder as sae
+from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
 from jaxinv.models import idinvert_encoder, keras_vgg
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
@@ -34,6 +38,21 @@ def _dict_config(**kwargs):
 FAMILIES: dict[str, Family] = {
     "pggan": Family("pggan", pggan.PGGANConfig, pggan.PGGANGenerator),
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
+    "stylegan": Family("stylegan", stylegan.StyleGANConfig, stylegan.StyleGANGenerator),
+    "stylegan2": Family("stylegan2", stylegan2.StyleGAN2Config, stylegan2.StyleGAN2Generator),
+    "stylegan2-discriminator": Family("stylegan2-discriminator", stylegan2.DiscriminatorConfig,
+                                      stylegan2.StyleGAN2Discriminator),
+    "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
+    "lpips": Family("lpips", _dict_config, lambda c: lpips.LPIPS(**c)),
+    "biggan": Family("biggan", biggan.BigGANConfig, biggan.BigGANGenerator),
+    "biggan_d": Family("biggan_d", biggan.DiscriminatorConfig, biggan.BigGANDiscriminator),
+    "swapping_autoencoder": Family("swapping_autoencoder", sae.SAEConfig, sae.SwappingAutoencoder),
+    "padinv-stylegan2": Family("padinv-stylegan2", padinv.PadInvGeneratorConfig,
+                               padinv.PadInvGenerator),
+    "padinv-encoder": Family("padinv-encoder", irse.PadInvEncoderConfig, irse.PadInvEncoder),
+    "padinv-discriminator": Family("padinv-discriminator",
+                                   padinv_discriminator.PadInvDiscriminatorConfig,
+                                   padinv_discriminator.PadInvDiscriminator),
     "idinvert-encoder": Family("idinvert-encoder", idinvert_encoder.EncoderConfig,
                                idinvert_encoder.IDInvertEncoder),
     "keras-vgg16": Family("keras-vgg16", _dict_config, lambda c: keras_vgg.KerasVGG16(**c)),

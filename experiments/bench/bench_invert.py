@@ -1,0 +1,242 @@
+"""Benchmark of the multi-code inversion step: ``python -m experiments.bench.bench_invert [--quick|--tiny]``.
+
+Setting (the issue's): PGGAN-64 (fmaps_base 16384, fmaps_max 512, random weights), N = 20
+codes, composing layer ℓ = 6, loss L2 + VGG16 features[:16] (random weights, mGANprior's
+resize to 256), plain SGD, batches 1 / 4 / 8, float32 and the opt-in bf16 compute mode
+(``MultiCode(compute_dtype="bfloat16")`` + ``VGGLossConfig(compute_dtype="bfloat16")``).
+
+Prints, per (dtype, batch): image-steps/s, achieved FLOP/s (XLA cost analysis of one step ×
+steps / wall time of a compiled chunk, compile excluded), the fraction of this machine's
+measured dense matmul and 3×3-conv peaks, and compiled memory (total and per image); then how
+far bf16 moves the loss trajectory from float32 (same init, same target). It never passes or
+fails: it reports figures and ratios.
+
+``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
+``--profile DIR`` writes a ``jax.profiler`` trace of one timed chunk per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxinv.inversion import objectives, optimize as opt_lib, spaces
+from jaxinv.inversion.methods import mganprior
+from jaxinv.models import pggan, vgg as vgg_lib
+
+DTYPES = ("float32", "bfloat16")
+
+
+def _params(module, *example):
+  return module.init(jax.random.PRNGKey(0), *example)["params"]   # eager: jit(init) compiles for minutes
+
+
+def build(cfg: dict, compute_dtype: str):
+  """(loss_fn, optimizer, shared, space, target) for the benchmark setting."""
+  gcfg = pggan.PGGANConfig(resolution=cfg["resolution"], fmaps_base=cfg["fmaps_base"],
+                           fmaps_max=cfg["fmaps_max"])
+  gen = pggan.PGGANGenerator(gcfg)
+  gparams = _params(gen, jnp.zeros((1, gcfg.z_dim)))
+  vgg = vgg_lib.VGG16Features(cfg["vgg_layer"])
+  vparams = _params(vgg, jnp.zeros((1, 32, 32, 3)))
+  space = spaces.MultiCode(gen, cfg["layer"], cfg["codes"], compute_dtype=compute_dtype)
+  loss_cfg = objectives.LossConfig(
+      loss="combine", l2_lambda=1.0, vgg_lambda=1.0,
+      vgg=objectives.VGGLossConfig(num_modules=cfg["vgg_layer"], size=cfg["vgg_size"],
+                                   compute_dtype=compute_dtype))
+  loss_fn = mganprior.make_loss_fn(space, loss_cfg)
+  optimizer = mganprior._optimizer("sgd", cfg["lr"])
+  target = jnp.tanh(gen.apply({"params": gparams}, jax.random.normal(jax.random.PRNGKey(1),
+                                                                      (1, gcfg.z_dim))))[0]
+  return loss_fn, optimizer, {"generator": gparams, "vgg": vparams}, space, target
+
+
+def _chunk_fn(loss_fn, optimizer, length):
+  # The loop's own compiled chunk (cached on the same objects optimize() uses).
+  return opt_lib._cached_chunk(loss_fn, optimizer, None, False, length)
+
+
+def _inputs(space, optimizer, target, batch):
+  init = space.init(jax.random.PRNGKey(2), batch)
+  state = opt_lib.init_state(init, optimizer)
+  data = {"observation": jnp.broadcast_to(target, (batch,) + target.shape)}
+  return state, data
+
+
+def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
+  loss_fn, optimizer, shared, space, target = build(cfg, compute_dtype)
+  state, data = _inputs(space, optimizer, target, batch)
+  one = _chunk_fn(loss_fn, optimizer, 1).lower(state, data, shared).compile()
+  cost = one.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops_step = float(cost.get("flops", float("nan")))
+  fn = _chunk_fn(loss_fn, optimizer, steps)
+  compiled = fn.lower(state, data, shared).compile()
+  mem = compiled.memory_analysis()
+  mem_total = None
+  if mem is not None:
+    mem_total = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+                    - getattr(mem, "alias_size_in_bytes", 0))
+  t0 = time.perf_counter()
+  state, loss, _, _ = fn(state, data, shared)
+  jax.block_until_ready(loss)
+  first = time.perf_counter() - t0       # includes the compile of the jit-dispatched call
+  times = []
+  for r in range(repeats):
+    if profile_dir and r == repeats - 1:
+      jax.profiler.start_trace(profile_dir)
+    t0 = time.perf_counter()
+    state, loss, _, _ = fn(state, data, shared)
+    jax.block_until_ready(loss)
+    times.append(time.perf_counter() - t0)
+    if profile_dir and r == repeats - 1:
+      jax.profiler.stop_trace()
+  t = float(np.median(times))
+  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "seconds": t,
+          "first_call_s": first, "image_steps_per_s": batch * steps / t,
+          "flops_per_step": flops_step, "flops_per_s": flops_step * steps / t,
+          "mem_total_bytes": mem_total, "final_loss": float(np.asarray(loss)[-1].mean())}
+
+
+def _time(f, *args, repeats=5):
+  jax.block_until_ready(f(*args))
+  ts = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(*args))
+    ts.append(time.perf_counter() - t0)
+  return float(np.min(ts))
+
+
+def peaks(dtype: str, small: bool) -> dict:
+  """Measured dense matmul and 3×3 conv throughput (FLOP/s) in ``dtype``."""
+  dt = jnp.dtype(dtype)
+  n = 1024 if small else 8192
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dt)
+  mm = jax.jit(lambda x, y: x @ y)
+  t_mm = _time(mm, a, a)
+  b, hw, c = (2, 16, 128) if small else (64, 32, 512)
+  x = jax.random.normal(jax.random.PRNGKey(1), (b, hw, hw, c), dt)
+  k = jax.random.normal(jax.random.PRNGKey(2), (3, 3, c, c), dt)
+  conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  t_conv = _time(conv, x, k)
+  return {"matmul": 2 * n ** 3 / t_mm, "conv": 2 * b * hw * hw * c * c * 9 / t_conv}
+
+
+def bf16_effect(cfg, steps) -> dict:
+  """Loss trajectories of float32 vs bf16 from the same init (batch 1)."""
+  out = {}
+  for dt in DTYPES:
+    loss_fn, optimizer, shared, space, target = build(cfg, dt)
+    state, data = _inputs(space, optimizer, target, 1)
+    res = opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
+                           progress=False, chunk=steps)
+    out[dt] = res.loss[:, 0].astype(np.float64)
+  rel = np.abs(out["bfloat16"] - out["float32"]) / np.abs(out["float32"])
+  return {"steps": steps, "loss_f32": out["float32"].tolist(), "loss_bf16": out["bfloat16"].tolist(),
+          "max_rel_diff": float(rel.max()), "final_rel_diff": float(rel[-1]),
+          "f32_decrease": float(out["float32"][0] - out["float32"][-1]),
+          "bf16_decrease": float(out["bfloat16"][0] - out["bfloat16"][-1])}
+
+
+def _fmt(x, unit=""):
+  if x is None or (isinstance(x, float) and math.isnan(x)):
+    return "n/a"
+  for s, p in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    if abs(x) >= p:
+      return f"{x / p:.3g} {s}{unit}"
+  return f"{x:.3g} {unit}"
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(prog="python -m experiments.bench.bench_invert",
+                              description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true", help="batches 1 and 8, fewer steps")
+  p.add_argument("--tiny", action="store_true", help="32 px narrow model (CPU smoke run)")
+  p.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,4,8)")
+  p.add_argument("--steps", type=int, default=None, help="steps per timed chunk")
+  p.add_argument("--repeats", type=int, default=None)
+  p.add_argument("--dtypes", default="float32,bfloat16")
+  p.add_argument("--precision", default="default", choices=("default", "high", "highest"),
+                 help="jax_default_matmul_precision for float32 (GPU: default may use TF32)")
+  p.add_argument("--profile", default=None, help="write a jax.profiler trace per setting here")
+  p.add_argument("--json", default=None, help="also write every figure to this JSON file")
+  args = p.parse_args(argv)
+  cfg = {"resolution": 64, "fmaps_base": 16384, "fmaps_max": 512, "codes": 20, "layer": 6,
+         "vgg_layer": 16, "vgg_size": 256, "lr": 1.0}
+  batches, steps, repeats = (1, 4, 8), 20, 3
+  if args.quick:
+    batches, steps, repeats = (1, 8), 10, 2
+  if args.tiny:
+    cfg.update(resolution=32, fmaps_base=512, fmaps_max=32, codes=4, layer=4, vgg_size=64)
+    batches, steps, repeats = (1, 4), 3, 2
+  batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else batches
+  steps = args.steps or steps
+  repeats = args.repeats or repeats
+  dtypes = tuple(args.dtypes.split(","))
+  jax.config.update("jax_default_matmul_precision", args.precision)
+  dev = jax.devices()[0]
+  print(f"device: {dev.device_kind} ({dev.platform}) × {jax.device_count()}; jax {jax.__version__}; "
+        f"matmul precision {args.precision}")
+  print(f"setting: PGGAN-{cfg['resolution']} fmaps_base {cfg['fmaps_base']} fmaps_max {cfg['fmaps_max']} "
+        f"(random), N={cfg['codes']}, ℓ={cfg['layer']}, L2 + VGG16[:{cfg['vgg_layer']}] @ "
+        f"{cfg['vgg_size']} px, SGD; {steps} steps per timed chunk, median of {repeats}")
+  small = args.tiny or dev.platform == "cpu"
+  pk = {dt: peaks(dt, small) for dt in dtypes}
+  for dt, v in pk.items():
+    print(f"measured peak {dt}: matmul {_fmt(v['matmul'], 'FLOP/s')}, 3x3 conv {_fmt(v['conv'], 'FLOP/s')}")
+  rows = []
+  for dt in dtypes:
+    for b in batches:
+      prof = os.path.join(args.profile, f"{dt}_b{b}") if args.profile else None
+      r = measure(cfg, dt, b, steps, repeats, prof)
+      peak = max(pk[dt].values())
+      r["frac_matmul_peak"] = r["flops_per_s"] / pk[dt]["matmul"]
+      r["frac_conv_peak"] = r["flops_per_s"] / pk[dt]["conv"]
+      r["frac_best_peak"] = r["flops_per_s"] / peak
+      rows.append(r)
+  base = {r["batch"]: r for r in rows if r["dtype"] == "float32"}
+  print()
+  print(f"{'dtype':9} {'B':>3} {'img-steps/s':>12} {'FLOP/step':>11} {'FLOP/s':>11} "
+        f"{'%mm peak':>8} {'%conv pk':>8} {'mem total':>10} {'mem/img':>10} {'vs f32':>7} {'vs B=1':>7}")
+  for r in rows:
+    same = [q for q in rows if q["dtype"] == r["dtype"]]
+    b1 = min(same, key=lambda q: q["batch"])
+    mem_img = r["mem_total_bytes"] / r["batch"] if r["mem_total_bytes"] else None
+    f32 = base.get(r["batch"])
+    print(f"{r['dtype']:9} {r['batch']:>3} {r['image_steps_per_s']:>12.4g} {_fmt(r['flops_per_step']):>11} "
+          f"{_fmt(r['flops_per_s']):>11} {100 * r['frac_matmul_peak']:>7.1f}% {100 * r['frac_conv_peak']:>7.1f}% "
+          f"{_fmt(r['mem_total_bytes'], 'B'):>10} {_fmt(mem_img, 'B'):>10} "
+          f"{r['image_steps_per_s'] / f32['image_steps_per_s'] if f32 else float('nan'):>6.2f}x "
+          f"{r['image_steps_per_s'] / b1['image_steps_per_s']:>6.2f}x")
+  by_dt = {}
+  for r in rows:
+    by_dt.setdefault(r["dtype"], []).append(r)
+  for dt, rs in by_dt.items():
+    if len(rs) > 1 and all(q["mem_total_bytes"] for q in rs):
+      lo, hi = min(rs, key=lambda q: q["batch"]), max(rs, key=lambda q: q["batch"])
+      slope = (hi["mem_total_bytes"] - lo["mem_total_bytes"]) / (hi["batch"] - lo["batch"])
+      print(f"{dt}: marginal memory per extra image {_fmt(slope, 'B')} "
+            f"(B={lo['batch']}→{hi['batch']}); first call incl. compile {lo['first_call_s']:.1f}s")
+  effect = None
+  if "bfloat16" in dtypes and "float32" in dtypes:
+    effect = bf16_effect(cfg, max(steps, 10))
+    print(f"bf16 vs float32 loss trajectory over {effect['steps']} steps (B=1, same init): "
+          f"max relative difference {effect['max_rel_diff']:.3g}, at the last step "
+          f"{effect['final_rel_diff']:.3g}; loss decrease f32 {effect['f32_decrease']:.4g}, "
+          f"bf16 {effect['bf16_decrease']:.4g}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"config": cfg, "peaks": pk, "rows": rows, "bf16_effect": effect}, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()

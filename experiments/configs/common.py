@@ -1,0 +1,72 @@
+"""The base ConfigDict every sweep config starts from (each field documented once, here).
+
+A config file imports :func:`base`, changes what its experiment fixes and lists its
+grid in ``sweep(add)``. Paths are relative to the working directory or, failing
+that, to the repository root.
+"""
+
+import ml_collections
+
+GOLDEN = "../shared/golden/mganprior"
+DATA = "../shared/data/mganprior_examples"
+
+
+def base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.generator = f"{GOLDEN}/pggan_golden32_generator.pth"  # checkpoint (converted on the fly) or model dir
+  c.task = "reconstruct"           # reconstruct | colorize | super-resolve | inpaint | denoise
+  c.task_args = ml_collections.ConfigDict({"factor": None, "downsample": "bilinear", "mask": None,
+                                           "sigma": None})
+  c.codes = 30                     # N latent codes
+  c.layer = 6                      # composing layer ℓ
+  c.steps = 3000
+  c.optimizer = "sgd"              # sgd | adam
+  c.lr = 1.0
+  c.loss = ml_collections.ConfigDict({
+      "loss": "combine", "l1_lambda": 0.0, "l2_lambda": 1.0, "vgg_lambda": 1.0,
+      "vgg_layer": 16, "vgg_size": 256, "vgg_loss": "l1"})
+  c.vgg = f"{GOLDEN}/vgg16_features16_seed0.pth"  # VGG16 features (only read when the loss uses it)
+  c.init = "normal"                # z init: normal | zero (alpha = 1/N)
+  c.seed = 0                       # init of image i: fold_in(PRNGKey(seed), i)
+  c.image_loader = "mganprior"     # jaxinv.io.images loader convention
+  c.compute_dtype = "float32"      # float32 | bfloat16 (opt-in mixed precision)
+  # --- execution (not hashed: they do not change the numbers)
+  c.images = f"{DATA}/gan_inversion/church"  # a folder, a file, or a list of them
+  c.max_images = 0                 # 0 = all
+  c.batch = 8                      # items per compiled batch (rounded up to the device count)
+  c.chunk = 50                     # steps per compiled chunk = checkpoint interval
+  c.save_images = True             # RUN_DIR/images/<config_hash>/<image>.png
+  c.lpips = ""                     # converted LPIPS model dir/checkpoint ("" = no lpips column)
+  c.model_cache = ""               # where converted checkpoints go ("" = RUN_DIR/models)
+  return c
+
+
+def parse_arg(arg: str, **defaults) -> dict:
+  """``"runlocal,generator=/m/pggan.pth"`` → ``{"runlocal": True, "generator": "/m/pggan.pth"}``.
+
+  Values take the type of their default (bools from flags or ``key=true``); keys without a
+  default are refused, so a typo fails loudly.
+  """
+  out = dict(defaults)
+  for part in filter(None, (arg or "").split(",")):
+    key, eq, value = part.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config option {key!r}; known: {', '.join(sorted(defaults))}")
+    d = defaults[key]
+    if not eq:
+      out[key] = True
+    elif isinstance(d, bool):
+      out[key] = value.lower() in ("1", "true", "yes")
+    else:
+      out[key] = type(d)(value)
+  return out
+
+
+def runlocal(c, steps: int = 10):
+  """Shrinks an official config to the golden 32 px generator, ``steps`` steps, 1 image, VGG at 64 px."""
+  c.generator = f"{GOLDEN}/pggan_golden32_generator.pth"
+  c.steps, c.chunk = steps, 5
+  c.max_images = 1
+  c.loss.vgg_size = 64
+  return c

@@ -1,0 +1,377 @@
+"""Sharded, resumable sweeps of mGANprior inversions: ``python -m experiments.sweep --config C.py --out RUN_DIR``.
+
+A config file defines ``get_config(arg)`` (an ``ml_collections.ConfigDict`` with
+every knob, see ``experiments/configs/tiny.py``) and ``sweep(add)``, which calls
+``add(key=value, ...)`` once per point (dotted keys reach nested fields, e.g.
+``add(**{"loss.vgg_lambda": 0.1})``). ``--config C.py:ARG`` passes ``ARG``.
+
+Each point × image is one work item. Points that differ only in their seed have
+equal shapes and share one compiled program, so their items are batched
+together; batches are sharded over the local devices (:mod:`jaxinv.sharding`)
+and, with several processes (:mod:`jaxinv.distributed`), each process takes every
+P-th image and loads only those.
+
+Durability (see :mod:`experiments.runlog`): a finished batch appends its records to
+``RUN_DIR/results.jsonl`` in one write; after every chunk of steps the batch's
+optimiser state goes to an orbax checkpoint under ``RUN_DIR/inflight``. Rerunning
+the same command skips finished items and continues in-flight batches from their
+last chunk, so after a ``kill -9`` at any moment nothing finished is lost or
+repeated and the final table equals an uninterrupted run's (same batches, same
+chunk boundaries, same programs).
+
+Record fields: ``config_hash``, ``image``, ``task``, ``codes``, ``layer``, ``seed``,
+``loss`` (the objective before the last update), ``psnr`` / ``ssim`` (dB / Wang
+et al., of the restored output vs the ground truth on the [-1, 1] scale, data range 2),
+``lpips`` (when ``config.lpips`` names a converted LPIPS model), ``generator``,
+``steps``, ``optimizer``, ``lr``, ``loss_type`` and the full ``setting``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Fields of a point that describe execution, not the experiment (not hashed).
+EXECUTION_KEYS = ("images", "max_images", "batch", "chunk", "save_images", "lpips", "model_cache")
+
+# Seconds to sleep after each in-flight checkpoint (tests only: gives a kill -9 a window).
+_PAUSE_AFTER_CHECKPOINT = float(os.environ.get("JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT", "0") or 0)
+
+__all__ = ["load_config", "expand", "config_hash", "run_sweep", "main"]
+
+
+# ----------------------------------------------------------------------------- configs
+
+def load_config(spec: str):
+  """``path.py[:arg]`` → ``(base ConfigDict, [points as ConfigDicts])``."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise SystemExit(f"--config {path}: no such file")
+  mod_spec = importlib.util.spec_from_file_location(f"_sweep_config_{abs(hash(path))}", path)
+  mod = importlib.util.module_from_spec(mod_spec)
+  mod_spec.loader.exec_module(mod)
+  base = mod.get_config(arg) if arg else mod.get_config()
+  sweep_fn = getattr(mod, "sweep", None)
+  return base, expand(base, sweep_fn)
+
+
+def expand(base, sweep_fn=None) -> list:
+  """The sweep's points: ``base`` overridden by each ``add(...)`` (just ``base`` without sweep)."""
+  points = []
+
+  def add(**overrides):
+    cfg = copy.deepcopy(base)
+    with cfg.unlocked() if hasattr(cfg, "unlocked") else _nullcontext():
+      for key, value in overrides.items():
+        parts = key.split(".")
+        node = cfg
+        for p in parts[:-1]:
+          node = node[p]
+        if parts[-1] not in node:
+          raise KeyError(f"sweep sets {key!r}, which get_config() does not define")
+        node[parts[-1]] = value
+    points.append(cfg)
+
+  if sweep_fn is None:
+    add()
+  else:
+    sweep_fn(add)
+  return points
+
+
+class _nullcontext:
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *a):
+    return False
+
+
+def _plain(cfg) -> dict:
+  return json.loads(cfg.to_json()) if hasattr(cfg, "to_json") else json.loads(json.dumps(cfg))
+
+
+def setting_of(point) -> dict:
+  """The experiment-defining part of a point (what the hash covers)."""
+  d = _plain(point)
+  return {k: v for k, v in sorted(d.items()) if k not in EXECUTION_KEYS}
+
+
+def config_hash(setting: dict) -> str:
+  return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _resolve(path: str) -> str:
+  if not path or os.path.isabs(path) or os.path.exists(path):
+    return path
+  alt = os.path.join(REPO, path)
+  return alt if os.path.exists(alt) else path
+
+
+# ----------------------------------------------------------------------------- resources
+
+def _digest_file(path):
+  st = os.stat(path)
+  return hashlib.sha256(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:10]
+
+
+@functools.lru_cache(maxsize=None)
+def load_model_cached(path: str, cache_dir: str):
+  """A model dir as is; a checkpoint file converted once into ``cache_dir`` (then loaded)."""
+  import converters
+  from jaxinv.models.registry import load_model
+  path = _resolve(path)
+  if os.path.isdir(path):
+    return load_model(path)
+  if not os.path.isfile(path):
+    raise SystemExit(f"model {path}: no such file or directory")
+  dest = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{_digest_file(path)}")
+  if not os.path.isdir(dest):
+    os.makedirs(cache_dir, exist_ok=True)
+    try:
+      converters.convert_file(path, dest)
+    except (OSError, ValueError):
+      if not os.path.isdir(dest):   # not another process winning the (atomic) race: a real error
+        raise
+  return load_model(dest)
+
+
+def list_images(spec, max_images: int) -> list[str]:
+  from jaxinv.io import images as image_io
+  specs = [spec] if isinstance(spec, str) else list(spec)
+  paths = image_io.list_images([_resolve(s) for s in specs])
+  return paths[:max_images] if max_images and max_images > 0 else paths
+
+
+@functools.lru_cache(maxsize=None)
+def _task(name: str, resolution: int, args_json: str, seed: int):
+  # Cached: equal tasks must be the same object so the loss function (and program) is shared.
+  import jax
+  from jaxinv import tasks
+  args = json.loads(args_json)
+  if args.get("mask"):
+    args["mask"] = _resolve(args["mask"])
+  key = jax.random.PRNGKey(seed) if name == "denoise" else None
+  return tasks.make_task(name, resolution, key=key, **{k: v for k, v in args.items() if v is not None})
+
+
+def _loss_config(loss, compute_dtype):
+  from jaxinv.inversion import objectives
+  return objectives.LossConfig(
+      loss=loss["loss"], l1_lambda=loss["l1_lambda"], l2_lambda=loss["l2_lambda"],
+      vgg_lambda=loss["vgg_lambda"],
+      vgg=objectives.VGGLossConfig(num_modules=loss["vgg_layer"], size=loss["vgg_size"],
+                                   kind=loss["vgg_loss"], compute_dtype=compute_dtype))
+
+
+@functools.lru_cache(maxsize=None)
+def _optimizer(name, lr):
+  from jaxinv.inversion import optimize as opt_lib
+  return opt_lib.make_optimizer(name, lr)
+
+
+# ----------------------------------------------------------------------------- the run
+
+@dataclasses.dataclass
+class Item:
+  setting: dict
+  chash: str
+  image: str            # stem
+  path: str
+  index: int            # position in the full image list (seeds the init)
+
+  @property
+  def key(self):
+    return (self.chash, self.image)
+
+
+def _group_key(setting: dict) -> str:
+  return json.dumps({k: v for k, v in setting.items() if k != "seed"}, sort_keys=True)
+
+
+def plan(points, process_index=0, process_count=1):
+  """Groups of items (one compiled program each) for this process, in a fixed order."""
+  from jaxinv import sharding
+  groups: dict[str, list[Item]] = {}
+  for point in points:
+    setting = setting_of(point)
+    chash = config_hash(setting)
+    paths = list_images(point.images, point.max_images)
+    indexed = list(enumerate(paths))
+    for index, path in sharding.process_shard(indexed, process_index, process_count):
+      stem = os.path.splitext(os.path.basename(path))[0]
+      groups.setdefault(_group_key(setting), []).append(Item(setting, chash, stem, path, index))
+  return list(groups.values())
+
+
+def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[dict]:
+  """Runs (or resumes) every point × image not yet in ``run_dir``; returns this process's new records."""
+  import jax
+  from jaxinv import distributed, sharding
+  from experiments import runlog
+
+  info = distributed.initialize()
+  suffix = distributed.process_suffix(info)
+  os.makedirs(run_dir, exist_ok=True)
+  results_path = os.path.join(run_dir, f"results{suffix}.jsonl")
+  _write_sweep_json(run_dir, points, info)
+  groups = plan(points, info.index, info.count)
+  done = {runlog.result_key(r) for r in runlog.read_results(run_dir)}
+  store = runlog.InflightStore(run_dir)
+  store.remove_finished(done, suffix)
+  total = sum(len(g) for g in groups)
+  todo = [[it for it in g if it.key not in done] for g in groups]
+  remaining = sum(len(g) for g in todo)
+  log(f"sweep {run_dir}: {len(points)} points, {total} items for process {info.index}/{info.count}; "
+      f"{total - remaining} already done, {remaining} to run")
+  bar = None
+  if progress:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=total, initial=total - remaining, desc="sweep", unit="item", dynamic_ncols=True)
+  new = []
+  try:
+    for group in todo:
+      if not group:
+        continue
+      point0 = _point_for(points, group[0].setting)
+      mesh, batch = sharding.batch_plan(point0.batch, len(group))
+      for start in range(0, len(group), batch):
+        items = group[start:start + batch]
+        recs = _run_batch(items, point0, batch, mesh, run_dir, store, suffix, progress)
+        runlog.append_records(results_path, recs)
+        store.remove(_batch_id(items, suffix))
+        new.extend(recs)
+        if bar is not None:
+          bar.update(len(items))
+  finally:
+    if bar is not None:
+      bar.close()
+  return new
+
+
+def _point_for(points, setting):
+  for p in points:
+    if setting_of(p) == setting:
+      return p
+  raise KeyError("setting not in points")
+
+
+def _write_sweep_json(run_dir, points, info):
+  from jaxinv.io.checkpoints import atomic_write_json
+  from jaxinv.io.results import run_metadata
+  if info.index != 0:
+    return
+  atomic_write_json(os.path.join(run_dir, "sweep.json"), {
+      "points": [{"config_hash": config_hash(setting_of(p)), **_plain(p)} for p in points],
+      **run_metadata()})
+
+
+def _batch_id(items, suffix):
+  h = hashlib.sha256(json.dumps([it.key for it in items]).encode()).hexdigest()[:16]
+  return f"batch-{h}{suffix}"
+
+
+def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
+  import jax
+  import jax.numpy as jnp
+  from jaxinv import metrics, sharding
+  from jaxinv.inversion import optimize as opt_lib, spaces
+  from jaxinv.inversion.methods import mganprior
+  from jaxinv.io import images as image_io
+
+  cache = point.model_cache or os.path.join(run_dir, "models" + suffix)
+  model = load_model_cached(point.generator, cache)
+  res = model.config.resolution
+  task = _task(point.task, res, json.dumps(_plain(point.task_args), sort_keys=True), point.seed)
+  loss_cfg = _loss_config(_plain(point.loss), point.compute_dtype)
+  vgg_params = load_model_cached(point.vgg, cache).params if loss_cfg.needs_vgg else None
+  space = spaces.MultiCode(model.module, point.layer, point.codes, compute_dtype=point.compute_dtype)
+  loss_fn = mganprior.make_loss_fn(space, loss_cfg, task.degrade)
+  optimizer = _optimizer(point.optimizer, float(point.lr))
+
+  gt = image_io.load_images([it.path for it in items], res, point.image_loader)
+  obs = np.asarray(task.observe(jnp.asarray(gt)))
+  keys = [jax.random.fold_in(jax.random.PRNGKey(it.setting["seed"]), it.index) for it in items]
+  init = [jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, point.init)) for k in keys]
+  init = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *init)
+  (init, obs_p), real = sharding.pad_to_multiple((init, obs), batch)
+
+  batch_id = _batch_id(items, suffix)
+  fresh = opt_lib.init_state(init, optimizer)
+  restored = store.restore(batch_id, fresh)
+  state, steps_left = None, point.steps
+  if restored is not None:
+    state, step = restored
+    state = jax.tree_util.tree_map(jnp.asarray, state)
+    steps_left = point.steps - step
+    print(f"resuming {batch_id} ({real} items) at step {step}/{point.steps}", file=sys.stderr)
+  item_keys = [list(it.key) for it in items]
+
+  def on_chunk(st, steps_done):
+    if steps_done < point.steps:     # the final state is recorded as results instead
+      store.save(batch_id, item_keys, st, steps_done)
+      if _PAUSE_AFTER_CHECKPOINT:   # fault-injection window for the kill-and-resume test
+        time.sleep(_PAUSE_AFTER_CHECKPOINT)
+
+  result = opt_lib.optimize(
+      loss_fn, init, {"observation": obs_p}, optimizer, steps_left,
+      shared={"generator": model.params, "vgg": vgg_params}, chunk=point.chunk,
+      progress=f"batch of {real}" if progress else False, mesh=mesh,
+      state=state if state is not None else fresh, on_chunk=on_chunk)
+  if steps_left == 0:
+    raise RuntimeError(f"in-flight checkpoint of {batch_id} is at the last step; delete it")
+  output = mganprior.render_batch(space, result.variables, model.params)[:real]
+  restored_out = task.restore(output, gt)
+  lp_model = load_model_cached(point.lpips, cache) if point.lpips else None
+  recs = []
+  for i, it in enumerate(items):
+    rec = {"config_hash": it.chash, "image": it.image, "task": point.task,
+           "codes": int(point.codes), "layer": int(point.layer), "seed": int(it.setting["seed"]),
+           "loss": float(result.loss[-1, i]),
+           "psnr": float(metrics.psnr(restored_out[i], gt[i], data_range=2.0)),
+           "ssim": float(metrics.ssim(restored_out[i], gt[i], data_range=2.0)),
+           "generator": point.generator, "steps": int(point.steps), "optimizer": point.optimizer,
+           "lr": float(point.lr), "loss_type": point.loss.loss, "setting": it.setting}
+    if lp_model is not None:
+      rec["lpips"] = float(np.asarray(metrics.lpips(lp_model, restored_out[i], gt[i])).reshape(()))
+    if point.save_images:
+      d = os.path.join(run_dir, "images", it.chash)
+      os.makedirs(d, exist_ok=True)
+      image_io.save_png(os.path.join(d, f"{it.image}.png"), restored_out[i])
+      td = os.path.join(run_dir, "images", "targets")
+      os.makedirs(td, exist_ok=True)
+      if not os.path.exists(os.path.join(td, f"{it.image}.png")):
+        image_io.save_png(os.path.join(td, f"{it.image}.png"), gt[i])
+    recs.append(rec)
+  return recs
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
+  p.add_argument("--config", required=True, help="CONFIG.py or CONFIG.py:ARG")
+  p.add_argument("--out", required=True, help="run directory (created; rerun to resume)")
+  p.add_argument("--no-progress", action="store_true")
+  args = p.parse_args(argv)
+  from jaxinv import distributed
+  distributed.initialize()
+  _, points = load_config(args.config)
+  t0 = time.time()
+  new = run_sweep(points, args.out, progress=not args.no_progress)
+  print(f"sweep done: {len(new)} new results in {time.time() - t0:.1f}s -> "
+        f"{os.path.join(args.out, 'results*.jsonl')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+  main()

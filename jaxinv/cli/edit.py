@@ -1,0 +1,126 @@
+"""``jaxinv edit``: semantic editing of inverted images (mGANprior boundaries).
+
+``jaxinv edit --generator DEST --result OUT/result.npz --boundary b.npy --max-step 4.2
+--frames F --out DIR`` moves every one of the N codes of each image along the boundary normal
+(``z_t = z + (l_t − 1)·max_step·n``, ``l_t = linspace(0, 2, F)``; alpha kept), renders each frame
+with the multi-code generator and writes ``DIR/<name>/frame_XXX.png`` plus ``DIR/<name>_strip.png`` (``--strip`` frames).
+The composing layer and N come from the inversion's ``config.json`` (``--layer`` overrides).
+Other editing modes are added as further ``--mode`` choices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from jaxinv.cli.common import UserError, load_generator
+
+MODES = ("mganprior-boundary", "padinv-keep-maps", "padinv-swap")  # padinv: issue 9
+
+
+def register(sub):
+  p = sub.add_parser("edit", help="move inverted codes along a semantic boundary",
+                     description=__doc__.splitlines()[0])
+  p.add_argument("--mode", default="mganprior-boundary", choices=MODES)
+  p.add_argument("--generator", required=True, help="converted generator directory")
+  p.add_argument("--result", required=True, help="result.npz of a jaxinv invert run")
+  p.add_argument("--boundary", default=None,
+                 help="boundary .npy ([1, D] or [D] unit normal); required by the boundary modes")
+  p.add_argument("--max-step", type=float, default=4.2, help="largest move along the boundary")
+  p.add_argument("--frames", type=int, default=240,
+                 help="number of steps F (official: fps × duration = 240)")
+  p.add_argument("--layer", type=int, default=None,
+                 help="composing layer (default: the inversion's, from its config.json)")
+  p.add_argument("--strip", type=int, default=10,
+                 help="frames shown in the strip PNG (evenly spaced, ends included)")
+  p.add_argument("--out", required=True, help="output directory")
+  # --- padinv (issue 9) ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_edit_arguments(p)
+  # --- end padinv ---
+  p.set_defaults(func=run)
+
+
+def _read_result(path):
+  try:
+    with np.load(path) as f:
+      z, alpha = np.asarray(f["z"], np.float32), np.asarray(f["alpha"], np.float32)
+      names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(z))]
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"--result {path}: needs arrays z [B,N,D] and alpha [B,N,C] ({e})") from None
+  if z.ndim != 3 or alpha.ndim != 3 or z.shape[:2] != alpha.shape[:2]:
+    raise UserError(f"--result {path}: z {z.shape} / alpha {alpha.shape} are not [B,N,D] / [B,N,C]")
+  return z, alpha, names
+
+
+def _layer_of(result_path, override):
+  if override is not None:
+    return override
+  cfg = os.path.join(os.path.dirname(os.path.abspath(result_path)), "config.json")
+  try:
+    with open(cfg) as f:
+      return int(json.load(f)["settings"]["layer"])
+  except (OSError, KeyError, ValueError, TypeError):
+    raise UserError(f"cannot read the composing layer from {cfg}; pass --layer") from None
+
+
+def _read_boundary(path, z_dim):
+  try:
+    b = np.load(path)
+  except (OSError, ValueError) as e:
+    raise UserError(f"--boundary {path}: not a .npy array ({e})") from None
+  b = np.asarray(b, np.float32).reshape(-1)
+  if b.shape[0] != z_dim:
+    raise UserError(f"--boundary {path} has {b.shape[0]} dimensions but the generator's z has "
+                    f"{z_dim}; use a boundary made for this generator's latent space")
+  if not np.all(np.isfinite(b)) or not np.linalg.norm(b) > 0:
+    raise UserError(f"--boundary {path}: not a finite non-zero vector")
+  return b
+
+
+def run(args):
+  import jax
+  from jaxinv import tasks
+  from jaxinv.inversion import spaces
+  from jaxinv.io import images as image_io
+  from jaxinv.models.pggan import LayerIndexError
+
+  # --- padinv (issue 9) ---
+  if args.mode.startswith("padinv-"):
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_edit(args)
+  # --- end padinv ---
+  if args.boundary is None:
+    raise UserError("--mode mganprior-boundary needs --boundary b.npy")
+  if args.frames < 2:
+    raise UserError(f"--frames must be >= 2 (got {args.frames})")
+  if args.strip < 1:
+    raise UserError(f"--strip must be >= 1 (got {args.strip})")
+  model = load_generator(args.generator, families="pggan")
+  z, alpha, names = _read_result(args.result)
+  layer = _layer_of(args.result, args.layer)
+  try:
+    space = spaces.MultiCode(model.module, layer, z.shape[1])
+  except (LayerIndexError, ValueError) as e:
+    raise UserError(str(e)) from None
+  if z.shape[2] != space.z_dim or alpha.shape[2] != space.channels:
+    raise UserError(f"--result codes z {z.shape} / alpha {alpha.shape} do not fit this generator at "
+                    f"layer {layer} (z_dim {space.z_dim}, {space.channels} channels)")
+  n = _read_boundary(args.boundary, space.z_dim)
+  frames = np.asarray(tasks.boundary_frames(jax.numpy.asarray(z), n, args.max_step, args.frames))
+  render = jax.jit(jax.vmap(space.render, in_axes=(0, None)))
+  os.makedirs(args.out, exist_ok=True)
+  for i, name in enumerate(names):
+    imgs = np.asarray(render({"z": frames[:, i], "alpha": np.repeat(alpha[i:i + 1], args.frames, 0)},
+                             model.params))
+    d = os.path.join(args.out, name)
+    os.makedirs(d, exist_ok=True)
+    for t, img in enumerate(imgs):
+      image_io.save_png(os.path.join(d, f"frame_{t:03d}.png"), img)
+    pick = np.unique(np.round(np.linspace(0, args.frames - 1, min(args.strip, args.frames))).astype(int))
+    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"),
+                      image_io.make_grid([[imgs[t] for t in pick]]))
+  print(f"wrote {args.out}: {len(names)} image(s) × {args.frames} frames along {args.boundary} "
+        f"(±{args.max_step})")

@@ -1,0 +1,166 @@
+"""``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``.
+
+Pairs images by file stem, computes PSNR, SSIM (Wang et al.: Gaussian σ 1.5, population
+covariance) and SSIM with scikit-image's defaults (7×7 box, sample covariance — what DGP
+reports) on uint8 [0, 255], plus LPIPS v0.1 with ``--lpips``; one CSV row per image and a last
+row ``name = mean``. With ``--mask`` (1 = missing) only the hole is evaluated, as DGP does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import warnings
+
+from jaxinv.cli.common import UserError
+
+COLUMNS = ("name", "psnr", "ssim", "ssim_skimage")
+
+
+def register(sub):
+  p = sub.add_parser("evaluate", help="PSNR / SSIM / LPIPS of predictions against ground truth",
+                     description=__doc__.splitlines()[0])
+  p.add_argument("pred_dir", help="folder of predicted images")
+  p.add_argument("gt_dir", help="folder of ground-truth images (paired by file stem)")
+  p.add_argument("--mask", default=None,
+                 help="inpainting mask (white = missing); evaluate the hole only (resized nearest)")
+  p.add_argument("--lpips", default=None, metavar="DEST",
+                 help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
+  p.add_argument("--out", required=True, help="CSV file to write (atomically)")
+  # --- padinv (issue 9) ---
+  p.add_argument("--protocol", default="default", choices=("default", "padinv"),
+                 help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
+                      "per-image MSE on [-1, 1] and AlexNet LPIPS (--lpips); columns name, mse, lpips")
+  # --- end padinv ---
+  p.set_defaults(func=run)
+
+
+def pair_by_stem(pred_dir: str, gt_dir: str) -> list[tuple[str, str, str]]:
+  """``[(stem, pred_path, gt_path)]`` sorted by stem; refuses folders that do not pair up."""
+  from jaxinv.io.images import IMAGE_EXTENSIONS
+
+  def index(folder, what):
+    if not os.path.isdir(folder):
+      raise UserError(f"{what} {folder} is not a folder")
+    out = {}
+    for f in sorted(os.listdir(folder)):
+      stem, ext = os.path.splitext(f)
+      if ext.lower() not in IMAGE_EXTENSIONS:
+        continue
+      if stem in out:
+        raise UserError(f"{what} {folder} has two images with stem {stem!r} "
+                        f"({os.path.basename(out[stem])}, {f}); keep one")
+      out[stem] = os.path.join(folder, f)
+    if not out:
+      raise UserError(f"{what} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return out
+
+  pred, gt = index(pred_dir, "PRED_DIR"), index(gt_dir, "GT_DIR")
+  only_p, only_g = sorted(set(pred) - set(gt)), sorted(set(gt) - set(pred))
+  if only_p or only_g:
+    def few(xs):
+      return ", ".join(xs[:5]) + (f" … (+{len(xs) - 5})" if len(xs) > 5 else "")
+    parts = []
+    if only_p:
+      parts.append(f"{len(only_p)} prediction(s) without ground truth: {few(only_p)}")
+    if only_g:
+      parts.append(f"{len(only_g)} ground truth image(s) without prediction: {few(only_g)}")
+    raise UserError("images do not pair up by file stem — " + "; ".join(parts)
+                    + ". Name each prediction like its ground truth (e.g. 0001.png ↔ 0001.jpg)")
+  return [(s, pred[s], gt[s]) for s in sorted(pred)]
+
+
+def _load_pair(pred_path, gt_path):
+  import numpy as np
+  from PIL import Image
+  from jaxinv.io.images import load_rgb_uint8
+  p, g = load_rgb_uint8(pred_path), load_rgb_uint8(gt_path)
+  if p.shape != g.shape:
+    warnings.warn(f"{pred_path}: {p.shape[1]}x{p.shape[0]} resized (bicubic) to the ground "
+                  f"truth's {g.shape[1]}x{g.shape[0]} ({gt_path})", stacklevel=2)
+    p = np.asarray(Image.fromarray(p).resize((g.shape[1], g.shape[0]), Image.BICUBIC))
+  return p, g
+
+
+def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None) -> list[dict]:
+  """Rows ``{"name", "psnr", "ssim", "ssim_skimage"[, "lpips"]}`` plus the ``mean`` row."""
+  import numpy as np
+  from jaxinv import metrics, tasks
+  from jaxinv.io.images import ImageError
+  pairs = pair_by_stem(pred_dir, gt_dir)
+  try:
+    images = [(s,) + _load_pair(p, g) for s, p, g in pairs]  # every file read before any output
+  except ImageError as e:
+    raise UserError(f"{e}; nothing written") from None
+  model = None
+  if lpips_dir is not None:
+    from jaxinv.io.checkpoints import ModelDirError
+    from jaxinv.models.registry import load_model
+    try:
+      model = load_model(lpips_dir, expect_family="lpips")
+    except (ModelDirError, OSError, ValueError) as e:
+      raise UserError(f"--lpips {lpips_dir}: {e}") from None
+  masks = {}
+  rows = []
+  for stem, p, g in images:
+    m = None
+    if mask is not None:
+      size = g.shape[0]
+      if g.shape[0] != g.shape[1]:
+        raise UserError(f"--mask needs square images; {stem} is {g.shape[1]}x{g.shape[0]}")
+      if size not in masks:
+        try:
+          masks[size] = tasks.load_mask(mask, size)
+        except ValueError as e:
+          raise UserError(str(e)) from None
+      m = masks[size]
+    try:
+      vals = metrics.image_metrics(p, g, mask=m, lpips_model=model)
+    except ValueError as e:
+      raise UserError(f"{stem}: {e}") from None
+    rows.append({"name": stem, **vals})
+  keys = [k for k in rows[0] if k != "name"]
+  mean = {"name": "mean"}
+  for k in keys:
+    mean[k] = float(np.mean(np.array([r[k] for r in rows], np.float64)))  # inf PSNR stays inf
+  rows.append(mean)
+  return rows
+
+
+def write_csv(path, rows):
+  from jaxinv.io.checkpoints import atomic_write_bytes
+  cols = list(COLUMNS) + (["lpips"] if "lpips" in rows[0] else [])
+  buf = io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(cols)
+  for r in rows:
+    w.writerow([r["name"]] + [f"{r[c]:.6f}" if math.isfinite(r[c]) else "inf" for c in cols[1:]])
+  atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def run(args):
+  # --- padinv (issue 9) ---
+  if args.protocol == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    if args.mask:
+      raise UserError("--protocol padinv evaluates whole images; drop --mask")
+    rows = padinv_cli.evaluate_padinv(args.pred_dir, args.gt_dir, lpips_dir=args.lpips)
+    padinv_cli.write_padinv_csv(args.out, rows)
+    m = rows[-1]
+    print(f"{len(rows) - 1} image pairs (PadInv protocol): mean MSE {m['mse']:.5f}"
+          + (f", LPIPS {m['lpips']:.4f}" if "lpips" in m else "") + f"\nwrote {args.out}")
+    return 0
+  # --- end padinv ---
+  rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips)
+  d = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(d):
+    raise UserError(f"--out {args.out}: folder {d} does not exist")
+  write_csv(args.out, rows)
+  m = rows[-1]
+  extra = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""
+  where = " (hole only)" if args.mask else ""
+  print(f"{len(rows) - 1} image pairs{where}: mean PSNR {m['psnr']:.3f} dB, SSIM {m['ssim']:.4f}, "
+        f"SSIM(skimage) {m['ssim_skimage']:.4f}{extra}")
+  print(f"wrote {args.out}")

@@ -1,0 +1,269 @@
+"""``jaxinv invert``: invert images into a converted generator (default method: mGANprior).
+
+Writes ``OUT/<stem>.png`` (reconstruction), ``OUT/result.npz`` (``z [B,N,D]``,
+``alpha [B,N,C]``, ``loss [S,B]`` — the loss before each step's update — and
+``names``) and ``OUT/config.json`` (every setting, the seed, versions, devices).
+Every input is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxinv.cli import style_options, task_args
+from jaxinv.cli.common import UserError, load_generator
+
+METHODS = ("mganprior", "dgp", "padinv")
+
+
+def register(sub):
+  p = sub.add_parser("invert", help="invert images into a generator",
+                     description=__doc__.splitlines()[0])
+  p.add_argument("--method", default="mganprior", choices=METHODS)
+  p.add_argument("--generator", required=True, help="converted generator directory or bundled name")
+  p.add_argument("--images", required=True, nargs="+", help="image files or folders")
+  p.add_argument("--out", required=True, help="output directory")
+  g = p.add_argument_group("mGANprior (defaults: official multi_code_inversion.py)")
+  g.add_argument("--codes", type=int, default=30, help="number of latent codes N")
+  g.add_argument("--layer", type=int, default=6, help="composing layer ℓ")
+  g.add_argument("--init", default=None, help="init.npz with z [B,N,D] and alpha [B,N,C]")
+  g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
+  l = p.add_argument_group("loss")
+  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
+  l.add_argument("--vgg", default=None, help="converted VGG16 directory (jaxinv convert vgg16.pth DEST)")
+  l.add_argument("--lpips", default=None, metavar="DEST",
+                 help="converted LPIPS model directory, for --loss lpips")
+  l.add_argument("--vgg-layer", type=int, default=16, help="use VGG16 features[:K]")
+  l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"))
+  l.add_argument("--vgg-size", type=int, default=256, help="resize (nearest) before VGG; official image_size")
+  l.add_argument("--l1-lambda", type=float, default=0.0)
+  l.add_argument("--l2-lambda", type=float, default=1.0)
+  l.add_argument("--vgg-lambda", type=float, default=1.0)
+  o = p.add_argument_group("optimisation")
+  # Defaults per method (None = unset): mGANprior sgd / 1.0 (_MGANPRIOR_DEFAULTS), steps per task.
+  o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
+  o.add_argument("--lr", type=float, default=None, help="default 1.0")
+  o.add_argument("--steps", type=int, default=None, help="default 3000")
+  o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
+  o.add_argument("--seed", type=int, default=0)
+  o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
+  task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
+  style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
+  # --- dgp (issue 6) ---
+  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
+  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
+  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
+                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
+  d.add_argument("--schedule", default="in128_SR_D_biased",
+                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
+                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
+  d.add_argument("--iterations", type=int, nargs="+", default=None,
+                 help="override the per-stage iteration counts (e.g. for a quick run)")
+  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  # --- end dgp ---
+  # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
+  from jaxinv.cli import padinv as padinv_cli
+  padinv_cli.add_invert_arguments(p)
+  # --- end padinv ---
+  p.set_defaults(func=run)
+
+
+# --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
+_MGANPRIOR_DEFAULTS = {"optimizer": "sgd", "lr": 1.0}
+
+
+def _check_common(args):
+  if args.codes < 1:
+    raise UserError(f"--codes must be >= 1 (got {args.codes})")
+  if args.steps < 0:
+    raise UserError(f"--steps must be >= 0 (got {args.steps})")
+  if args.batch < 1:
+    raise UserError(f"--batch must be >= 1 (got {args.batch})")
+  if not args.lr > 0:
+    raise UserError(f"--lr must be > 0 (got {args.lr})")
+
+
+def _stems(paths):
+  stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+  dup = {s for s in stems if stems.count(s) > 1}
+  if dup:
+    raise UserError(f"several input images share the name {sorted(dup)}; outputs are named by stem")
+  return stems
+
+
+def _loss_config(args):
+  from jaxinv.inversion import objectives
+  net = "alex"
+  if args.loss == "lpips" and args.lpips is not None:
+    net = load_generator(args.lpips, families="lpips").config["net"]
+  return objectives.LossConfig(
+      loss=args.loss, l1_lambda=args.l1_lambda, l2_lambda=args.l2_lambda, vgg_lambda=args.vgg_lambda,
+      vgg=objectives.VGGLossConfig(num_modules=args.vgg_layer, size=args.vgg_size, kind=args.vgg_loss),
+      lpips_net=net)
+
+
+def _load_vgg(args, loss_cfg):
+  if loss_cfg.needs_lpips:  # LPIPS params travel in the objective's perceptual-network slot
+    if args.lpips is None:
+      raise UserError("--loss lpips needs --lpips DEST: convert the lpips lin .pth with its "
+                      "torchvision backbone (jaxinv convert alex.pth DEST --option backbone=B.pth)")
+    return load_generator(args.lpips, families="lpips").params
+  if not loss_cfg.needs_vgg:
+    return None
+  if args.vgg is None:
+    raise UserError(f"--loss {args.loss} uses VGG16 perceptual features: convert torchvision VGG16 "
+                    "weights (jaxinv convert vgg16.pth VGG_DEST) and pass --vgg VGG_DEST, or use "
+                    "--loss mse / --vgg-lambda 0")
+  vgg = load_generator(args.vgg, families="vgg16")
+  if args.vgg_layer > vgg.config["num_modules"]:
+    raise UserError(f"--vgg-layer {args.vgg_layer} needs features[:{args.vgg_layer}] but {args.vgg} "
+                    f"holds only features[:{vgg.config['num_modules']}]")
+  return vgg.params
+
+
+def _load_init(path, num_images):
+  if path is None:
+    return None
+  try:
+    with np.load(path) as f:
+      init = {"z": np.asarray(f["z"], np.float32), "alpha": np.asarray(f["alpha"], np.float32)}
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"--init {path}: needs arrays z [B,N,D] and alpha [B,N,C] ({e})") from None
+  if init["z"].shape[0] != num_images or init["alpha"].shape[0] != num_images:
+    raise UserError(f"--init {path}: holds {init['z'].shape[0]} images' codes for {num_images} images")
+  return init
+
+
+def run(args):
+  if args.method == "dgp":  # --- dgp (issue 6) ---
+    from jaxinv.cli import invert_dgp
+    return invert_dgp.run(args)
+  # --- padinv (issue 9) ---
+  if args.method == "padinv":
+    from jaxinv.cli import padinv as padinv_cli
+    return padinv_cli.run_invert(args)
+  # --- end padinv ---
+  for k, v in _MGANPRIOR_DEFAULTS.items():
+    if getattr(args, k) is None:
+      setattr(args, k, v)
+  from jaxinv.inversion.methods import mganprior
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+  from jaxinv.models.pggan import LayerIndexError
+
+  task_args.apply_defaults(args)  # per-task official defaults for unset flags
+  _check_common(args)
+  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
+  # --- style generators (issue 5)
+  if model.family != "pggan":
+    return _run_style(args, model)
+  if args.space not in (None, "multi"):
+    raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "
+                    "mGANprior's multi-code z (omit --space)")
+  # ---
+  try:
+    model.config.check_layer(args.layer)
+  except LayerIndexError as e:
+    raise UserError(str(e).replace("composing layer", "--layer")) from None
+  loss_cfg = _loss_config(args)
+  vgg_params = _load_vgg(args, loss_cfg)
+  try:
+    paths = image_io.list_images(args.images)
+    stems = _stems(paths)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  # task: targets are the observations the loss compares with degrade(G(v))
+  task, targets, ground_truth = task_args.prepare(args, paths, model.config.resolution)
+  init = _load_init(args.init, len(paths))
+  cfg = mganprior.MGANpriorConfig(codes=args.codes, layer=args.layer, loss=loss_cfg,
+                                  optimizer=args.optimizer, lr=args.lr, steps=args.steps,
+                                  init=args.init_type, seed=args.seed)
+  if init is not None:
+    want = (args.codes, model.config.feature_shapes()[0][-1])
+    if init["z"].shape[1:] != want:
+      raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
+
+  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk,
+                            **task_args.degrade_kwargs(task))
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img in zip(stems, results["images"]):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+  write_npz(os.path.join(args.out, "result.npz"), z=results["z"], alpha=results["alpha"],
+            loss=results["loss"], names=np.asarray(stems))
+  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings["images"] = paths
+  settings.update(task_args.settings(args, task))
+  task_args.write_outputs(args.out, stems, task, results["images"], targets, ground_truth)
+  write_config(args.out, settings)
+  final = results["loss"][-1] if len(results["loss"]) else []
+  print(f"wrote {args.out}: {len(stems)} images; final loss "
+        + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
+def _run_style(args, model):
+  """``invert`` on StyleGAN / StyleGAN2 (issue 5): same outputs, variables named by space."""
+  from jaxinv.cli import style_options
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+  loss_cfg = _loss_config(args)
+  vgg_params = _load_vgg(args, loss_cfg)
+  try:
+    paths = image_io.list_images(args.images)
+    stems = _stems(paths)
+    targets = image_io.load_images(paths, model.config.resolution)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems)
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img in zip(stems, res["images"]):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+  write_npz(os.path.join(args.out, "result.npz"), loss=res["loss"], names=np.asarray(stems),
+            **res["variables"])
+  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings["images"] = paths
+  settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
+                                "truncation_layers": res["space"].truncation_layers}
+  write_config(args.out, settings)
+  final = res["loss"][-1] if len(res["loss"]) else []
+  print(f"wrote {args.out}: {len(stems)} images ({model.family}, space {res['space'].kind}); final "
+        "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
+def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_kwargs):
+  """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed)."""
+  import jax
+  from jaxinv import sharding
+  from jaxinv.inversion import spaces
+  from jaxinv.inversion.methods import mganprior
+  from jaxinv.inversion.optimize import NonFiniteLossError
+
+  n = len(targets)
+  mesh, batch = sharding.batch_plan(batch, n)
+  key = jax.random.PRNGKey(cfg.seed)
+  out = {"z": [], "alpha": [], "loss": [], "images": []}
+  for start in range(0, n, batch):
+    stop = min(start + batch, n)
+    obs, real = sharding.pad_to_multiple(targets[start:stop], batch)
+    ini = None
+    if init is not None:
+      ini, _ = sharding.pad_to_multiple({k: v[start:stop] for k, v in init.items()}, batch)
+    # One key per image index, so an image's init does not depend on its batch.
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.arange(start, start + len(obs)))
+    if ini is None:
+      space = spaces.MultiCode(model.module, cfg.layer, cfg.codes)
+      ini = jax.vmap(lambda k: jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, cfg.init)))(keys)
+    try:
+      res = mganprior.invert(model.module, model.params, obs, cfg, vgg_params=vgg_params, init=ini,
+                             progress=f"invert {start + 1}-{stop}/{n}", mesh=mesh, chunk=chunk,
+                             **task_kwargs)
+    except NonFiniteLossError as e:
+      raise UserError(str(e)) from None
+    out["z"].append(res.variables["z"][:real])
+    out["alpha"].append(res.variables["alpha"][:real])
+    out["loss"].append(res.loss[:, :real])
+    out["images"].append(res.images[:real])
+  return {"z": np.concatenate(out["z"]), "alpha": np.concatenate(out["alpha"]),
+          "loss": np.concatenate(out["loss"], axis=1), "images": np.concatenate(out["images"])}

@@ -1,0 +1,277 @@
+"""PadInv's part of ``jaxinv invert`` (``--method padinv``) and of ``jaxinv edit`` (padinv modes).
+
+Not a subcommand of its own: :mod:`jaxinv.cli.invert` adds :func:`add_invert_arguments`
+to its parser and hands ``--method padinv`` to :func:`run_invert`.
+
+``jaxinv invert --method padinv --generator G [--encoder E] --images ... --out OUT
+[--steps S] [--space padding|wp] [--lpips LPIPS_DIR]``:
+
+* with ``--encoder``, the PadInv encoder runs batched (the official inversion); with
+  ``--steps S > 0`` the (w+, padding maps) of each image are then refined with Adam on
+  ``--l2-lambda * MSE + --lpips-lambda * LPIPS + --wnorm-lambda * ||w+ - w_avg||`` (our
+  extension; the official code has no per-image optimisation). ``--space wp`` refines w+
+  alone with the maps fixed.
+* without ``--encoder`` the start is the average w and the generator's own constant and
+  zero borders (``--steps`` must then be > 0).
+
+Writes ``OUT/<stem>.png``, ``OUT/result.npz`` (``wp [B, n, w]``, ``map_slot{s} [B, S, S, C]``
+(NHWC), ``loss [S, B]``, ``names``) and ``OUT/config.json``.
+Images are read as PadInv does: centre square crop, area resize, ``x / 255 * 2 - 1``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxinv.cli.common import UserError, load_generator
+
+__all__ = ["add_invert_arguments", "run_invert", "load_padinv_image", "METHOD_DEFAULTS",
+           "edit_result"]
+
+# Per-method defaults of the flags invert.py shares between methods (None there = unset).
+METHOD_DEFAULTS = {"steps": 0, "lr": 0.01, "optimizer": "adam"}
+
+
+def add_invert_arguments(parser):
+  g = parser.add_argument_group("PadInv (--method padinv; defaults: --steps 0 (encoder only), "
+                                "--lr 0.01, --optimizer adam)")
+  g.add_argument("--encoder", default=None, help="converted PadInv encoder directory")
+  # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
+  # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
+  g.add_argument("--lpips-lambda", type=float, default=0.8)
+  g.add_argument("--wnorm-lambda", type=float, default=0.0)
+
+
+def load_padinv_image(path, resolution: int) -> np.ndarray:
+  """PadInv's preprocessing: centre square crop, area resize, ``x / 255 * 2 - 1`` → ``[R, R, 3]``.
+
+  (OpenCV INTER_AREA is a box average for integer factors; PIL's BOX resize is used.)
+  """
+  from PIL import Image
+  from jaxinv.io import images as image_io
+  u8 = image_io.load_rgb_uint8(path)
+  h, w = u8.shape[:2]
+  s = min(h, w)
+  u8 = u8[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+  if s != resolution:
+    u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.BOX))
+  return u8.astype(np.float32) / 255 * 2.0 + (-1.0)
+
+
+def _settings(args):
+  from jaxinv.inversion.methods import padinv as M
+  steps = METHOD_DEFAULTS["steps"] if args.steps is None else args.steps
+  lr = METHOD_DEFAULTS["lr"] if args.lr is None else args.lr
+  opt = METHOD_DEFAULTS["optimizer"] if args.optimizer is None else args.optimizer
+  if opt != "adam":
+    raise UserError("--method padinv refines with Adam; drop --optimizer or pass --optimizer adam")
+  if steps < 0:
+    raise UserError(f"--steps must be >= 0 (got {steps})")
+  if not lr > 0:
+    raise UserError(f"--lr must be > 0 (got {lr})")
+  space = args.space or "padding"
+  if space not in ("padding", "wp"):
+    raise UserError(f"--method padinv refines --space padding or wp, not {space}")
+  return M.PadInvSettings(steps=steps, space=space, lr=lr, mse_weight=args.l2_lambda,
+                          lpips_weight=args.lpips_lambda if steps else 0.0,
+                          wnorm_weight=args.wnorm_lambda)
+
+
+def run_invert(args):
+  from jaxinv.inversion.methods import padinv as M
+  from jaxinv.inversion.optimize import NonFiniteLossError
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+
+  settings = _settings(args)
+  gen = load_generator(args.generator, families="padinv-stylegan2")
+  enc = load_generator(args.encoder, families="padinv-encoder") if args.encoder else None
+  if enc is None and settings.steps == 0:
+    raise UserError("--method padinv without --encoder starts from the average w: pass --steps S > 0 "
+                    "(or give --encoder E for the official encoder inversion)")
+  lpips_fn = lpips_params = None
+  if settings.steps and settings.lpips_weight:
+    if args.lpips is None:
+      raise UserError("the PadInv refinement loss uses AlexNet LPIPS: convert it (jaxinv convert "
+                      "alex.pth DEST --option backbone=alexnet.pth) and pass --lpips DEST, or "
+                      "--lpips-lambda 0")
+    from jaxinv.models import lpips
+    lp = load_generator(args.lpips, families="lpips")
+    net = lp.config["net"]
+    lpips_params = lp.params
+    lpips_fn = lambda p, x, y: lpips.lpips_distance(p, x, y, net=net)  # noqa: E731
+  res = enc.config.resolution if enc is not None else gen.config.resolution
+  try:
+    paths = image_io.list_images(args.images)
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    targets = np.stack([load_padinv_image(p, res) for p in paths])
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  if len(set(stems)) != len(stems):
+    raise UserError("several input images share a name; outputs are named by stem")
+  batch = max(1, min(args.batch, len(paths)))
+  parts = []
+  for start in range(0, len(paths), batch):
+    x = targets[start:start + batch]
+    pad = batch - len(x)
+    if pad:    # a fixed batch shape compiles once; images are independent, so padding is inert
+      x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
+    try:
+      r = M.invert(gen, x, settings, encoder=enc, lpips=lpips_fn, lpips_params=lpips_params,
+                   progress=f"padinv {start + 1}-{min(start + batch, len(paths))}/{len(paths)}",
+                   chunk=args.chunk)
+    except NonFiniteLossError as e:
+      raise UserError(str(e)) from None
+    n = batch - pad
+    parts.append({"wp": np.asarray(r.wp)[:n], "images": np.asarray(r.images)[:n],
+                  "maps": {s: np.asarray(m)[:n] for s, m in r.maps.items()},
+                  "loss": (np.asarray(r.loss)[:, :n] if r.loss is not None
+                           else np.zeros((0, n), np.float32))})
+  wp = np.concatenate([p["wp"] for p in parts])
+  maps = {s: np.concatenate([p["maps"][s] for p in parts]) for s in parts[0]["maps"]}
+  loss = np.concatenate([p["loss"] for p in parts], axis=1)
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img in zip(stems, np.concatenate([p["images"] for p in parts])):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+  write_npz(os.path.join(args.out, "result.npz"), wp=wp, loss=loss, names=np.asarray(stems),
+            **{f"map_slot{s}": m for s, m in maps.items()})
+  config = {k: v for k, v in vars(args).items() if k != "func"}
+  config.update(images=paths, steps=settings.steps, lr=settings.lr, optimizer="adam",
+                slots=sorted(int(s) for s in maps))
+  write_config(args.out, config)
+  final = loss[-1] if len(loss) else []
+  print(f"wrote {args.out}: {len(stems)} images" + (
+      "; final loss " + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, final)) if len(final)
+      else " (encoder only)"))
+
+
+def read_result(path):
+  """``(wp [B, n, w], maps {slot: [B, S, S, C]}, names)`` of a ``--method padinv`` result.npz."""
+  try:
+    with np.load(path) as f:
+      wp = np.asarray(f["wp"], np.float32)
+      maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f.files
+              if k.startswith("map_slot")}
+      names = [str(n) for n in f["names"]] if "names" in f.files else [str(i) for i in
+                                                                      range(len(wp))]
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"{path}: not a --method padinv result.npz (needs wp and map_slot*: {e})") \
+        from None
+  return wp, maps, names
+
+
+def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,), rows=None,
+                swap_with=None):
+  """PadInv edits of a result.npz, written as PNGs under ``out``.
+
+  * ``boundary`` (``.npy``, ``[w]`` or ``[n, w]``): for each alpha, ``wp + alpha * boundary``
+    (on ``rows``) rendered with each image's own padding maps → ``<stem>_a{alpha}.png``.
+  * ``swap_with`` (another result.npz, same number of images): w+ of this result with the
+    padding maps of the other → ``<stem>_style_<other>_maps.png``.
+  """
+  import jax.numpy as jnp
+  from jaxinv.inversion.methods import padinv as M
+  from jaxinv.io import images as image_io
+  gen = load_generator(generator_dir, families="padinv-stylegan2")
+  wp, maps, names = read_result(result_path)
+  os.makedirs(out, exist_ok=True)
+  render = M._jit_render(gen.module)
+  written = []
+  if boundary is not None:
+    b = np.load(boundary).astype(np.float32)
+    b = b.reshape(-1) if b.ndim == 2 and b.shape[0] == 1 else b
+    if b.shape[-1] != wp.shape[-1]:
+      raise UserError(f"{boundary}: direction of size {b.shape[-1]}, w has {wp.shape[-1]}")
+    for a in alphas:
+      wp2, maps2 = M.edit_keep_maps(wp, maps, b, a, rows)
+      imgs = np.asarray(render(gen.params, wp2, {s: jnp.asarray(m) for s, m in maps2.items()}))
+      for n, img in zip(names, imgs):
+        p = os.path.join(out, f"{n}_a{a:g}.png")
+        image_io.save_png(p, img)
+        written.append(p)
+  if swap_with is not None:
+    wp_o, maps_o, names_o = read_result(swap_with)
+    if len(wp_o) != len(wp) or set(maps_o) != set(maps):
+      raise UserError(f"{swap_with}: needs the same number of images and slots as {result_path}")
+    wp2, maps2 = M.swap_maps(jnp.asarray(wp), {s: jnp.asarray(m) for s, m in maps_o.items()})
+    imgs = np.asarray(render(gen.params, wp2, maps2))
+    for n, no, img in zip(names, names_o, imgs):
+      p = os.path.join(out, f"{n}_style_{no}_maps.png")
+      image_io.save_png(p, img)
+      written.append(p)
+  return written
+
+
+# ----------------------------------------------------------------------------- jaxinv edit
+
+EDIT_MODES = ("padinv-keep-maps", "padinv-swap")
+
+
+def add_edit_arguments(parser):
+  g = parser.add_argument_group("PadInv modes (padinv-keep-maps: w+ moved along --boundary, "
+                                "alphas (linspace(0, 2, F) - 1) * max_step, padding maps kept; "
+                                "padinv-swap: w+ of --result with the maps of --swap-with)")
+  g.add_argument("--swap-with", default=None, metavar="RESULT",
+                 help="padinv-swap: the result.npz whose padding maps (spatial layout) are used")
+
+
+def run_edit(args):
+  if args.mode == "padinv-keep-maps":
+    if args.boundary is None:
+      raise UserError("--mode padinv-keep-maps needs --boundary b.npy ([w_dim] or [num_ws, w_dim])")
+    if args.frames < 1:
+      raise UserError(f"--frames must be >= 1 (got {args.frames})")
+    alphas = (np.linspace(0.0, 2.0, args.frames) - 1.0) * args.max_step if args.frames > 1 \
+        else np.array([args.max_step])
+    written = edit_result(args.generator, args.result, args.out, boundary=args.boundary,
+                          alphas=tuple(float(a) for a in alphas))
+  else:
+    if args.swap_with is None:
+      raise UserError("--mode padinv-swap needs --swap-with OTHER/result.npz (the maps to use)")
+    written = edit_result(args.generator, args.result, args.out, swap_with=args.swap_with)
+  print(f"wrote {len(written)} images to {args.out}")
+
+
+# ----------------------------------------------------------------------------- jaxinv evaluate
+
+def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
+  """PadInv's protocol: reconstruction resized (nearest) to the source size, then per image
+  MSE on [-1, 1] and AlexNet LPIPS (``lpips_dir``); rows ``{"name", "mse"[, "lpips"]}`` + mean.
+  """
+  import jax.numpy as jnp
+  from jaxinv.cli.evaluate import pair_by_stem
+  from jaxinv.inversion.methods import padinv as M
+  from jaxinv.io import images as image_io
+  lp = None
+  if lpips_dir is not None:
+    from jaxinv.models import lpips
+    model = load_generator(lpips_dir, families="lpips")
+    if model.config.get("net") != "alex":
+      raise UserError(f"--lpips {lpips_dir}: PadInv's protocol uses AlexNet LPIPS, this is "
+                      f"{model.config.get('net')}")
+    lp = (lambda p, x, y: lpips.lpips_distance(p, x, y, net="alex"), model.params)
+  rows = []
+  for stem, p, g in pair_by_stem(pred_dir, gt_dir):
+    try:
+      pred = image_io.load_rgb_uint8(p).astype(np.float32) / 255 * 2.0 - 1.0
+      gt = image_io.load_rgb_uint8(g).astype(np.float32) / 255 * 2.0 - 1.0
+    except image_io.ImageError as e:
+      raise UserError(f"{e}; nothing written") from None
+    vals = M.evaluate_protocol(jnp.asarray(pred[None]), jnp.asarray(gt[None]),
+                               *(lp if lp else (None, None)))
+    rows.append({"name": stem, **{k: float(np.asarray(v)[0]) for k, v in vals.items()}})
+  if not rows:
+    raise UserError(f"no image pairs in {pred_dir} / {gt_dir}")
+  rows.append({"name": "mean", **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]
+                                  if k != "name"}})
+  return rows
+
+
+def write_padinv_csv(path, rows):
+  from jaxinv.io.checkpoints import atomic_write_bytes
+  cols = [c for c in ("name", "mse", "lpips") if c in rows[0]]
+  lines = [",".join(cols)] + [",".join([r["name"]] + [f"{r[c]:.6f}" for c in cols[1:]])
+                              for r in rows]
+  atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

@@ -1,0 +1,120 @@
+"""Style-generator options of ``jaxinv generate`` and ``jaxinv invert`` (StyleGAN, StyleGAN2).
+
+``generate``: ``--space z|w|wp`` (latents ``[B, z_dim]``, ``[B, w_dim]`` or ``[B, L, w_dim]``),
+``--truncation PSI --truncation-layers K`` (default: the model's recorded settings for z/w,
+none for w+), ``--noise const|zero|random`` (default: the stored buffers; random uses --seed).
+``invert``: ``--space z|w|wp|multi`` (multi uses ``--codes`` / ``--layer``), same truncation
+and noise flags (const|zero).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxinv.cli.common import UserError
+
+FAMILIES = ("stylegan", "stylegan2")
+GENERATE_SPACES = ("z", "w", "wp")
+INVERT_SPACES = ("z", "w", "wp", "multi", "padding")
+
+
+def add_truncation_noise_args(p, noise_modes=("const", "zero", "random")):
+  g = p.add_argument_group("style generators (StyleGAN, StyleGAN2)")
+  g.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                 help="truncation psi for z / w latents (default: the model's recorded setting)")
+  g.add_argument("--truncation-layers", type=int, default=None, metavar="K",
+                 help="truncate the first K w+ rows (default: the model's recorded setting)")
+  g.add_argument("--noise", default="const", choices=noise_modes,
+                 help="per-layer noise: the stored buffers (const), zeros, or random from --seed")
+  return g
+
+
+def add_generate_args(p):
+  g = add_truncation_noise_args(p)
+  g.add_argument("--space", default="z", choices=GENERATE_SPACES,
+                 help="what --latents holds: z [B,z_dim], w [B,w_dim] or w+ [B,L,w_dim]")
+  g.add_argument("--seed", type=int, default=0, help="key for --noise random")
+
+
+def _truncation(model, args, space):
+  if space == "wp":
+    psi = 1.0 if args.truncation is None else args.truncation
+    layers = model.config.num_ws if args.truncation_layers is None else args.truncation_layers
+    return psi, layers
+  psi = model.extras.get("truncation_psi", 1.0) if args.truncation is None else args.truncation
+  layers = model.extras.get("truncation_layers", model.config.num_ws) \
+      if args.truncation_layers is None else args.truncation_layers
+  if not 0 <= layers:
+    raise UserError(f"--truncation-layers must be >= 0 (got {layers})")
+  return float(psi), int(layers)
+
+
+def generate(model, latents, args):
+  """Images ``[B, R, R, C]`` (NHWC) from ``latents`` in ``args.space``."""
+  import jax
+  import jax.numpy as jnp
+  cfg, m = model.config, model.module
+  want = {"z": (cfg.z_dim,), "w": (cfg.w_dim,), "wp": (cfg.num_ws, cfg.w_dim)}[args.space]
+  if latents.ndim != 1 + len(want) or tuple(latents.shape[1:]) != want:
+    raise UserError(f"--latents has shape {latents.shape}; --space {args.space} on this "
+                    f"{model.family} needs [B, {', '.join(map(str, want))}]")
+  psi, layers = _truncation(model, args, args.space)
+  x = jnp.asarray(latents, jnp.float32)
+  noise = args.noise
+  rngs = {"noise": jax.random.key(args.seed)} if noise == "random" else {}
+
+  def run(params, x):
+    v = {"params": params}
+    w = m.apply(v, x, method=m.mapping) if args.space == "z" else x
+    wp = m.apply(v, w, psi, layers, method=m.truncate)
+    return m.apply(v, None, wp, 0, None, noise, method=m.synthesis, rngs=rngs)
+  return np.asarray(jax.jit(run)(model.params, x), np.float32)
+
+
+def add_invert_args(p):
+  g = add_truncation_noise_args(p, noise_modes=("const", "zero"))
+  g.add_argument("--space", default=None, choices=INVERT_SPACES,
+                 help="style generators: z, w, w+ (wp, Image2StyleGAN) or multi-code at --layer "
+                      "(default wp); PGGAN always uses mGANprior's multi-code z; "
+                      "--method padinv: padding (default) or wp")
+  g.add_argument("--code-space", default="wp", choices=("w", "wp"),
+                 help="--space multi: each code is one w or a w+")
+
+
+def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
+  """``jaxinv invert`` on a style generator; returns what the caller writes."""
+  import jax
+  from jaxinv.inversion import objectives, optimize as opt_lib, style_spaces
+  from jaxinv.inversion.optimize import NonFiniteLossError
+  from jaxinv.models.pggan import LayerIndexError
+  space_kind = args.space or "wp"
+  if space_kind == "padding":
+    raise UserError("--space padding is PadInv's space: use --method padinv")
+  psi, layers = _truncation(model, args, space_kind)
+  try:
+    space = style_spaces.StyleSpace(space_kind, truncation_psi=psi, truncation_layers=layers,
+                                    noise=args.noise, layer=args.layer, num_codes=args.codes,
+                                    code_space=args.code_space)
+    if space_kind == "multi":
+      model.config.check_layer(args.layer, allow_ends=False)
+  except (ValueError, LayerIndexError) as e:
+    raise UserError(str(e)) from None
+  objective = objectives.make_objective(loss_cfg)
+  optimizer = opt_lib.make_optimizer(args.optimizer, args.lr)
+  key = jax.random.key(args.seed)
+  out = {"loss": [], "images": [], "variables": []}
+  for start in range(0, len(targets), args.batch):
+    obs = targets[start:start + args.batch]
+    k = jax.random.fold_in(key, start)
+    try:
+      res = style_spaces.invert(model.module, model.params, obs, space, objective, optimizer,
+                                args.steps, vgg_params=vgg_params, key=k, chunk=args.chunk,
+                                progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}")
+    except NonFiniteLossError as e:
+      raise UserError(str(e)) from None
+    out["loss"].append(res.loss)
+    out["images"].append(np.asarray(res.images))
+    out["variables"].append(jax.tree_util.tree_map(np.asarray, res.variables))
+  variables = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *out["variables"])
+  return {"loss": np.concatenate(out["loss"], axis=1), "images": np.concatenate(out["images"]),
+          "variables": variables, "space": space}

@@ -1,0 +1,218 @@
+"""The one optimisation loop every inversion method runs.
+
+A method supplies a per-image ``loss_fn(variables, data, shared) -> (loss, aux)``,
+the initial ``variables`` and ``data`` (pytrees whose leaves have a leading
+image axis ``B``) and an Optax transformation. :func:`optimize` then
+
+* ``vmap``s the loss, its gradient and the Optax update over the image axis, so
+  every image is optimised independently of which images share its batch;
+* runs the steps as ``lax.scan`` chunks, each chunk one jitted, buffer-donating
+  call (a chunk of ``chunk`` steps compiles once; the last, shorter chunk once more);
+* records the loss of every step *before* that step's update (the official
+  loops' convention) and any scalar/array ``aux`` the loss returns;
+* checks for non-finite losses after each chunk and stops with the step range;
+* reports progress through a tqdm bar.
+
+Sharding: pass ``mesh`` (see :mod:`jaxinv.sharding`) and the image axis of
+``variables``, ``data`` and the optimiser state is sharded over the mesh's data
+axis, ``shared`` replicated. The step has no cross-image collective.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = ["optimize", "OptimizeResult", "NonFiniteLossError", "make_optimizer", "OptState"]
+
+LossFn = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class OptState:
+  """Everything the loop carries between chunks (a pytree; resumable)."""
+  variables: Any
+  opt_state: Any
+  step: jax.Array     # [] int32, steps done so far
+
+
+jax.tree_util.register_dataclass(OptState, data_fields=["variables", "opt_state", "step"],
+                                 meta_fields=[])
+
+
+@dataclasses.dataclass
+class OptimizeResult:
+  """Result of :func:`optimize` (NumPy arrays, image axis second where stepwise).
+
+  Attributes:
+    variables: final variables, leaves ``[B, ...]``.
+    loss: ``[S, B]`` loss before each step's update.
+    aux: ``{name: [S, B, ...]}`` auxiliary values the loss returned, per step.
+    history: variables after each step ``[S, B, ...]`` when ``record_variables``.
+    state: the final :class:`OptState` (to continue optimising).
+  """
+  variables: Any
+  loss: np.ndarray
+  aux: dict
+  history: Any = None
+  state: OptState | None = None
+
+
+def make_optimizer(name: str, lr: float | optax.Schedule, **kwargs) -> optax.GradientTransformation:
+  """``"sgd"`` (plain, no momentum) or ``"adam"`` (PyTorch's defaults: β 0.9/0.999, ε 1e-8)."""
+  if name == "sgd":
+    return optax.sgd(lr)
+  if name == "adam":
+    return optax.adam(lr, b1=kwargs.get("b1", 0.9), b2=kwargs.get("b2", 0.999),
+                      eps=kwargs.get("eps", 1e-8))
+  raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+
+
+def _batch_size(tree) -> int:
+  leaves = jax.tree_util.tree_leaves(tree)
+  if not leaves:
+    raise ValueError("variables is empty")
+  sizes = {int(np.shape(x)[0]) for x in leaves}
+  if len(sizes) != 1:
+    raise ValueError(f"every leaf of variables/data needs the same leading image axis; got {sizes}")
+  return sizes.pop()
+
+
+def _build_chunk(loss_fn, optimizer, post_update, record_variables, length):
+  def per_image_step(variables, opt_state, data, shared, step):
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables, data, shared)
+    updates, opt_state = optimizer.update(grads, opt_state, variables)
+    variables = optax.apply_updates(variables, updates)
+    if post_update is not None:
+      variables = post_update(variables, step)
+    return variables, opt_state, loss, aux
+
+  batched_step = jax.vmap(per_image_step, in_axes=(0, 0, 0, None, None))
+
+  def chunk(state: OptState, data, shared):
+    def body(carry, _):
+      variables, opt_state, step = carry
+      variables, opt_state, loss, aux = batched_step(variables, opt_state, data, shared, step)
+      out = (loss, aux, variables if record_variables else None)
+      return (variables, opt_state, step + 1), out
+
+    (variables, opt_state, step), (loss, aux, hist) = jax.lax.scan(
+        body, (state.variables, state.opt_state, state.step), None, length=length)
+    return OptState(variables, opt_state, step), loss, aux, hist
+
+  return jax.jit(chunk, donate_argnums=(0,))
+
+
+_CHUNK_CACHE: dict = {}
+
+
+def _cached_chunk(loss_fn, optimizer, post_update, record_variables, length):
+  # Keyed on the function objects: reusing the same loss_fn/optimizer objects reuses the compiled
+  # program (jit caches per input shape beneath that).
+  key = (loss_fn, id(optimizer), post_update, record_variables, length)
+  fn = _CHUNK_CACHE.get(key)
+  if fn is None:
+    fn = _build_chunk(loss_fn, optimizer, post_update, record_variables, length)
+    _CHUNK_CACHE[key] = fn
+    _CHUNK_CACHE[(key, "opt")] = optimizer  # keeps id(optimizer) alive and unique
+  return fn
+
+
+def init_state(variables, optimizer) -> OptState:
+  """A fresh :class:`OptState` with the optimiser state made per image."""
+  variables = jax.tree_util.tree_map(jnp.array, variables)  # a copy: the loop donates its buffers
+  opt_state = jax.vmap(optimizer.init)(variables)
+  return OptState(variables, opt_state, jnp.zeros((), jnp.int32))
+
+
+def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransformation,
+             steps: int, *, shared=None, post_update=None, chunk: int | None = None,
+             record_variables: bool = False, progress: bool | str = True, mesh=None,
+             state: OptState | None = None, on_chunk: Callable[[OptState, int], None] | None = None
+             ) -> OptimizeResult:
+  """Minimises ``loss_fn`` for every image of the batch, independently.
+
+  Args:
+    loss_fn: ``(variables_i, data_i, shared) -> (scalar loss, aux dict)`` for one image.
+    variables: pytree, every leaf ``[B, ...]``: what is optimised.
+    data: pytree, every leaf ``[B, ...]``: per-image inputs (targets, masks, keys).
+    optimizer: Optax transformation applied per image.
+    steps: number of updates ``S``.
+    shared: pytree given unbatched to every image (generator params, VGG params).
+    post_update: ``(variables_i, step) -> variables_i`` projection after each update.
+    chunk: steps per compiled ``lax.scan`` call (default: all, or 100 with progress).
+    record_variables: also return the variables after every step.
+    progress: show a tqdm bar (a string sets its description).
+    mesh: a ``jax.sharding.Mesh`` to shard the image axis over (see :mod:`jaxinv.sharding`).
+    state: continue from this :class:`OptState` (e.g. restored from a checkpoint)
+      instead of initialising the optimiser; ``steps`` counts the remaining steps.
+    on_chunk: called as ``on_chunk(state, steps_done)`` after each chunk (checkpointing).
+
+  Returns:
+    :class:`OptimizeResult`.
+
+  Raises:
+    NonFiniteLossError: a loss became NaN/inf; the message names the step range.
+  """
+  if steps < 0:
+    raise ValueError(f"steps must be >= 0, got {steps}")
+  num_images = _batch_size((variables, data))
+  if state is None:
+    state = init_state(variables, optimizer)
+  if mesh is not None:
+    from jaxinv import sharding
+    (variables, opt_state, data), shared = sharding.place_batch(
+        mesh, (state.variables, state.opt_state, data), shared)
+    state = OptState(variables, opt_state, state.step)
+  if chunk is None:
+    chunk = min(steps, 100) if progress else steps
+  chunk = max(1, min(chunk, max(steps, 1)))
+  start = int(state.step)
+  losses, auxes, hists = [], [], []
+  bar = None
+  if progress:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=steps, desc=progress if isinstance(progress, str) else "optimize",
+               unit="step", leave=False, dynamic_ncols=True)
+  done = 0
+  try:
+    while done < steps:
+      length = min(chunk, steps - done)
+      fn = _cached_chunk(loss_fn, optimizer, post_update, record_variables, length)
+      state, loss, aux, hist = fn(state, data, shared)
+      loss = np.asarray(loss)
+      if not np.isfinite(loss).all():
+        bad_step, bad_image = np.argwhere(~np.isfinite(loss))[0]
+        raise NonFiniteLossError(
+            f"loss became non-finite at step {start + done + int(bad_step)} (chunk of steps "
+            f"{start + done}..{start + done + length - 1}), image {int(bad_image)} of the batch. "
+            "Lower the learning rate or check the inputs (images in [-1, 1], masks in {0, 1}).")
+      losses.append(loss)
+      auxes.append(jax.tree_util.tree_map(np.asarray, aux))
+      if record_variables:
+        hists.append(jax.tree_util.tree_map(np.asarray, hist))
+      done += length
+      if bar is not None:
+        bar.update(length)
+        bar.set_postfix(loss=f"{float(loss[-1].mean()):.5g}")
+      if on_chunk is not None:
+        on_chunk(state, start + done)
+  finally:
+    if bar is not None:
+      bar.close()
+  cat = lambda *xs: np.concatenate(xs, axis=0)
+  loss = np.concatenate(losses, 0) if losses else np.zeros((0, num_images), np.float32)
+  aux = jax.tree_util.tree_map(cat, *auxes) if auxes else {}
+  history = jax.tree_util.tree_map(cat, *hists) if hists else None
+  final = jax.tree_util.tree_map(np.asarray, state.variables)
+  return OptimizeResult(final, loss, aux, history, state)

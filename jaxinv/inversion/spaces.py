@@ -1,0 +1,91 @@
+"""Inversion spaces on layered generators: how variables are initialised and rendered.
+
+A space is a pair of pure functions for ONE image:
+
+* ``init(key, num_images) -> variables`` (leaves ``[B, ...]``),
+* ``render(variables_i, generator_params) -> image [H, W, C]``.
+
+:class:`MultiCode` is mGANprior's space: N latent codes ``z [N, D]`` each give the
+feature map ``F_ℓ(z_n)`` of layer ℓ; the maps are weighted per channel by
+``alpha [N, C]`` and averaged, and layers ``[ℓ, end)`` render the image::
+
+  image = G_[ℓ:]( (1/N) Σ_n  alpha_n ⊙ G_[:ℓ](z_n) )
+
+It works for any generator module exposing ``__call__(x, start, stop)`` and
+``config.feature_shapes()`` (see :mod:`jaxinv.models.pggan`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["MultiCode", "INIT_TYPES", "COMPUTE_DTYPES", "cast_floating"]
+
+INIT_TYPES = ("normal", "zero")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def cast_floating(tree, dtype):
+  """Casts every floating leaf of ``tree`` to ``dtype`` (a no-op for float32 trees to float32)."""
+  return jax.tree_util.tree_map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiCode:
+  """mGANprior's multi-code space at composing layer ``layer`` with ``codes`` latents."""
+  generator: Any          # a layered Flax generator module (hashable, static)
+  layer: int              # composing layer ℓ
+  codes: int              # N
+  compute_dtype: str = "float32"   # "bfloat16": generator runs in bf16 (opt-in; variables stay f32)
+
+  def __post_init__(self):
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"unknown compute_dtype {self.compute_dtype!r}; choose one of {COMPUTE_DTYPES}")
+    if self.codes < 1:
+      raise ValueError(f"the number of codes N must be >= 1, got {self.codes}")
+    self.generator.config.check_layer(self.layer)
+
+  @property
+  def z_dim(self) -> int:
+    return self.generator.config.feature_shapes()[0][-1]
+
+  @property
+  def channels(self) -> int:
+    return self.generator.config.feature_shapes()[self.layer][-1]
+
+  def init(self, key, num_images: int, init_type: str = "normal") -> dict:
+    """z ~ N(0, 1) (or zeros) ``[B, N, D]`` and alpha = 1/N ``[B, N, C]``, as the official init."""
+    shape = (num_images, self.codes, self.z_dim)
+    if init_type == "normal":
+      z = jax.random.normal(key, shape, jnp.float32)
+    elif init_type == "zero":
+      z = jnp.zeros(shape, jnp.float32)
+    else:
+      raise ValueError(f"unknown init {init_type!r}; choose one of {INIT_TYPES} or give --init")
+    alpha = jnp.full((num_images, self.codes, self.channels), 1.0 / self.codes, jnp.float32)
+    return {"z": z, "alpha": alpha}
+
+  def features(self, z, params):
+    """``F_ℓ(z_n)`` for ``z [N, D]`` → ``[N, H, W, C]``."""
+    return self.generator.apply({"params": params}, z, 0, self.layer)
+
+  def compose(self, features, alpha):
+    """``(1/N) Σ_n alpha_n ⊙ F_n``: features ``[N, H, W, C]``, alpha ``[N, C]`` → ``[1, H, W, C]``."""
+    return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / self.codes
+
+  def render(self, variables, params):
+    """One image ``[H, W, C]`` float32 from ``{"z": [N, D], "alpha": [N, C]}``.
+
+    With ``compute_dtype="bfloat16"`` the generator params, latents and activations are
+    cast to bf16 (gradients flow back to the float32 variables through the cast).
+    """
+    if self.compute_dtype != "float32":
+      dt = jnp.dtype(self.compute_dtype)
+      params, variables = cast_floating(params, dt), cast_floating(variables, dt)
+    fused = self.compose(self.features(variables["z"], params), variables["alpha"])
+    return self.generator.apply({"params": params}, fused, self.layer, None)[0].astype(jnp.float32)

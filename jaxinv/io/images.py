@@ -1,0 +1,176 @@
+"""Reading and writing images: the one place that decides pixel conventions.
+
+Loader conventions are named (``LOADERS``) so that each method's preprocessing
+is an explicit, documented choice:
+
+* ``"mganprior"`` (default): PIL ``convert("RGB")`` → bicubic resize to the model
+  resolution when the size differs → ``uint8 / 255`` → ``(x - 0.5) · 2``
+  (float32, in that order), as mGANprior's scripts.
+* ``"idinvert"``: decode to RGB (as ``cv2.imread`` + BGR→RGB) → OpenCV's
+  ``cv2.resize`` bilinear (``INTER_LINEAR``: half-pixel centres, no antialiasing
+  when shrinking, 8-bit fixed point; bit-exact, :mod:`jaxinv.io.cv2_resize`) to the
+  model resolution when the size differs → ``uint8 / 255 · 2 − 1`` (float32), as
+  IDInvert's ``invert.py`` + ``StyleGANInverter.preprocess``.
+
+Images in memory are NHWC float32 in [-1, 1]. Saving uses genforce's
+``postprocess``: ``uint8 = clip((x + 1) · 127.5 + 0.5, 0, 255)`` truncated.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_image", "load_images",
+           "to_uint8", "save_png", "list_images", "LOADERS", "uint8_to_tanh", "make_grid"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class ImageError(ValueError):
+  """An image file cannot be used (unreadable, empty, wrong kind)."""
+
+
+def _to_rgb(img, path):
+  """Explicit conversions to 8-bit RGB (RGBA drops alpha, palette expands, 16-bit rescales)."""
+  from PIL import Image
+  mode = img.mode
+  if mode == "RGB":
+    return img
+  if mode in ("I;16", "I;16B", "I;16L", "I"):
+    arr = np.asarray(img, dtype=np.float64)
+    hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+    arr = np.clip(np.floor(arr / hi * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "L").convert("RGB")
+  if mode in ("RGBA", "LA", "P", "PA", "L", "1", "CMYK", "YCbCr", "LAB", "HSV", "F", "RGBX"):
+    if mode == "F":
+      arr = np.clip(np.asarray(img, np.float64), 0, 255).astype(np.uint8)
+      return Image.fromarray(arr, "L").convert("RGB")
+    return img.convert("RGB")
+  raise ImageError(f"{path}: unsupported image mode {mode}")
+
+
+def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
+  """Decodes a file to ``[H, W, 3]`` uint8 RGB, or raises :class:`ImageError` naming the file."""
+  from PIL import Image, UnidentifiedImageError
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ImageError(f"{path}: no such file")
+  if os.path.getsize(path) == 0:
+    raise ImageError(f"{path}: empty file")
+  try:
+    with Image.open(path) as img:
+      img.load()
+      rgb = _to_rgb(img, path)
+      return np.asarray(rgb, dtype=np.uint8).copy()
+  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    if isinstance(e, ImageError):
+      raise
+    raise ImageError(f"{path}: not a readable image ({e})") from None
+
+
+def uint8_to_tanh(u8: np.ndarray) -> np.ndarray:
+  """``(u8 / 255 - 0.5) · 2`` in float32, evaluated in that order (bit-equal to the official)."""
+  x = u8.astype(np.float32) / np.float32(255.0)
+  return (x - np.float32(0.5)) * np.float32(2.0)
+
+
+def _load_mganprior(path, resolution: int | None) -> np.ndarray:
+  from PIL import Image
+  u8 = load_rgb_uint8(path)
+  if resolution is not None and u8.shape[:2] != (resolution, resolution):
+    warnings.warn(f"{path}: {u8.shape[1]}x{u8.shape[0]} resized (bicubic) to the model's "
+                  f"{resolution}x{resolution}", stacklevel=3)
+    u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.BICUBIC))
+  return uint8_to_tanh(u8)
+
+
+# --- idinvert loader (branch idinvert) ---
+def load_idinvert_uint8(path, resolution: int | None) -> np.ndarray:
+  """``[R, R, 3]`` uint8 as IDInvert has it before scaling: RGB, ``cv2.resize`` bilinear."""
+  from jaxinv.io.cv2_resize import resize_linear_u8
+  u8 = load_rgb_uint8(path)
+  if resolution is not None and u8.shape[:2] != (resolution, resolution):
+    u8 = resize_linear_u8(u8, (resolution, resolution))
+  return u8
+
+
+def _load_idinvert(path, resolution: int | None) -> np.ndarray:
+  u8 = load_idinvert_uint8(path, resolution)
+  return (u8.astype(np.float32) / np.float32(255.0)) * np.float32(2.0) - np.float32(1.0)
+# --- end idinvert loader ---
+
+
+LOADERS: dict[str, Callable[[str, int | None], np.ndarray]] = {
+    "mganprior": _load_mganprior,
+    "idinvert": _load_idinvert,
+}
+
+
+def load_image(path, resolution: int | None = None, loader: str = "mganprior") -> np.ndarray:
+  """One image as ``[H, W, 3]`` float32 in [-1, 1] by the named loader convention."""
+  if loader not in LOADERS:
+    raise ValueError(f"unknown loader {loader!r}; known: {', '.join(LOADERS)}")
+  return LOADERS[loader](os.fspath(path), resolution)
+
+
+def load_images(paths: Sequence, resolution: int | None = None, loader: str = "mganprior"
+                ) -> np.ndarray:
+  """Several images as ``[B, H, W, 3]`` (all checked before any is returned)."""
+  return np.stack([load_image(p, resolution, loader) for p in paths])
+
+
+def list_images(paths: Sequence[str | os.PathLike]) -> list[str]:
+  """Expands folders into their image files (sorted); files are kept as given."""
+  out = []
+  for p in paths:
+    p = os.fspath(p)
+    if os.path.isdir(p):
+      found = sorted(os.path.join(p, f) for f in os.listdir(p)
+                     if f.lower().endswith(IMAGE_EXTENSIONS))
+      if not found:
+        raise ImageError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+      out.extend(found)
+    else:
+      out.append(p)
+  if not out:
+    raise ImageError("no images given")
+  return out
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+  """``[-1, 1]`` float → uint8 as genforce's ``postprocess`` (clip, +0.5, truncate)."""
+  x = np.asarray(x, np.float32)
+  return np.clip((x + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def save_png(path, image: np.ndarray):
+  """Writes ``[H, W, 3]`` (float in [-1, 1], or uint8) atomically as PNG."""
+  from PIL import Image
+  from jaxinv.io.checkpoints import atomic_write_bytes
+  arr = image if image.dtype == np.uint8 else to_uint8(image)
+  if arr.ndim == 3 and arr.shape[-1] == 1:
+    arr = arr[..., 0]
+  buf = io.BytesIO()
+  Image.fromarray(arr).save(buf, format="PNG")
+  atomic_write_bytes(path, buf.getvalue())
+
+
+def make_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2) -> np.ndarray:
+  """Tiles ``rows[r][c]`` images (``[H, W, 3]``, float [-1,1] or uint8) into one uint8 grid."""
+  tiles = [[t if t.dtype == np.uint8 else to_uint8(t) for t in row] for row in rows]
+  h = max(t.shape[0] for row in tiles for t in row)
+  w = max(t.shape[1] for row in tiles for t in row)
+  ncol = max(len(r) for r in tiles)
+  grid = np.full((len(tiles) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+  for i, row in enumerate(tiles):
+    for j, t in enumerate(row):
+      if t.ndim == 2:
+        t = np.repeat(t[..., None], 3, -1)
+      y, x = pad + i * (h + pad), pad + j * (w + pad)
+      grid[y:y + t.shape[0], x:x + t.shape[1]] = t[..., :3]
+  return grid

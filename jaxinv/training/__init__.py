@@ -1,0 +1,1 @@
+"""Training small GAN priors (the bundled demo prior)."""

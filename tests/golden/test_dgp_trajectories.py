@@ -1,0 +1,78 @@
+"""DGP's progressive runs (select_z's z0 -> 6 steps with generator fine-tuning) vs the official run().
+
+Slow: each task compiles one fine-tuning program (G and D forward + backward, per-image
+generator copy). Run with ``-m slow``.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxinv.inversion.methods import dgp
+from jaxinv.models import biggan
+from tests.conftest import assert_close
+from tests.golden import _dgp
+
+LOSS_RTOL = 1e-4      # issue: losses <= 1e-4 relative (README measured <= 3.2e-5)
+Z_ATOL = 1e-3         # README suggestion for z after generator updates
+X_ATOL = 1e-2         # issue: trajectory images after generator updates <= 1e-2
+PARAM_RTOL = 3e-3     # README: final parameter norms <= 3e-3 relative
+
+
+@pytest.fixture(scope="module")
+def models(golden):
+  gd = golden("dgp")
+  return _dgp.load_g(gd), _dgp.load_d(gd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["SR", "colorization", "inpainting", "jitter"])
+def test_trajectory(golden, models, task):
+  gd = golden("dgp")
+  (G, gp), (D, dp) = models
+  t = gd.npz("trajectories.npz")
+  te = gd.expected["trajectories"][task]
+  s = dgp.Schedule.from_lists(te["config"], dgp_mode=te["dgp_mode"])
+  origin = _dgp.u8_to_nhwc(t[f"traj_{task}_target_origin_uint8"])
+  target = (_dgp.nhwc(t[f"traj_{task}_target"]) if f"traj_{task}_target" in t.files
+            else dgp.target_of(origin, s.dgp_mode, s.factor))
+  res = dgp.run(G, gp, D, dp, target, t[f"traj_{task}_z0"], t[f"traj_{task}_y0"], s)
+  worst = {}
+  for k, step in enumerate(te["steps"]):
+    for name in ("ftr_loss", "mse_loss", "nll", "l1_loss", "loss"):
+      e = assert_close(res.records[name][k, 0], step[name], rtol=LOSS_RTOL, atol=1e-8,
+                       what=f"{task} step {k + 1} {name}")
+      worst[name] = max(worst.get(name, 0.0), e / abs(step[name]) if step[name] else e)
+    worst["z"] = max(worst.get("z", 0.0), assert_close(
+        res.records["z"][k], t[f"traj_{task}_z_step{k + 1}_before"], atol=Z_ATOL,
+        what=f"{task} z before step {k + 1}"))
+  worst["z_final"] = assert_close(res.z, t[f"traj_{task}_z_final"], atol=Z_ATOL, what="z_final")
+  worst["x_final"] = assert_close(_dgp.nchw(res.x), t[f"traj_{task}_x_final"], atol=X_ATOL,
+                                  what=f"{task} x_final")
+  print(f"{task}: " + ", ".join(f"{k} {v:.3g}" for k, v in worst.items()))
+  _check_params(te, s, res, task)
+
+
+def _check_params(te, s, res, task):
+  """Final parameter norms (L2 per state_dict entry) of every trained tensor."""
+  flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)[0]
+          for path, v in jax.tree_util.tree_flatten_with_path(res.g_params)[0]}
+  worst = 0.0
+  for name, rec in te["final_param_stats"].items():
+    parts = name.split(".")
+    if parts[-1] in ("u0", "sv0", "stored_mean", "stored_var") or ".in1." in name or ".in2." in name:
+      continue
+    if s.stages[0].use_in and name.endswith("conv1.bias"):
+      continue  # README: pure float noise under use_in (zero gradient in exact arithmetic)
+    if parts[0] == "blocks":
+      path = "/".join([f"blocks_{parts[1]}_{parts[2]}"] + parts[3:])
+    elif parts[0] == "output_layer":
+      path = "/".join([f"output_layer_{parts[1]}"] + parts[2:])
+    else:
+      path = "/".join(parts)
+    assert biggan.param_group(path, s.update_embed) is not None or rec["delta_l2"] == 0, name
+    l2 = float(np.linalg.norm(flat[path].astype(np.float64)))
+    rel = abs(l2 - rec["l2"]) / rec["l2"]
+    worst = max(worst, rel)
+    assert rel <= PARAM_RTOL, f"{task} {name}: L2 {l2} vs {rec['l2']} (rel {rel:.3g})"
+  print(f"{task}: final param L2 max rel err {worst:.3g}")

@@ -1,0 +1,68 @@
+"""jaxinv.distributed: two local processes (jax.distributed over CPU) give the single-process table."""
+
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from experiments import sweep
+from jaxinv import distributed
+from tests import sweep_helpers as H
+
+FLOAT_FIELDS = ("loss", "psnr", "ssim", "lpips")
+
+
+def test_single_process_without_env():
+  info = distributed.initialize(env={})
+  assert (info.index, info.count) == (0, 1)
+  assert distributed.process_suffix(info) == ""
+  assert distributed.process_suffix(distributed.ProcessInfo(1, 2, True)) == ".process-1-of-2"
+
+
+def test_incomplete_env_is_refused(monkeypatch):
+  monkeypatch.setattr(distributed, "_STATE", None)
+  with pytest.raises(ValueError, match="JAX_NUM_PROCESSES"):
+    distributed.initialize(env={"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"})
+
+
+def compare_tables(a, b, atol):
+  assert [(r["config_hash"], r["image"]) for r in a] == [(r["config_hash"], r["image"]) for r in b]
+  worst = 0.0
+  for ra, rb in zip(a, b):
+    assert {k: v for k, v in ra.items() if k not in FLOAT_FIELDS} == \
+           {k: v for k, v in rb.items() if k not in FLOAT_FIELDS}
+    for k in FLOAT_FIELDS:
+      if k in ra:
+        worst = max(worst, abs(ra[k] - rb[k]))
+  assert worst <= atol, f"two-process vs one-process table: max abs difference {worst:.3g}"
+  return worst
+
+
+@pytest.mark.slow
+def test_two_processes_same_table(tmp_path):
+  cache = tmp_path / "models"
+  config = H.write_config(tmp_path, cache)
+  _, points = sweep.load_config(config)
+  sweep.load_model_cached(points[0].generator, str(cache))
+  single = tmp_path / "single"
+  sweep.run_sweep(points, str(single), progress=False)
+
+  multi = tmp_path / "multi"
+  port = H.free_port()
+  procs = [subprocess.Popen(H.sweep_cmd(config, multi), cwd=H.REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                      JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
+           for i in range(2)]
+  outs = [p.communicate(timeout=400) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-4000:]
+  assert "process 0/2" in outs[0][0] and "process 1/2" in outs[1][0]
+  files = sorted(f.name for f in multi.glob("results*.jsonl"))
+  assert files == ["results.process-0-of-2.jsonl", "results.process-1-of-2.jsonl"]
+  # Each process ran only its own images.
+  images = [{r["image"] for r in H.raw_lines_of(multi / f)} for f in files]
+  assert not images[0] & images[1]
+  worst = compare_tables(H.table(multi), H.table(single), atol=1e-6)
+  print(f"two-process vs one-process max abs difference: {worst:.3g}")

@@ -1,0 +1,101 @@
+"""experiments.sweep: the tiny sweep finishes; kill -9 mid-run and rerun gives the uninterrupted table."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from experiments import runlog, sweep
+from tests import sweep_helpers as H
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  root = tmp_path_factory.mktemp("sweep")
+  cache = root / "models"
+  config = H.write_config(root, cache)
+  _, points = sweep.load_config(config)
+  sweep.load_model_cached(points[0].generator, str(cache))   # convert once, before any subprocess
+  return root, config
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(setup):
+  root, config = setup
+  out = root / "full"
+  _, points = sweep.load_config(config)
+  sweep.run_sweep(points, str(out), progress=False)   # in-process: the subprocess runs compare to it
+  return out
+
+
+def test_tiny_config_defines_a_grid():
+  _, points = sweep.load_config(os.path.join(H.REPO, "experiments/configs/tiny.py"))
+  hashes = {sweep.config_hash(sweep.setting_of(p)) for p in points}
+  assert len(points) == len(hashes) >= 4
+  assert {(p.codes, p.layer) for p in points} == {(2, 2), (2, 4), (4, 2), (4, 4)}
+
+
+def test_sweep_finishes(uninterrupted):
+  recs = H.table(uninterrupted)
+  assert len(recs) == 4
+  for r in recs:
+    for k in ("config_hash", "image", "task", "codes", "layer", "seed", "loss", "psnr", "ssim"):
+      assert k in r, k
+    assert os.path.isfile(uninterrupted / "images" / r["config_hash"] / f"{r['image']}.png")
+  assert not any((uninterrupted / "inflight").iterdir())
+  # A rerun finds everything done and appends nothing.
+  p = H.run_sweep(H.write_config(uninterrupted.parent, uninterrupted.parent / "models"), uninterrupted)
+  assert "0 to run" in p.stdout
+  assert len(H.raw_lines(uninterrupted)) == 4
+
+
+@pytest.mark.slow
+def test_kill_and_resume(setup, uninterrupted):
+  root, config = setup
+  out = root / "killed"
+  proc = subprocess.Popen(H.sweep_cmd(config, out), cwd=H.REPO,
+                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  # Kill when the first batch is finished and the second is mid-inversion (checkpoint on disk).
+  deadline = time.time() + 240
+  killed_at = None
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      lines = H.raw_lines(out) if (out / "results.jsonl").exists() else []
+      done = {(r["config_hash"], r["image"]) for r in lines}
+      inflight = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()
+                  if not {tuple(k) for k in json.loads((p.parent / "meta.json").read_text())["items"]} & done
+                  ] if (out / "inflight").exists() and len(lines) == 2 else []
+      if inflight:
+        killed_at = inflight[0].name
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.05)
+  finally:
+    if proc.poll() is None and killed_at is None:
+      os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  first = H.raw_lines(out)
+  p = H.run_sweep(config, out)
+  assert "2 already done, 2 to run" in p.stdout
+  assert "resuming" in p.stderr and "at step" in p.stderr
+  lines = H.raw_lines(out)
+  assert lines[:2] == first and len(lines) == 4          # nothing lost, recomputed or duplicated
+  assert H.table(out) == H.table(uninterrupted)         # bit-equal records
+
+
+@pytest.mark.parametrize("name", ["tiny", "mganprior_ablation", "mganprior_inversion",
+                                  "mganprior_colorization", "mganprior_superresolution",
+                                  "mganprior_inpainting"])
+def test_configs_load(name):
+  path = os.path.join(H.REPO, "experiments", "configs", f"{name}.py")
+  for arg in ([""] if name == "tiny" else ["", "runlocal"]):
+    _, points = sweep.load_config(f"{path}:{arg}" if arg else path)
+    hashes = {sweep.config_hash(sweep.setting_of(p)) for p in points}
+    assert len(hashes) == len(points) >= 1
+    if name == "mganprior_ablation":
+      assert len(points) == (35 if not arg else 4)
