@@ -207,7 +207,7 @@ def _check(obj, path) -> Boundary:
   if not isinstance(obj, dict) or "boundary" not in obj:
     raise BoundaryError(f"{path}: expected a dict with 'boundary', got {type(obj).__name__}"
                         + (f" with keys {sorted(obj)}" if isinstance(obj, dict) else ""))
-  extra = set(obj) - {"boundary", "meta_data", "manipulate_layers"}
+  extra = set(obj) - {"boundary", "meta_data", "manipulate_layers", "value"}
   if extra:
     raise BoundaryError(f"{path}: unexpected keys {sorted(extra)}")
   b = obj["boundary"]
@@ -343,3 +343,80 @@ def pca_directions(samples: np.ndarray, num: int | None = None):
   # A fixed sign (largest coordinate positive) so reruns give the same files.
   sign = np.sign(vt[np.arange(vt.shape[0]), np.abs(vt).argmax(1)])
   return (vt * sign[:, None]).astype(np.float32), var.astype(np.float32), mean.astype(np.float32)
+
+
+# --- directions for a loaded generator ---------------------------------------------------------
+
+def _flat_params(params):
+  from converters.table import flatten_paths
+  return flatten_paths(params)
+
+
+def generator_directions(model, method: str = "sefa", num: int = 5, samples: int = 10000,
+                         seed: int = 0, layers=None):
+  """Unit editing directions for a loaded generator (:class:`jaxinv.models.registry.Model`).
+
+  Args:
+    model: a ``stylegan`` / ``stylegan2`` (directions in w) or ``pggan`` (in z) model.
+    method: ``"sefa"`` (closed form: style affines of ``layers``, default all; PGGAN: the
+      first layer) or ``"pca"`` (principal axes of ``samples`` mapped w, style models only).
+    num: how many directions.
+    layers: SeFa layer indices (or ``"a-b"``) of the style affines used.
+
+  Returns:
+    ``(directions [num, D] or [num, L, D] (repeat_w=False), values [num], space)`` where
+    ``space`` is ``"w"`` or ``"z"`` and ``values`` are eigenvalues / variances.
+  """
+  import jax
+  import jax.numpy as jnp
+  flat = _flat_params(model.params)
+  fam = model.family
+  if method == "sefa":
+    if fam in ("stylegan", "stylegan2"):
+      keys = sorted((k for k in flat if k.endswith("/style_weight") and "/layer" in k),
+                    key=lambda k: int(k.split("/layer")[1].split("/")[0]))
+      idx = parse_indices(layers, 0, len(keys) - 1) or list(range(len(keys)))
+      dirs, vals = sefa_directions([np.asarray(flat[keys[i]]) for i in idx], num)
+      return dirs, vals, "w"
+    if fam == "pggan":
+      w = np.asarray(flat["layer0/weight"])          # [4, 4, z_dim, C] HWIO
+      a = np.transpose(w, (2, 0, 1, 3)).reshape(w.shape[2], -1)
+      dirs, vals = sefa_directions([a], num)
+      return dirs, vals, "z"
+    raise ValueError(f"SeFa directions are not defined here for family {fam!r}")
+  if method == "pca":
+    if fam not in ("stylegan", "stylegan2"):
+      raise ValueError("PCA directions need a style-based generator (w space); "
+                       f"{fam!r} samples z from an isotropic normal, which PCA cannot factor")
+    cfg = model.config
+    z = jax.random.normal(jax.random.key(seed), (samples, cfg.z_dim))
+    mapping = jax.jit(lambda p, z: model.module.apply({"params": p}, z, method="mapping"))
+    w = np.concatenate([np.asarray(mapping(model.params, z[i:i + 1000]))
+                        for i in range(0, samples, 1000)])
+    shape = w.shape[1:]
+    dirs, var, _ = pca_directions(w.reshape(samples, -1), num)
+    return dirs.reshape((-1,) + shape), var, "w"
+  raise ValueError(f"unknown direction method {method!r} (sefa or pca)")
+
+
+def direction_strip(model, direction: np.ndarray, distances: Sequence[float], seed: int = 0,
+                    truncation_psi: float | None = None) -> np.ndarray:
+  """Images ``[K, R, R, 3]`` of one sample moved by ``distances`` along ``direction``."""
+  import jax
+  import jax.numpy as jnp
+  cfg = model.config
+  p = {"params": model.params}
+  z = jax.random.normal(jax.random.key(seed), (1, cfg.z_dim))
+  d = jnp.asarray(np.asarray(distances, np.float32))
+  if model.family == "pggan":
+    codes = z + d[:, None] * jnp.asarray(direction)[None]
+    return np.asarray(model.module.apply(p, codes))
+  ex = model.extras or {}
+  psi = ex.get("truncation_psi", 1.0) if truncation_psi is None else truncation_psi
+  w = model.module.apply(p, z, method="mapping")
+  wp = model.module.apply(p, w, psi, ex.get("truncation_layers", 0), method="truncate")
+  dirn = jnp.asarray(direction)
+  if dirn.ndim == 1:
+    dirn = jnp.broadcast_to(dirn, wp.shape[1:])
+  codes = wp + d[:, None, None] * dirn[None]
+  return np.asarray(model.module.apply(p, None, codes, method="synthesis"))
