@@ -117,3 +117,112 @@ def run_invert(args):
   print(f"wrote {args.out}: {len(stems)} images" + (
       "; final loss " + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, final)) if len(final)
       else " (encoder only)"))
+
+
+# --- jaxinv edit modes (issue 12) ------------------------------------------------------------
+
+EDIT_MODES = ("idinvert-manipulate", "idinvert-interpolate", "idinvert-mix")
+
+
+def add_edit_arguments(parser):
+  g = parser.add_argument_group("IDInvert edits (--mode idinvert-*; codes: wp of a "
+                                "jaxinv invert --method idinvert result)")
+  g.add_argument("--start", type=float, default=-3.0, help="manipulate: first distance")
+  g.add_argument("--end", type=float, default=3.0, help="manipulate: last distance")
+  g.add_argument("--steps", type=int, default=7, help="manipulate/interpolate: images per row")
+  g.add_argument("--manipulate-layers", default=None,
+                 help="manipulate: layers moved, e.g. 0-5 (default: the boundary's own)")
+  g.add_argument("--layerwise-strength", action="store_true",
+                 help="manipulate: scale truncated layers by the generator's truncation psi")
+  g.add_argument("--mix-layers", default="0-3", help="mix: layers taken from the style code")
+
+
+def _read_wp(path, num_layers, w_dim):
+  try:
+    with np.load(path) as f:
+      wp = np.asarray(f["wp"], np.float32)
+      names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"--result {path}: needs an array wp [B, L, w_dim] ({e})") from None
+  if wp.ndim != 3 or wp.shape[1:] != (num_layers, w_dim):
+    raise UserError(f"--result {path}: wp {wp.shape} is not [B, {num_layers}, {w_dim}] for this "
+                    "generator")
+  return wp, names
+
+
+def _boundary(path, num_layers, w_dim):
+  from jaxinv import editing
+  try:
+    b = editing.load_boundary(path)
+  except (editing.BoundaryError, OSError) as e:
+    raise UserError(f"--boundary {path}: {e}") from None
+  arr = b["boundary"]
+  if arr.ndim == 2:
+    if arr.shape[1] != w_dim:
+      raise UserError(f"--boundary {path} is [1, {arr.shape[1]}]; the generator's w has {w_dim}")
+    arr = np.repeat(arr[:, None], num_layers, axis=1)
+  elif arr.shape[1:] != (num_layers, w_dim):
+    try:   # e.g. a released 256 px boundary on a smaller model: crop, renormalise once
+      arr = editing.crop_boundary(arr, num_layers, w_dim)
+    except editing.BoundaryError as e:
+      raise UserError(f"--boundary {path}: {e}") from None
+  layers = [i for i in (b["manipulate_layers"] or []) if i < num_layers] or None
+  return arr, layers
+
+
+def run_edit(args):
+  from jaxinv import editing
+  from jaxinv.inversion.methods import idinvert as M
+  from jaxinv.io import images as image_io
+  import jax
+
+  gen = load_generator(args.generator, families="stylegan")
+  L, D = gen.config.num_ws, gen.config.w_dim
+  wp, names = _read_wp(args.result, L, D)
+  synth = jax.jit(lambda p, w: gen.module.apply({"params": p}, None, w, method="synthesis"))
+  if args.steps < 1:
+    raise UserError(f"--steps must be >= 1 (got {args.steps})")
+  rows, labels = [], []
+  if args.mode == "idinvert-manipulate":
+    if args.boundary is None:
+      raise UserError("--mode idinvert-manipulate needs --boundary (an IDInvert .npy or a "
+                      "jaxinv directions .npz)")
+    b, layers = _boundary(args.boundary, L, D)
+    if args.manipulate_layers is not None:
+      try:
+        layers = editing.parse_indices(args.manipulate_layers, 0, L - 1)
+      except ValueError as e:
+        raise UserError(f"--manipulate-layers: {e}") from None
+    strength = 1.0
+    if args.layerwise_strength:
+      ex = gen.extras or {}
+      strength = editing.layerwise_manipulation_strength(
+          L, ex.get("truncation_psi", 1.0), ex.get("truncation_layers", 0))
+    codes = editing.manipulate(wp, b, args.start, args.end, args.steps, layerwise=True,
+                               num_layers=L, manipulate_layers=layers, is_code_layerwise=True,
+                               is_boundary_layerwise=True, strength=strength)
+    rows, labels = list(codes), names
+  elif args.mode == "idinvert-interpolate":
+    if len(wp) < 2:
+      raise UserError("--mode idinvert-interpolate needs a result with at least 2 images")
+    for i in range(len(wp) - 1):
+      rows.append(editing.interpolate(wp[i:i + 1], wp[i + 1:i + 2], args.steps)[0])
+      labels.append(f"{names[i]}_to_{names[i + 1]}")
+  else:
+    try:
+      mixed = editing.mix_style(wp, wp, L, args.mix_layers)
+    except ValueError as e:
+      raise UserError(f"--mix-layers: {e}") from None
+    rows = list(mixed)      # row s: style of image s on every content image
+    labels = [f"style_{n}" for n in names]
+  os.makedirs(args.out, exist_ok=True)
+  grid, all_codes = [], []
+  for label, codes in zip(labels, rows):
+    imgs = np.asarray(synth(gen.params, np.asarray(codes, np.float32)))
+    image_io.save_png(os.path.join(args.out, f"{label}.png"), np.concatenate(list(imgs), axis=1))
+    grid.append(list(imgs))
+    all_codes.append(np.asarray(codes, np.float32))
+  image_io.save_png(os.path.join(args.out, "grid.png"), image_io.make_grid(grid))
+  from jaxinv.io.results import write_npz
+  write_npz(os.path.join(args.out, "codes.npz"), codes=np.stack(all_codes), names=np.asarray(labels))
+  print(f"wrote {args.out}: {args.mode} for {len(labels)} row(s) of {len(rows[0])} images")
