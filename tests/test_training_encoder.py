@@ -46,6 +46,7 @@ SYNC_BN_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow   # a subprocess with 8 forced CPU devices: ~30 s of CPU; run with -m slow
 def test_sync_batch_norm_8_devices_equals_one():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
@@ -61,7 +62,7 @@ def test_sync_batch_norm_8_devices_equals_one():
 def test_r1_matches_finite_differences():
   dcfg = DiscriminatorConfig(resolution=8, channels=(4, 8), mbstd=False)
   d = Discriminator(dcfg)
-  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  x = jax.random.normal(jax.random.key(0), (1, 8, 8, 3))
   dp = d.init(jax.random.key(1), x)["params"]
   disc = lambda p, x: d.apply({"params": p}, x)   # noqa: E731
   gamma = 10.0
@@ -86,6 +87,7 @@ class _Model:
   params: dict
 
 
+@pytest.mark.slow   # ~35 s of CPU (compiles G, E, VGG and D with their backward passes)
 def test_training_step_lowers_reconstruction_loss():
   gcfg = pggan.PGGANConfig(resolution=16, z_dim=8, fmaps_base=64, fmaps_max=8)
   gmod = pggan.PGGANGenerator(gcfg)
