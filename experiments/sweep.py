@@ -241,6 +241,7 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
     from tqdm.auto import tqdm
     bar = tqdm(total=total, initial=total - remaining, desc="sweep", unit="item", dynamic_ncols=True)
   new = []
+  t_start = time.time()
   try:
     for group in todo:
       if not group:
@@ -255,6 +256,11 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
         new.extend(recs)
         if bar is not None:
           bar.update(len(items))
+        else:
+          ran = len(new)
+          el = time.time() - t_start
+          eta = el / ran * (remaining - ran)
+          log(f"{total - remaining + ran}/{total} items done; {el:.0f}s elapsed, ETA {eta:.0f}s")
   finally:
     if bar is not None:
       bar.close()

@@ -44,15 +44,15 @@ def batch_plan(batch: int, num_items: int, devices=None) -> tuple[Mesh | None, i
 
   The batch is capped at ``num_items``, then rounded up to a multiple of the
   device count so every device gets the same number of images (padding is the
-  caller's, see :func:`pad_to_multiple`). One device (or a batch smaller than the
-  device count) gives ``mesh=None``: plain single-device execution.
+  caller's, see :func:`pad_to_multiple`). One device, or fewer images than devices,
+  gives ``mesh=None``: plain single-device execution.
   """
   devices = jax.local_devices() if devices is None else list(devices)
   if batch < 1:
     raise ValueError(f"batch must be >= 1, got {batch}")
   batch = max(1, min(batch, num_items))
   n = len(devices)
-  if n > 1 and batch >= n:
+  if n > 1 and num_items >= n:
     return make_mesh(devices), -(-batch // n) * n
   return None, batch
 

@@ -70,3 +70,12 @@ def test_invert_bad_layer_is_a_user_error(converted, tmp_path, capsys):
              "--space", "multi", "--layer", "99", "--loss", "mse", "--steps", "1",
              "--out", str(tmp_path / "o")])
   assert rc == 2 and "receives" in capsys.readouterr().err
+
+
+def test_convert_discriminator_part(tmp_path):
+  from jaxinv.models import registry
+  exp = json.loads((ROS / "expected.json").read_text())
+  dest = tmp_path / "D"
+  assert main(["convert", str(ROS / exp["checkpoint"]["file"]), str(dest), "--option", "part=d"]) == 0
+  d = registry.load_model(dest, expect_family="stylegan2-discriminator")
+  assert d.config.resolution == exp["config"]["size"]

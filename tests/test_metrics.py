@@ -167,3 +167,22 @@ def test_invert_with_lpips_loss(tmp_path):
               "--steps", "3", "--codes", "2", "--layer", "4", "--lr", "0.1", "--out", out) == 0
   loss = np.load(out / "result.npz")["loss"]
   assert loss.shape == (3, 1) and np.all(np.isfinite(loss)) and loss[-1, 0] < loss[0, 0]
+
+
+def test_evaluate_lpips_column(dirs):
+  import converters
+  from jaxinv.models.registry import load_model
+  from tests.conftest import golden_root
+  pred, gt, tmp = dirs
+  m = golden_root() / "metrics"
+  lp = tmp / "lpips"
+  converters.convert_file(m / "lpips_alex_lin_v0.1.pth", lp,
+                          backbone=m / "lpips_alex_backbone_random_seed0.pth.xz")
+  assert _run("evaluate", pred, gt, "--lpips", lp, "--out", tmp / "m.csv") == 0
+  rows = _read(tmp / "m.csv")
+  assert list(rows[0])[-1] == "lpips"
+  p = np.asarray(Image.open(pred / "0001.png")).astype(np.float32) / 255 * 2 - 1
+  g = np.asarray(Image.open(gt / "0001.png")).astype(np.float32) / 255 * 2 - 1
+  want = float(metrics.lpips(load_model(lp), p, g))
+  assert float(rows[1]["lpips"]) == pytest.approx(want, abs=1e-5)
+  assert float(rows[-1]["lpips"]) == pytest.approx(np.mean([float(r["lpips"]) for r in rows[:-1]]), abs=2e-6)

@@ -1,4 +1,4 @@
-"""``jaxinv edit``: semantic editing of inverted images (mGANprior boundaries).
+"""Semantic editing of inverted images: move their codes along a boundary, render each step.
 
 ``jaxinv edit --generator DEST --result OUT/result.npz --boundary b.npy --max-step 4.2
 --frames F --out DIR`` moves every one of the N codes of each image along the boundary normal

@@ -1,4 +1,6 @@
-"""``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``.
+"""Score predictions against ground truth (PSNR, SSIM two ways, LPIPS) into a CSV.
+
+``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``
 
 Pairs images by file stem, computes PSNR, SSIM (Wang et al.: Gaussian σ 1.5, population
 covariance) and SSIM with scikit-image's defaults (7×7 box, sample covariance — what DGP

@@ -166,6 +166,9 @@ def run(args):
   model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
   # --- style generators (issue 5)
   if model.family != "pggan":
+    if getattr(args, "task", "reconstruct") != "reconstruct":
+      raise UserError(f"--task {args.task} is not wired to style generators yet; use --task "
+                      "reconstruct (the default) with StyleGAN / StyleGAN2")
     return _run_style(args, model)
   if args.space not in (None, "multi"):
     raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "

@@ -34,9 +34,16 @@ __all__ = ["add_invert_arguments", "run_invert", "load_padinv_image", "METHOD_DE
 METHOD_DEFAULTS = {"steps": 0, "lr": 0.01, "optimizer": "adam"}
 
 
+PADINV_SPACES = ("padding", "wp")
+
+
 def add_invert_arguments(parser):
-  g = parser.add_argument_group("PadInv (--method padinv; defaults: --steps 0 (encoder only), "
-                                "--lr 0.01, --optimizer adam)")
+  """PadInv's flags. ``--space``, ``--lpips``, ``--steps``, ``--lr``, ``--optimizer``,
+  ``--l2-lambda``, ``--batch`` and ``--chunk`` are the shared ones of ``jaxinv invert``
+  (``--space`` gains the choice ``padding``; ``--lpips DEST`` is the AlexNet LPIPS model)."""
+  g = parser.add_argument_group(
+      "PadInv (--method padinv; defaults: --steps 0 = encoder only, --lr 0.01, adam, "
+      "--space padding = w+ and padding maps jointly, --space wp = w+ alone)")
   g.add_argument("--encoder", default=None, help="converted PadInv encoder directory")
   # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
   # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
@@ -62,6 +69,9 @@ def load_padinv_image(path, resolution: int) -> np.ndarray:
 
 def _settings(args):
   from jaxinv.inversion.methods import padinv as M
+  if getattr(args, "task", "reconstruct") not in (None, "reconstruct"):
+    raise UserError("--method padinv reconstructs (no --task degradations)")
+  # --steps of invert defaults per task (None when unset); PadInv's default is 0.
   steps = METHOD_DEFAULTS["steps"] if args.steps is None else args.steps
   lr = METHOD_DEFAULTS["lr"] if args.lr is None else args.lr
   opt = METHOD_DEFAULTS["optimizer"] if args.optimizer is None else args.optimizer
@@ -72,8 +82,9 @@ def _settings(args):
   if not lr > 0:
     raise UserError(f"--lr must be > 0 (got {lr})")
   space = args.space or "padding"
-  if space not in ("padding", "wp"):
-    raise UserError(f"--method padinv refines --space padding or wp, not {space}")
+  if space not in PADINV_SPACES:
+    raise UserError(f"--method padinv refines --space padding (w+ and maps) or wp (w+ alone), "
+                    f"not {space}")
   return M.PadInvSettings(steps=steps, space=space, lr=lr, mse_weight=args.l2_lambda,
                           lpips_weight=args.lpips_lambda if steps else 0.0,
                           wnorm_weight=args.wnorm_lambda)

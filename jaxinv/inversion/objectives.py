@@ -70,7 +70,8 @@ def vgg_features(vgg_params, x, cfg: VGGLossConfig):
     xr = xr.astype(cfg.compute_dtype)
   batched = xr[None] if xr.ndim == 3 else xr
   f = vgg_lib.VGG16Features(cfg.num_modules).apply({"params": vgg_params}, batched)
-  f = f.astype(jnp.float32)
+  if cfg.compute_dtype != "float32":
+    f = f.astype(jnp.float32)
   return f[0] if xr.ndim == 3 else f
 
 

@@ -79,13 +79,15 @@ class MultiCode:
     return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / self.codes
 
   def render(self, variables, params):
-    """One image ``[H, W, C]`` float32 from ``{"z": [N, D], "alpha": [N, C]}``.
+    """One image ``[H, W, C]`` from ``{"z": [N, D], "alpha": [N, C]}``.
 
     With ``compute_dtype="bfloat16"`` the generator params, latents and activations are
-    cast to bf16 (gradients flow back to the float32 variables through the cast).
+    cast to bf16 and the image is returned as float32 (gradients flow back to the float32
+    variables through the casts). The default path is untouched.
     """
     if self.compute_dtype != "float32":
       dt = jnp.dtype(self.compute_dtype)
       params, variables = cast_floating(params, dt), cast_floating(variables, dt)
     fused = self.compose(self.features(variables["z"], params), variables["alpha"])
-    return self.generator.apply({"params": params}, fused, self.layer, None)[0].astype(jnp.float32)
+    image = self.generator.apply({"params": params}, fused, self.layer, None)[0]
+    return image if self.compute_dtype == "float32" else image.astype(jnp.float32)

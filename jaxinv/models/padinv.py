@@ -30,6 +30,13 @@ noise, style.*, filter}``, ``synthesis.output{j}.*``, ``synthesis.filter``), wit
 kernels HWIO, dense weights ``[in, out]``, the constant and the noise buffers NHWC.
 Weights are stored unscaled; the equalized-lr multipliers are applied here.
 
+Relation to :mod:`jaxinv.models.stylegan2` (same math, different checkpoint layout): the
+noise/bias/activation tail is shared (:func:`stylegan2.noise_inject`, :func:`stylegan2.fused_lrelu`).
+The padded conv cannot use :func:`stylegan2.modulated_conv2d` because that function modulates
+its (pre-padded) input, while PadInv's ring must enter *after* the modulation; the up-conv
+uses the Hammer kernel orientation (PyTorch ``conv_transpose2d`` of the stored weight, i.e.
+the genforce kernel flipped) and each layer's own stored FIR ``filter``.
+
 References:
   Bai et al., High-fidelity GAN Inversion with Padding Space, https://arxiv.org/abs/2203.11105
   Karras et al., Analyzing and Improving the Image Quality of StyleGAN, https://arxiv.org/abs/1912.04958
@@ -48,6 +55,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv.models import layers as L
+from jaxinv.models import stylegan2
 from jaxinv.models.upfirdn import upfirdn2d
 
 __all__ = ["PadInvGeneratorConfig", "PadInvGenerator", "infer_config", "padded_slots",
@@ -224,9 +232,7 @@ class _ModConv(nn.Module):
       y = L.conv2d(crop.at[:, 1:-1, 1:-1, :].set(xm), k, padding=0)
     dcoef = jax.lax.rsqrt(jnp.einsum("hwio,bi->bo", jnp.square(k), jnp.square(style)) + 1e-8)
     y = y * dcoef[:, None, None, :]
-    y = y + noise * strength
-    y = y + bias
-    return L.lrelu(y) * _SQRT2, style
+    return stylegan2.fused_lrelu(stylegan2.noise_inject(y, noise, strength), bias), style
 
 
 def _fir():

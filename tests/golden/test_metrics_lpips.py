@@ -126,3 +126,33 @@ def test_whole_lpips_state_dict_and_model_dir_backbone(g, tmp_path):
   converters.convert_file(g.path(e["lin_file"]), tmp_path / "lp", backbone=bb)
   with pytest.raises(converters.ConversionError, match="backbone"):
     converters.convert_file(g.path(e["lin_file"]), tmp_path / "lp2")
+
+
+def test_whole_lpips_module_state_dict(g, tmp_path):
+  """A saved ``lpips.LPIPS().state_dict()`` (net.slice*, lin*, lins.* aliases, scaling_layer) converts
+  to the same params as lin file + backbone."""
+  torch = pytest.importorskip("torch")
+  from converters.table import flatten_paths
+  from jaxinv.io import torch_pickle
+  e = g.expected["nets"]["alex"]
+  lin = torch_pickle.load(g.path(e["lin_file"]))
+  bb = torch_pickle.load(g.path(e["backbone_file"]))
+  slices = {}
+  for key in e["lpips_module_state_dict_keys"]:
+    if key.startswith("net.slice"):
+      idx = key.split(".")[2]
+      slices[key] = bb[f"features.{idx}.{key.split('.')[-1]}"]
+  sd = {"scaling_layer.shift": np.array([-.030, -.088, -.188], np.float32).reshape(1, 3, 1, 1),
+        "scaling_layer.scale": np.array([.458, .448, .450], np.float32).reshape(1, 3, 1, 1)}
+  sd.update(slices)
+  sd.update(lin)
+  sd.update({"lins." + k[len("lin"):]: v for k, v in lin.items()})
+  assert sorted(sd) == sorted(e["lpips_module_state_dict_keys"])
+  src = tmp_path / "lpips_full.pth"
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}, src)
+  a = converters.convert_file(src, tmp_path / "a")
+  b = converters.convert_file(g.path(e["lin_file"]), tmp_path / "b", backbone=g.path(e["backbone_file"]))
+  fa, fb = flatten_paths(a.params), flatten_paths(b.params)
+  assert sorted(fa) == sorted(fb)
+  for k in fa:
+    np.testing.assert_array_equal(np.asarray(fa[k]), np.asarray(fb[k]), err_msg=k)

@@ -1,7 +1,5 @@
 """PadInv generator vs the official StyleGAN2GeneratorPadInv (fixture folder ``padinv``)."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np

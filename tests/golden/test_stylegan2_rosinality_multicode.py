@@ -25,6 +25,7 @@ CODES = 4
 LAYERS = (4, 7)               # composing units: x at 8×8 (after layer1) and 16×16 (after layer3)
 STEPS = 300
 LR = 0.05
+VARIANTS = False              # True: also print the other variants (≈ 6 more runs)
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +82,14 @@ def test_multicode_beats_single_wplus(gen):
   target = _targets(m, p)
   single = _invert(m, p, S.StyleSpace("wp"), target)
   print(f"\nsingle w+ ({STEPS} Adam steps, lr {LR}): final MSE {single}")
-  best = None
-  for layer in LAYERS:
-    for code_space, suffix in (("w", "learned"), ("wp", "learned"), ("wp", "mean")):
-      space = S.StyleSpace("multi", layer=layer, num_codes=CODES, code_space=code_space, suffix=suffix)
-      final = _invert(m, p, space, target)
-      print(f"multi ℓ={layer} N={CODES} codes in {code_space}, suffix {suffix}: final MSE {final}")
-      if code_space == "wp" and suffix == "learned" and layer == LAYERS[0]:
-        best = final
-  assert float(np.mean(best)) < float(np.mean(single))
+  space = S.StyleSpace("multi", layer=LAYERS[0], num_codes=CODES, code_space="wp")
+  best = _invert(m, p, space, target)
+  print(f"multi ℓ={LAYERS[0]} N={CODES} w+ codes, learned w+ suffix: final MSE {best}")
+  assert np.all(best < single), (best, single)
+  if VARIANTS:
+    for layer in LAYERS:
+      for code_space, suffix in (("w", "learned"), ("wp", "learned"), ("wp", "mean")):
+        space = S.StyleSpace("multi", layer=layer, num_codes=CODES, code_space=code_space,
+                             suffix=suffix)
+        print(f"multi ℓ={layer} N={CODES} codes in {code_space}, suffix {suffix}: final MSE "
+              f"{_invert(m, p, space, target)}")
