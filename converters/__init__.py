@@ -18,6 +18,7 @@ from converters import lpips_lin, torchvision_alexnet
 from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
 from converters import swapping_autoencoder
 from converters import padinv
+from converters import idinvert
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -35,6 +36,7 @@ FORMATS = {m.NAME: m for m in (
     swapping_autoencoder,
     padinv.GENERATOR,
     padinv.ENCODER,
+    *idinvert.KINDS,
 )}
 
 

@@ -17,6 +17,8 @@ COMMANDS = [
     "invert",
     "evaluate",
     "edit",
+    "diffuse",       # issue 12
+    "directions",    # issue 12
     "swap",
     "demo",
 ]

@@ -18,6 +18,10 @@ import numpy as np
 from jaxinv.cli.common import UserError, load_generator
 
 MODES = ("mganprior-boundary", "padinv-keep-maps", "padinv-swap")  # padinv: issue 9
+# --- idinvert (issue 12) ---
+from jaxinv.cli.idinvert import EDIT_MODES as _IDINVERT_MODES  # noqa: E402
+MODES = MODES + _IDINVERT_MODES
+# --- end idinvert ---
 
 
 def register(sub):
@@ -40,6 +44,10 @@ def register(sub):
   from jaxinv.cli import padinv as padinv_cli
   padinv_cli.add_edit_arguments(p)
   # --- end padinv ---
+  # --- idinvert (issue 12) ---
+  from jaxinv.cli import idinvert as idinvert_cli
+  idinvert_cli.add_edit_arguments(p)
+  # --- end idinvert ---
   p.set_defaults(func=run)
 
 
@@ -92,6 +100,9 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     return padinv_cli.run_edit(args)
   # --- end padinv ---
+  if args.mode.startswith("idinvert-"):  # --- idinvert (issue 12) ---
+    from jaxinv.cli import idinvert as idinvert_cli
+    return idinvert_cli.run_edit(args)
   if args.boundary is None:
     raise UserError("--mode mganprior-boundary needs --boundary b.npy")
   if args.frames < 2:

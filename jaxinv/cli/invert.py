@@ -15,7 +15,7 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator
 
-METHODS = ("mganprior", "dgp", "padinv")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert")
 
 
 def register(sub):
@@ -73,6 +73,10 @@ def register(sub):
   from jaxinv.cli import padinv as padinv_cli
   padinv_cli.add_invert_arguments(p)
   # --- end padinv ---
+  # --- idinvert (issue 12): flags and defaults in jaxinv/cli/idinvert.py ---
+  from jaxinv.cli import idinvert as idinvert_cli
+  idinvert_cli.add_invert_arguments(p)
+  # --- end idinvert ---
   p.set_defaults(func=run)
 
 
@@ -151,6 +155,9 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     return padinv_cli.run_invert(args)
   # --- end padinv ---
+  if args.method == "idinvert":  # --- idinvert (issue 12) ---
+    from jaxinv.cli import idinvert as idinvert_cli
+    return idinvert_cli.run_invert(args)
   for k, v in _MGANPRIOR_DEFAULTS.items():
     if getattr(args, k) is None:
       setattr(args, k, v)

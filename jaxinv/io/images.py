@@ -6,6 +6,11 @@ is an explicit, documented choice:
 * ``"mganprior"`` (default): PIL ``convert("RGB")`` → bicubic resize to the model
   resolution when the size differs → ``uint8 / 255`` → ``(x - 0.5) · 2``
   (float32, in that order), as mGANprior's scripts.
+* ``"idinvert"``: decode to RGB (as ``cv2.imread`` + BGR→RGB) → OpenCV's
+  ``cv2.resize`` bilinear (``INTER_LINEAR``: half-pixel centres, no antialiasing
+  when shrinking, 8-bit fixed point; bit-exact, :mod:`jaxinv.io.cv2_resize`) to the
+  model resolution when the size differs → ``uint8 / 255 · 2 − 1`` (float32), as
+  IDInvert's ``invert.py`` + ``StyleGANInverter.preprocess``.
 
 Images in memory are NHWC float32 in [-1, 1]. Saving uses genforce's
 ``postprocess``: ``uint8 = clip((x + 1) · 127.5 + 0.5, 0, 255)`` truncated.
@@ -84,8 +89,25 @@ def _load_mganprior(path, resolution: int | None) -> np.ndarray:
   return uint8_to_tanh(u8)
 
 
+# --- idinvert loader (branch idinvert) ---
+def load_idinvert_uint8(path, resolution: int | None) -> np.ndarray:
+  """``[R, R, 3]`` uint8 as IDInvert has it before scaling: RGB, ``cv2.resize`` bilinear."""
+  from jaxinv.io.cv2_resize import resize_linear_u8
+  u8 = load_rgb_uint8(path)
+  if resolution is not None and u8.shape[:2] != (resolution, resolution):
+    u8 = resize_linear_u8(u8, (resolution, resolution))
+  return u8
+
+
+def _load_idinvert(path, resolution: int | None) -> np.ndarray:
+  u8 = load_idinvert_uint8(path, resolution)
+  return (u8.astype(np.float32) / np.float32(255.0)) * np.float32(2.0) - np.float32(1.0)
+# --- end idinvert loader ---
+
+
 LOADERS: dict[str, Callable[[str, int | None], np.ndarray]] = {
     "mganprior": _load_mganprior,
+    "idinvert": _load_idinvert,
 }
 
 

@@ -19,6 +19,7 @@ from jaxinv.models import stylegan, stylegan2
 from jaxinv.models import biggan
 from jaxinv.models import swapping_autoencoder as sae
 from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
+from jaxinv.models import idinvert_encoder, keras_vgg
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
 
@@ -52,6 +53,9 @@ FAMILIES: dict[str, Family] = {
     "padinv-discriminator": Family("padinv-discriminator",
                                    padinv_discriminator.PadInvDiscriminatorConfig,
                                    padinv_discriminator.PadInvDiscriminator),
+    "idinvert-encoder": Family("idinvert-encoder", idinvert_encoder.EncoderConfig,
+                               idinvert_encoder.IDInvertEncoder),
+    "keras-vgg16": Family("keras-vgg16", _dict_config, lambda c: keras_vgg.KerasVGG16(**c)),
 }
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")

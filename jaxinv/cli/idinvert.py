@@ -1,0 +1,228 @@
+"""``jaxinv invert --method idinvert``: in-domain GAN inversion (flags, defaults and run).
+
+Writes ``OUT/<stem>.png`` (reconstruction), ``OUT/<stem>_encoder.png`` (the encoder-only
+reconstruction), ``OUT/result.npz`` (``wp [B, L, w_dim]``, ``init_wp``, ``loss [S, B]`` —
+the total loss before each step's update — each term as ``loss_<term> [S, B]``, and
+``names``) and ``OUT/config.json``. Images load the IDInvert way by default
+(``--loader idinvert``: OpenCV-style bilinear resize, no antialiasing).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxinv.cli.common import UserError, load_generator
+
+__all__ = ["add_invert_arguments", "run_invert", "METHOD_DEFAULTS", "load_idinvert_models"]
+
+# Per-method defaults of the flags invert.py shares between methods (None there = unset).
+METHOD_DEFAULTS = {"steps": 100, "lr": 0.01, "optimizer": "adam"}
+
+
+def add_invert_arguments(parser):
+  g = parser.add_argument_group("IDInvert (--method idinvert; defaults: --steps 100 --lr 0.01, "
+                                "Adam; --encoder is the converted domain-guided encoder)")
+  g.add_argument("--perceptual", default=None,
+                 help="converted IDInvert perceptual model (jaxinv convert vgg16.pth DEST)")
+  g.add_argument("--feat-lambda", type=float, default=5e-5, help="VGG conv4_3 feature MSE weight")
+  g.add_argument("--reg-lambda", type=float, default=2.0,
+                 help="encoder (in-domain) regulariser weight; 0 = plain w+ optimisation")
+  g.add_argument("--loader", default=None,
+                 help="image loader convention (jaxinv.io.images.LOADERS); default idinvert")
+
+
+def load_idinvert_models(args):
+  from jaxinv.inversion.methods import idinvert as M
+  if not args.encoder:
+    raise UserError("IDInvert needs --encoder E: convert styleganinv_*_encoder.pth with jaxinv convert")
+  if not args.perceptual:
+    raise UserError("IDInvert needs --perceptual F: convert the release's vgg16.pth with jaxinv convert")
+  gen = load_generator(args.generator, families="stylegan")
+  enc = load_generator(args.encoder, families="idinvert-encoder")
+  vgg = load_generator(args.perceptual, families="keras-vgg16")
+  try:
+    return M.models_from(gen, enc, vgg)
+  except ValueError as e:
+    raise UserError(str(e)) from None
+
+
+def _load(paths, resolution, loader):
+  from jaxinv.io import images as image_io
+  loader = loader or "idinvert"
+  if loader not in image_io.LOADERS:
+    raise UserError(f"--loader {loader}: unknown; known: {', '.join(image_io.LOADERS)}")
+  try:
+    return image_io.load_images(paths, resolution, loader=loader)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+
+
+def run_invert(args):
+  from jaxinv.inversion.methods import idinvert as M
+  from jaxinv.inversion.optimize import NonFiniteLossError
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_config, write_npz
+
+  steps = METHOD_DEFAULTS["steps"] if args.steps is None else args.steps
+  lr = METHOD_DEFAULTS["lr"] if args.lr is None else args.lr
+  if (args.optimizer or "adam") != "adam":
+    raise UserError("--method idinvert optimises with Adam; drop --optimizer")
+  if steps < 0 or not lr > 0:
+    raise UserError(f"--steps must be >= 0 and --lr > 0 (got {steps}, {lr})")
+  settings = M.IDInvertSettings(steps=steps, learning_rate=lr, pix_weight=1.0,
+                                feat_weight=args.feat_lambda, reg_weight=args.reg_lambda)
+  models = load_idinvert_models(args)
+  try:
+    paths = image_io.list_images(args.images)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+  if len(set(stems)) != len(stems):
+    raise UserError("several input images share a name; outputs are named by stem")
+  targets = _load(paths, models.resolution, args.loader)
+  batch = max(1, min(args.batch, len(paths)))
+  parts = []
+  for start in range(0, len(paths), batch):
+    x = targets[start:start + batch]
+    pad = batch - len(x)
+    if pad:    # one batch shape compiles once; images are independent, so padding is inert
+      x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
+    try:
+      r = M.invert(models, x, settings, chunk=args.chunk,
+                   progress=f"idinvert {start + 1}-{min(start + batch, len(paths))}/{len(paths)}")
+    except NonFiniteLossError as e:
+      raise UserError(str(e)) from None
+    n = batch - pad
+    parts.append({"wp": np.asarray(r.wp)[:n], "init_wp": np.asarray(r.init_wp)[:n],
+                  "loss": np.asarray(r.loss)[:, :n],
+                  "aux": {k: np.asarray(v)[:, :n] for k, v in r.aux.items()}})
+  wp = np.concatenate([p["wp"] for p in parts])
+  init_wp = np.concatenate([p["init_wp"] for p in parts])
+  loss = np.concatenate([p["loss"] for p in parts], axis=1)
+  aux = {k: np.concatenate([p["aux"][k] for p in parts], axis=1) for k in parts[0]["aux"]}
+  recon = np.asarray(M.render(models, wp))
+  init_recon = np.asarray(M.render(models, init_wp))
+  os.makedirs(args.out, exist_ok=True)
+  for stem, img, img0 in zip(stems, recon, init_recon):
+    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
+    image_io.save_png(os.path.join(args.out, f"{stem}_encoder.png"), img0)
+  write_npz(os.path.join(args.out, "result.npz"), wp=wp, init_wp=init_wp, loss=loss,
+            names=np.asarray(stems), **aux)
+  config = {k: v for k, v in vars(args).items() if k != "func"}
+  config.update(images=paths, steps=steps, lr=lr, optimizer="adam", loader=args.loader or "idinvert")
+  write_config(args.out, config)
+  final = loss[-1] if len(loss) else []
+  print(f"wrote {args.out}: {len(stems)} images" + (
+      "; final loss " + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, final)) if len(final)
+      else " (encoder only)"))
+
+
+# --- jaxinv edit modes (issue 12) ------------------------------------------------------------
+
+EDIT_MODES = ("idinvert-manipulate", "idinvert-interpolate", "idinvert-mix")
+
+
+def add_edit_arguments(parser):
+  g = parser.add_argument_group("IDInvert edits (--mode idinvert-*; codes: wp of a "
+                                "jaxinv invert --method idinvert result)")
+  g.add_argument("--start", type=float, default=-3.0, help="manipulate: first distance")
+  g.add_argument("--end", type=float, default=3.0, help="manipulate: last distance")
+  g.add_argument("--steps", type=int, default=7, help="manipulate/interpolate: images per row")
+  g.add_argument("--manipulate-layers", default=None,
+                 help="manipulate: layers moved, e.g. 0-5 (default: the boundary's own)")
+  g.add_argument("--layerwise-strength", action="store_true",
+                 help="manipulate: scale truncated layers by the generator's truncation psi")
+  g.add_argument("--mix-layers", default="0-3", help="mix: layers taken from the style code")
+
+
+def _read_wp(path, num_layers, w_dim):
+  try:
+    with np.load(path) as f:
+      wp = np.asarray(f["wp"], np.float32)
+      names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"--result {path}: needs an array wp [B, L, w_dim] ({e})") from None
+  if wp.ndim != 3 or wp.shape[1:] != (num_layers, w_dim):
+    raise UserError(f"--result {path}: wp {wp.shape} is not [B, {num_layers}, {w_dim}] for this "
+                    "generator")
+  return wp, names
+
+
+def _boundary(path, num_layers, w_dim):
+  from jaxinv import editing
+  try:
+    b = editing.load_boundary(path)
+  except (editing.BoundaryError, OSError) as e:
+    raise UserError(f"--boundary {path}: {e}") from None
+  arr = b["boundary"]
+  if arr.ndim == 2:
+    if arr.shape[1] != w_dim:
+      raise UserError(f"--boundary {path} is [1, {arr.shape[1]}]; the generator's w has {w_dim}")
+    arr = np.repeat(arr[:, None], num_layers, axis=1)
+  elif arr.shape[1:] != (num_layers, w_dim):
+    try:   # e.g. a released 256 px boundary on a smaller model: crop, renormalise once
+      arr = editing.crop_boundary(arr, num_layers, w_dim)
+    except editing.BoundaryError as e:
+      raise UserError(f"--boundary {path}: {e}") from None
+  layers = [i for i in (b["manipulate_layers"] or []) if i < num_layers] or None
+  return arr, layers
+
+
+def run_edit(args):
+  from jaxinv import editing
+  from jaxinv.inversion.methods import idinvert as M
+  from jaxinv.io import images as image_io
+  import jax
+
+  gen = load_generator(args.generator, families="stylegan")
+  L, D = gen.config.num_ws, gen.config.w_dim
+  wp, names = _read_wp(args.result, L, D)
+  synth = jax.jit(lambda p, w: gen.module.apply({"params": p}, None, w, method="synthesis"))
+  if args.steps < 1:
+    raise UserError(f"--steps must be >= 1 (got {args.steps})")
+  rows, labels = [], []
+  if args.mode == "idinvert-manipulate":
+    if args.boundary is None:
+      raise UserError("--mode idinvert-manipulate needs --boundary (an IDInvert .npy or a "
+                      "jaxinv directions .npz)")
+    b, layers = _boundary(args.boundary, L, D)
+    if args.manipulate_layers is not None:
+      try:
+        layers = editing.parse_indices(args.manipulate_layers, 0, L - 1)
+      except ValueError as e:
+        raise UserError(f"--manipulate-layers: {e}") from None
+    strength = 1.0
+    if args.layerwise_strength:
+      ex = gen.extras or {}
+      strength = editing.layerwise_manipulation_strength(
+          L, ex.get("truncation_psi", 1.0), ex.get("truncation_layers", 0))
+    codes = editing.manipulate(wp, b, args.start, args.end, args.steps, layerwise=True,
+                               num_layers=L, manipulate_layers=layers, is_code_layerwise=True,
+                               is_boundary_layerwise=True, strength=strength)
+    rows, labels = list(codes), names
+  elif args.mode == "idinvert-interpolate":
+    if len(wp) < 2:
+      raise UserError("--mode idinvert-interpolate needs a result with at least 2 images")
+    for i in range(len(wp) - 1):
+      rows.append(editing.interpolate(wp[i:i + 1], wp[i + 1:i + 2], args.steps)[0])
+      labels.append(f"{names[i]}_to_{names[i + 1]}")
+  else:
+    try:
+      mixed = editing.mix_style(wp, wp, L, args.mix_layers)
+    except ValueError as e:
+      raise UserError(f"--mix-layers: {e}") from None
+    rows = list(mixed)      # row s: style of image s on every content image
+    labels = [f"style_{n}" for n in names]
+  os.makedirs(args.out, exist_ok=True)
+  grid, all_codes = [], []
+  for label, codes in zip(labels, rows):
+    imgs = np.asarray(synth(gen.params, np.asarray(codes, np.float32)))
+    image_io.save_png(os.path.join(args.out, f"{label}.png"), np.concatenate(list(imgs), axis=1))
+    grid.append(list(imgs))
+    all_codes.append(np.asarray(codes, np.float32))
+  image_io.save_png(os.path.join(args.out, "grid.png"), image_io.make_grid(grid))
+  from jaxinv.io.results import write_npz
+  write_npz(os.path.join(args.out, "codes.npz"), codes=np.stack(all_codes), names=np.asarray(labels))
+  print(f"wrote {args.out}: {args.mode} for {len(labels)} row(s) of {len(rows[0])} images")

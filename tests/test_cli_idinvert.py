@@ -1,0 +1,74 @@
+"""End-to-end runs of the IDInvert entry points on the fixture models and the real example faces."""
+
+import os
+
+import numpy as np
+import pytest
+
+import converters
+from jaxinv.cli import main
+
+DATA = "idinvert"
+
+
+@pytest.fixture(scope="module")
+def dirs(golden, tmp_path_factory):
+  g = golden(DATA)
+  root = tmp_path_factory.mktemp("idinvert_cli")
+  out = {}
+  for key in ("generator", "encoder", "perceptual"):
+    converters.convert_file(g.path(g.expected["files"][key]), root / key)
+    out[key] = str(root / key)
+  out["images"] = [str(g.path(os.path.join(g.expected["files"]["images_dir"], n)))
+                   for n in g.expected["images"]]
+  out["boundary"] = str(g.path(g.expected["files"]["boundary"]))
+  out["root"] = root
+  return out
+
+
+def _models(d):
+  return ["--generator", d["generator"], "--encoder", d["encoder"], "--perceptual", d["perceptual"]]
+
+
+def test_invert_encoder_only_then_edit(dirs):
+  out = dirs["root"] / "inv0"
+  assert main(["invert", "--method", "idinvert", *_models(dirs), "--images", *dirs["images"][:2],
+               "--steps", "0", "--out", str(out)]) == 0
+  r = np.load(out / "result.npz")
+  assert r["wp"].shape[0] == 2 and r["loss"].shape == (0, 2)
+  np.testing.assert_array_equal(r["wp"], r["init_wp"])
+  for mode in ("idinvert-manipulate", "idinvert-interpolate", "idinvert-mix"):
+    e = dirs["root"] / mode
+    assert main(["edit", "--mode", mode, "--generator", dirs["generator"], "--result",
+                 str(out / "result.npz"), "--boundary", dirs["boundary"], "--steps", "3",
+                 "--out", str(e)]) == 0
+    assert (e / "grid.png").is_file()
+
+
+def test_directions_sefa(dirs):
+  out = dirs["root"] / "sefa"
+  assert main(["directions", "--generator", dirs["generator"], "--method", "sefa", "--num", "2",
+               "--out", str(out)]) == 0
+  from jaxinv import editing
+  b = editing.load_boundary(out / "sefa_00.npz")
+  assert abs(np.linalg.norm(b["boundary"]) - 1) < 1e-5
+  assert (out / "sefa_01.png").is_file()
+
+
+def test_missing_encoder_is_a_user_error(dirs, capsys):
+  rc = main(["invert", "--method", "idinvert", "--generator", dirs["generator"], "--perceptual",
+             dirs["perceptual"], "--images", dirs["images"][0], "--out", str(dirs["root"] / "x")])
+  assert rc == 2 and "--encoder" in capsys.readouterr().err
+
+
+@pytest.mark.slow   # compiles E∘G∘VGG backward twice (~50 s of CPU)
+def test_invert_and_diffuse_few_steps(dirs):
+  out = dirs["root"] / "inv"
+  assert main(["invert", "--method", "idinvert", *_models(dirs), "--images", *dirs["images"],
+               "--steps", "3", "--batch", "2", "--out", str(out)]) == 0
+  r = np.load(out / "result.npz")
+  assert r["loss"].shape == (3, 3) and "loss_reg" in r.files
+  d = dirs["root"] / "dif"
+  assert main(["diffuse", *_models(dirs), "--target", dirs["images"][0], "--context",
+               *dirs["images"][1:], "--steps", "2", "--out", str(d)]) == 0
+  assert np.load(d / "result.npz")["loss"].shape == (2, 2)

@@ -1,0 +1,119 @@
+"""Encoder training (jaxinv.training.encoder): synchronised BN, the R1 term, a training step."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxinv.models import idinvert_encoder as E
+from jaxinv.models import keras_vgg, pggan
+from jaxinv.training import encoder as T
+from jaxinv.training.gan import Discriminator, DiscriminatorConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SYNC_BN_SCRIPT = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.sharding import Mesh, PartitionSpec as P
+    from jaxinv.models import idinvert_encoder as E
+    jax.config.update("jax_default_matmul_precision", "highest")
+    assert jax.device_count() == 8, jax.devices()
+    cfg = E.EncoderConfig(resolution=16, num_layers=2, w_dim=4, channels_base=4, channels_max=8)
+    x = jax.random.normal(jax.random.key(1), (16, 16, 16, 3))
+    params = E.IDInvertEncoder(cfg).init(jax.random.key(0), x)["params"]
+    def run(m, p, x):
+      code, st = m.apply({"params": p}, x, train=True, mutable=["bn_stats"])
+      return code, st["bn_stats"]
+    one = jax.jit(lambda p, x: run(E.IDInvertEncoder(cfg), p, x))(params, x)
+    mesh = Mesh(np.asarray(jax.devices()), ("data",))
+    sync = jax.jit(jax.shard_map(lambda p, x: run(E.IDInvertEncoder(cfg, axis_name="data"), p, x),
+                                 mesh=mesh, in_specs=(P(), P("data")), out_specs=(P("data"), P()),
+                                 check_vma=False))(params, x)
+    err_code = float(jnp.abs(one[0] - sync[0]).max())
+    errs = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()),
+                                                            one[1], sync[1]))
+    # Without synchronisation the per-device statistics differ: a real check.
+    unsync = jax.jit(jax.shard_map(lambda p, x: run(E.IDInvertEncoder(cfg), p, x)[0], mesh=mesh,
+                                   in_specs=(P(), P("data")), out_specs=P("data"),
+                                   check_vma=False))(params, x)
+    print("RESULT", err_code, max(errs), float(jnp.abs(one[0] - unsync).max()))
+""")
+
+
+@pytest.mark.slow   # a subprocess with 8 forced CPU devices: ~30 s of CPU; run with -m slow
+def test_sync_batch_norm_8_devices_equals_one():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  out = subprocess.run([sys.executable, "-c", SYNC_BN_SCRIPT], env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")][0]
+  err_code, err_stats, err_unsync = map(float, line.split()[1:])
+  assert err_code < 1e-5 and err_stats < 1e-5, (err_code, err_stats)
+  assert err_unsync > 1e-3
+
+
+def test_r1_matches_finite_differences():
+  dcfg = DiscriminatorConfig(resolution=8, channels=(4, 8), mbstd=False)
+  d = Discriminator(dcfg)
+  x = jax.random.normal(jax.random.key(0), (1, 8, 8, 3))
+  dp = d.init(jax.random.key(1), x)["params"]
+  disc = lambda p, x: d.apply({"params": p}, x)   # noqa: E731
+  gamma = 10.0
+  got = float(T.r1_penalty(disc, dp, x, gamma))
+  # Central differences of sum_b D(x_b), in float64 NumPy around float32 evaluations.
+  f = jax.jit(jax.vmap(lambda x: jnp.sum(disc(dp, x))))
+  flat = np.asarray(x, np.float64).reshape(-1)
+  h = 1e-2
+  eye = np.eye(flat.size) * h
+  plus = f(jnp.asarray((flat + eye).reshape((-1,) + x.shape), jnp.float32))
+  minus = f(jnp.asarray((flat - eye).reshape((-1,) + x.shape), jnp.float32))
+  g = ((np.asarray(plus, np.float64) - np.asarray(minus, np.float64)) / (2 * h)).reshape(x.shape)
+  want = 0.5 * gamma * np.mean(np.sum(g ** 2, axis=(1, 2, 3)))
+  assert abs(got - want) <= 2e-2 * abs(want), (got, want)
+
+
+@dataclasses.dataclass
+class _Model:
+  family: str
+  config: object
+  module: object
+  params: dict
+
+
+@pytest.mark.slow   # ~35 s of CPU (compiles G, E, VGG and D with their backward passes)
+def test_training_step_lowers_reconstruction_loss():
+  gcfg = pggan.PGGANConfig(resolution=16, z_dim=8, fmaps_base=64, fmaps_max=8)
+  gmod = pggan.PGGANGenerator(gcfg)
+  gp = gmod.init(jax.random.key(0), jnp.zeros((1, 8)))["params"]
+  gen = _Model("pggan", gcfg, gmod, gp)
+  ecfg = T.encoder_config_for(gen, channels_base=4, channels_max=8)
+  emod = E.IDInvertEncoder(ecfg)
+  x = jnp.asarray(gmod.apply({"params": gp}, jax.random.normal(jax.random.key(2), (8, 8))))
+  ep = emod.init(jax.random.key(3), x)["params"]
+  dmod = Discriminator(DiscriminatorConfig(resolution=16, channels=(4, 8, 8)))
+  dp = dmod.init(jax.random.key(4), x)["params"]
+  vmod = keras_vgg.KerasVGG16(4)          # a short VGG keeps the test small
+  vp = vmod.init(jax.random.key(5), x)["params"]
+  cfg = T.EncoderTrainConfig(batch_size=8, max_iters=100, learning_rate=1e-3, feat_size=16,
+                             mirror=False)
+  nets = T.nets_for(gen, emod, dmod, vmod)
+  step = T.make_step(nets, cfg, ep)
+  state = T.init_state(cfg, ep, dp)
+  shared = {"G": gp, "F": vp}
+  pix = []
+  for i in range(15):
+    state, m = step(state, shared, x, jax.random.key(i))
+    pix.append(float(m["e_pix"]))
+  assert pix[-1] < 0.8 * pix[0], pix
+  # gamma and the running statistics are not trained by the optimiser; the stats move by EMA.
+  g0 = ep["block0"]["bn"]["weight"]
+  np.testing.assert_array_equal(state.e_params["block0"]["bn"]["weight"], g0)
+  assert not np.allclose(state.e_params["block0"]["bn"]["running_mean"],
+                         ep["block0"]["bn"]["running_mean"])
