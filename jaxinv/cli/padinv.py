@@ -44,7 +44,7 @@ def add_invert_arguments(parser):
   g = parser.add_argument_group(
       "PadInv (--method padinv; defaults: --steps 0 = encoder only, --lr 0.01, adam, "
       "--space padding = w+ and padding maps jointly, --space wp = w+ alone)")
-  g.add_argument("--encoder", default=None, help="converted PadInv encoder directory")
+  g.add_argument("--encoder", default=None, help="converted encoder directory (PadInv or IDInvert, by --method)")
   # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
   # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
   g.add_argument("--lpips-lambda", type=float, default=0.8)
