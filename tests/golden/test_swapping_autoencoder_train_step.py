@@ -70,8 +70,10 @@ def test_gradients_and_updates(run, step):
 def test_checksums(run):
   g, S, p0, s1, s2, m = run
   for part in ("E", "G", "D", "Dpatch"):
-    a = np.concatenate([np.asarray(v, np.float64).ravel() for v in flatten_paths(s2["params"][part]).values()])
-    b = np.concatenate([np.asarray(v, np.float64).ravel() for v in flatten_paths(p0[part]).values()])
+    after, before = flatten_paths(s2["params"][part]), flatten_paths(p0[part])
+    assert after.keys() == before.keys()
+    a = np.concatenate([np.asarray(after[k], np.float64).ravel() for k in sorted(after)])
+    b = np.concatenate([np.asarray(before[k], np.float64).ravel() for k in sorted(after)])
     got = {"sum": a.sum(), "abs_sum": np.abs(a).sum(), "abs_delta_sum": np.abs(a - b).sum()}
     for name, v in got.items():
       ref = float(S[f"checksum.{part}.{name}"])
