@@ -80,5 +80,7 @@ def test_checksums(run):
       rel = abs(v - ref) / abs(ref)
       print(f"checksum {part}.{name}: {v:.9g} vs {ref:.9g} (rel {rel:.2g})")
       # sum cancels (|sum| << abs_sum): one element whose tiny gradient flips sign moves it by 2*lr.
-      tol = 1e-6 if name != "sum" else 1e-6 * np.abs(a).sum() / abs(ref)
+      # abs_delta_sum (~lr per element) is as sensitive: the official float64 rerun itself differs
+      # by 5.7e-6 relative (README verification table), so it gets 1e-5 instead of 1e-6.
+      tol = {"sum": 1e-6 * np.abs(a).sum() / abs(ref), "abs_delta_sum": 1e-5}.get(name, 1e-6)
       assert rel <= tol, f"checksum {part}.{name}: rel err {rel:.3g} > {tol:.3g}"
