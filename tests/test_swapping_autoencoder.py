@@ -72,3 +72,14 @@ def test_church_channel_rules_give_the_official_sizes():
   # Official counts for the church configuration (notes: E 30.6M, G 25.1M, D 28.9M, Dpatch 24.5M).
   for part, millions in {"E": 30.6, "G": 25.1, "D": 28.9, "Dpatch": 24.5}.items():
     assert abs(count[part] / 1e6 - millions) < 0.05, (part, count[part])
+
+
+@pytest.mark.parametrize("taps,pad,gain", [((1, 2, 1), (1, 0, 1, 0), 1.0),
+                                           ((1, 3, 3, 1), (2, 2, 2, 2), 1.0),
+                                           ((1, 3, 3, 1), (1, 1, 1, 1), 4.0)])
+def test_blur_matches_upfirdn2d_ref(taps, pad, gain):
+  from jaxinv.models.upfirdn import make_kernel, upfirdn2d_ref
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 9, 7, 3)), jnp.float32)
+  t, b, l, r = pad
+  ref = upfirdn2d_ref(x, make_kernel(taps) * gain, pad=(l, r, t, b))
+  np.testing.assert_allclose(sae.blur(x, taps, pad, gain), ref, atol=1e-6)

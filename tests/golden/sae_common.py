@@ -66,13 +66,11 @@ def calls(g, prefix):
 
 
 def torch_layout(ref_shape, a):
-  """One of our params (HWIO conv, [in, out] linear, modulated HWIO) in the checkpoint's layout."""
+  """One of our params (HWIO conv, [in, out] linear, modulated HWIO, flat bias) in the checkpoint's layout."""
   a = np.asarray(a)
-  if len(ref_shape) == 4:
+  if a.ndim == 4:
     a = np.transpose(a, (3, 2, 0, 1))
-  elif len(ref_shape) == 5:
-    a = np.transpose(a, (3, 2, 0, 1))[None]
-  elif len(ref_shape) == 2:
+  elif a.ndim == 2:
     a = a.T
   return a.reshape(ref_shape)
 

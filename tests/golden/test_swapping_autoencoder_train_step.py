@@ -70,13 +70,17 @@ def test_gradients_and_updates(run, step):
 def test_checksums(run):
   g, S, p0, s1, s2, m = run
   for part in ("E", "G", "D", "Dpatch"):
-    a = np.concatenate([np.asarray(v, np.float64).ravel() for v in flatten_paths(s2["params"][part]).values()])
-    b = np.concatenate([np.asarray(v, np.float64).ravel() for v in flatten_paths(p0[part]).values()])
+    after, before = flatten_paths(s2["params"][part]), flatten_paths(p0[part])
+    assert after.keys() == before.keys()
+    a = np.concatenate([np.asarray(after[k], np.float64).ravel() for k in sorted(after)])
+    b = np.concatenate([np.asarray(before[k], np.float64).ravel() for k in sorted(after)])
     got = {"sum": a.sum(), "abs_sum": np.abs(a).sum(), "abs_delta_sum": np.abs(a - b).sum()}
     for name, v in got.items():
       ref = float(S[f"checksum.{part}.{name}"])
       rel = abs(v - ref) / abs(ref)
       print(f"checksum {part}.{name}: {v:.9g} vs {ref:.9g} (rel {rel:.2g})")
       # sum cancels (|sum| << abs_sum): one element whose tiny gradient flips sign moves it by 2*lr.
-      tol = 1e-6 if name != "sum" else 1e-6 * np.abs(a).sum() / abs(ref)
+      # abs_delta_sum (~lr per element) is as sensitive: the official float64 rerun itself differs
+      # by 5.7e-6 relative (README verification table), so it gets 1e-5 instead of 1e-6.
+      tol = {"sum": 1e-6 * np.abs(a).sum() / abs(ref), "abs_delta_sum": 1e-5}.get(name, 1e-6)
       assert rel <= tol, f"checksum {part}.{name}: rel err {rel:.3g} > {tol:.3g}"
