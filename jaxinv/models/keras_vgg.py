@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv.models import vgg
-from jaxinv.models import layers as L
 
 __all__ = ["KerasVGG16", "BGR_MEAN", "preprocess"]
 
@@ -31,17 +30,6 @@ def preprocess(x: jax.Array, min_val: float = -1.0, max_val: float = 1.0) -> jax
   x = (x - min_val) * (255.0 / (max_val - min_val))
   x = x[..., ::-1]
   return x - jnp.asarray(BGR_MEAN, x.dtype)
-
-
-class _Conv3x3(nn.Module):
-  cin: int
-  cout: int
-
-  @nn.compact
-  def __call__(self, x):
-    w = self.param("weight", nn.initializers.lecun_normal(), (3, 3, self.cin, self.cout))
-    b = self.param("bias", nn.initializers.zeros, (self.cout,))
-    return L.conv2d(x, w.astype(x.dtype), padding=1) + b.astype(x.dtype)
 
 
 class KerasVGG16(nn.Module):
@@ -56,7 +44,7 @@ class KerasVGG16(nn.Module):
     x = preprocess(x)
     for idx, mod in enumerate(vgg.VGG16_MODULES[:self.num_modules]):
       if mod[0] == "conv":
-        x = _Conv3x3(mod[1], mod[2], name=f"layer{idx}")(x)
+        x = vgg.Conv3x3(mod[1], mod[2], name=f"layer{idx}")(x)
       elif mod[0] == "relu":
         x = jax.nn.relu(x)
       else:

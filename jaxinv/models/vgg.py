@@ -43,7 +43,8 @@ def max_pool_2x2(x):
   return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
 
 
-class _Conv3x3(nn.Module):
+class Conv3x3(nn.Module):
+  """3×3 conv, padding 1, with bias (params ``weight`` HWIO, ``bias``)."""
   cin: int
   cout: int
 
@@ -61,7 +62,7 @@ class _Features(nn.Module):
   def __call__(self, x):
     for idx, mod in enumerate(VGG16_MODULES[:self.num_modules]):
       if mod[0] == "conv":
-        x = _Conv3x3(mod[1], mod[2], name=str(idx))(x)
+        x = Conv3x3(mod[1], mod[2], name=str(idx))(x)
       elif mod[0] == "relu":
         x = jax.nn.relu(x)
       else:
