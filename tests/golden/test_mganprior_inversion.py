@@ -29,6 +29,14 @@ def _config(e_inv, run):
                                    optimizer=optimizer, lr=lr, steps=e_inv["steps"])
 
 
+def _run_fixture(golden, run_name):
+  """(arrays, the run's expected.json record, its MGANpriorConfig) for one ``inversion.runs`` entry."""
+  g = golden("mganprior")
+  e = g.expected["inversion"]
+  run = e["runs"][run_name]
+  return g.npz("inversion.npz"), run, _config(e, run)
+
+
 def test_target_loading(golden):
   g = golden("mganprior")
   e = g.expected["inversion"]
@@ -42,12 +50,8 @@ def test_target_loading(golden):
 
 @pytest.mark.parametrize("run_name", ["sgd_mse", "adam_combine"])
 def test_trajectory(golden, models, run_name):
-  g = golden("mganprior")
-  e = g.expected["inversion"]
-  run = e["runs"][run_name]
-  d = g.npz("inversion.npz")
+  d, run, cfg = _run_fixture(golden, run_name)
   gen, vgg = models
-  cfg = _config(e, run)
   init = {"z": d["init_z"], "alpha": d["init_alpha"]}
   out = mganprior.invert(gen.module, gen.params, nhwc(d["target"]), cfg, vgg_params=vgg.params,
                          init=init, record_variables=True, progress=False)
@@ -71,12 +75,8 @@ def test_trajectory(golden, models, run_name):
 
 @pytest.mark.parametrize("run_name", ["sgd_mse", "adam_combine"])
 def test_gradients_at_init(golden, models, run_name):
-  g = golden("mganprior")
-  e = g.expected["inversion"]
-  run = e["runs"][run_name]
-  d = g.npz("inversion.npz")
+  d, run, cfg = _run_fixture(golden, run_name)
   gen, vgg = models
-  cfg = _config(e, run)
   space = spaces.MultiCode(gen.module, cfg.layer, cfg.codes)
   loss_fn = mganprior.make_loss_fn(space, cfg.loss)
   v = {"z": jnp.asarray(d["init_z"][0]), "alpha": jnp.asarray(d["init_alpha"][0])}
