@@ -151,8 +151,8 @@ def load_model_cached(path: str, cache_dir: str):
 def list_images(spec, max_images: int) -> list[str]:
   from jaxinv.io import images as image_io
   specs = [spec] if isinstance(spec, str) else list(spec)
-  paths = image_io.list_images([_resolve(s) for s in specs])
-  return paths[:max_images] if max_images and max_images > 0 else paths
+  return image_io.list_images([_resolve(s) for s in specs],
+                              max_images if max_images and max_images > 0 else None)
 
 
 @functools.lru_cache(maxsize=None)
@@ -204,6 +204,7 @@ def _group_key(setting: dict) -> str:
 def plan(points, process_index=0, process_count=1):
   """Groups of items (one compiled program each) for this process, in a fixed order."""
   from jaxinv import sharding
+  from jaxinv.io import images as image_io
   groups: dict[str, list[Item]] = {}
   for point in points:
     setting = setting_of(point)
@@ -211,7 +212,7 @@ def plan(points, process_index=0, process_count=1):
     paths = list_images(point.images, point.max_images)
     indexed = list(enumerate(paths))
     for index, path in sharding.process_shard(indexed, process_index, process_count):
-      stem = os.path.splitext(os.path.basename(path))[0]
+      stem = image_io.image_stem(path)
       groups.setdefault(_group_key(setting), []).append(Item(setting, chash, stem, path, index))
   return list(groups.values())
 

@@ -99,3 +99,37 @@ def test_configs_load(name):
     assert len(hashes) == len(points) >= 1
     if name == "mganprior_ablation":
       assert len(points) == (35 if not arg else 4)
+
+
+def test_tfds_images_and_lpips_column(setup, uninterrupted, tmp_path):
+  """A TFDS split in place of the folder gives the folder's numbers; ``lpips`` adds its column."""
+  from converters import convert_file
+  from jaxinv.io import images as image_io
+  from tests import tfds_images
+  root, config = setup
+  _, points = sweep.load_config(config)
+  first = sweep.list_images(points[0].images, 1)[0]
+  spec = tfds_images.write_dataset(str(tmp_path / "tfds"),
+                                   [("first", image_io.load_rgb_uint8(first))])
+  golden_metrics = os.path.join(os.environ.get("JAXINV_GOLDEN", os.path.join(H.REPO, "..", "shared", "golden")),
+                                "metrics")
+  lp = tmp_path / "lpips"
+  convert_file(os.path.join(golden_metrics, "lpips_alex_lin_v0.1.pth"), lp,
+               backbone=os.path.join(golden_metrics, "lpips_alex_backbone_random_seed0.pth.xz"))
+  for p in points:
+    with p.unlocked():
+      p.images, p.max_images, p.lpips = spec, 0, str(lp)
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  stem = image_io.image_stem(first)
+  folder = {r["seed"]: r for r in H.table(uninterrupted) if r["image"] == stem}
+  assert len(recs) == 2 and sorted(folder) == [0, 1]
+  for r in recs:
+    assert r["image"] == "jaxinv_test_images-train-000000"
+    assert os.path.isfile(out / "images" / r["config_hash"] / f"{r['image']}.png")
+    ref = folder[r["seed"]]
+    assert r["config_hash"] == ref["config_hash"]
+    for k in ("loss", "psnr", "ssim"):
+      assert abs(r[k] - ref[k]) <= 1e-5 * max(1.0, abs(ref[k])), (k, r[k], ref[k])
+    assert 0.0 < r["lpips"] < 2.0 and "lpips" not in ref

@@ -32,7 +32,7 @@ def base() -> ml_collections.ConfigDict:
   c.image_loader = "mganprior"     # jaxinv.io.images loader convention
   c.compute_dtype = "float32"      # float32 | bfloat16 (opt-in mixed precision)
   # --- execution (not hashed: they do not change the numbers)
-  c.images = f"{DATA}/gan_inversion/church"  # a folder, a file, or a list of them
+  c.images = f"{DATA}/gan_inversion/church"  # a folder, a file, a TFDS split (tfds:NAME?split=test), or a list
   c.max_images = 0                 # 0 = all
   c.batch = 8                      # items per compiled batch (rounded up to the device count)
   c.chunk = 50                     # steps per compiled chunk = checkpoint interval

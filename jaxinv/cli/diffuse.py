@@ -64,7 +64,7 @@ def run(args):
     ctx_paths = image_io.list_images(args.context)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  stems = [os.path.splitext(os.path.basename(p))[0] for p in ctx_paths]
+  stems = [image_io.image_stem(p) for p in ctx_paths]
   if len(set(stems)) != len(stems):
     raise UserError("several context images share a name; outputs are named by stem")
   target = _load([args.target], models.resolution, args.loader)[0]

@@ -96,7 +96,8 @@ def _check_common(args):
 
 
 def _stems(paths):
-  stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+  from jaxinv.io import images as image_io
+  stems = [image_io.image_stem(p) for p in paths]
   dup = {s for s in stems if stems.count(s) > 1}
   if dup:
     raise UserError(f"several input images share the name {sorted(dup)}; outputs are named by stem")

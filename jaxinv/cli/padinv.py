@@ -116,7 +116,7 @@ def run_invert(args):
   res = enc.config.resolution if enc is not None else gen.config.resolution
   try:
     paths = image_io.list_images(args.images)
-    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    stems = [image_io.image_stem(p) for p in paths]
     targets = np.stack([load_padinv_image(p, res) for p in paths])
   except image_io.ImageError as e:
     raise UserError(str(e)) from None

@@ -12,6 +12,10 @@ is an explicit, documented choice:
   model resolution when the size differs → ``uint8 / 255 · 2 − 1`` (float32), as
   IDInvert's ``invert.py`` + ``StyleGANInverter.preprocess``.
 
+Wherever a path is taken, a prepared TFDS dataset may stand instead
+(``tfds:NAME?split=SPLIT``, one example ``…#INDEX``; :mod:`jaxinv.io.datasets`), and
+goes through the same loader conventions.
+
 Images in memory are NHWC float32 in [-1, 1]. Saving uses genforce's
 ``postprocess``: ``uint8 = clip((x + 1) · 127.5 + 0.5, 0, 255)`` truncated.
 """
@@ -25,8 +29,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from jaxinv.io import datasets
+
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_image", "load_images",
-           "to_uint8", "save_png", "list_images", "LOADERS", "uint8_to_tanh", "make_grid"]
+           "to_uint8", "save_png", "list_images", "image_stem", "LOADERS", "uint8_to_tanh",
+           "make_grid"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -55,9 +62,14 @@ def _to_rgb(img, path):
 
 
 def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
-  """Decodes a file to ``[H, W, 3]`` uint8 RGB, or raises :class:`ImageError` naming the file."""
+  """Decodes a file (or TFDS example) to ``[H, W, 3]`` uint8 RGB, or raises :class:`ImageError` naming it."""
   from PIL import Image, UnidentifiedImageError
   path = os.fspath(path)
+  if datasets.is_tfds(path):
+    try:
+      return datasets.read_uint8(path)
+    except datasets.DatasetError as e:
+      raise ImageError(str(e)) from None
   if not os.path.isfile(path):
     raise ImageError(f"{path}: no such file")
   if os.path.getsize(path) == 0:
@@ -124,12 +136,20 @@ def load_images(paths: Sequence, resolution: int | None = None, loader: str = "m
   return np.stack([load_image(p, resolution, loader) for p in paths])
 
 
-def list_images(paths: Sequence[str | os.PathLike]) -> list[str]:
-  """Expands folders into their image files (sorted); files are kept as given."""
+def list_images(paths: Sequence[str | os.PathLike], limit: int | None = None) -> list[str]:
+  """Expands folders into their image files (sorted) and TFDS splits into their examples (in
+  order); files are kept as given. ``limit`` keeps the first ``limit`` of the whole list."""
   out = []
   for p in paths:
+    if limit and len(out) >= limit:
+      break
     p = os.fspath(p)
-    if os.path.isdir(p):
+    if datasets.is_tfds(p):
+      try:
+        out.extend(datasets.list_examples(p, limit and limit - len(out)))
+      except datasets.DatasetError as e:
+        raise ImageError(str(e)) from None
+    elif os.path.isdir(p):
       found = sorted(os.path.join(p, f) for f in os.listdir(p)
                      if f.lower().endswith(IMAGE_EXTENSIONS))
       if not found:
@@ -139,7 +159,14 @@ def list_images(paths: Sequence[str | os.PathLike]) -> list[str]:
       out.append(p)
   if not out:
     raise ImageError("no images given")
-  return out
+  return out[:limit] if limit else out
+
+
+def image_stem(path: str) -> str:
+  """The name outputs take from an input: the file stem, or ``NAME-SPLIT-INDEX`` for TFDS."""
+  if datasets.is_tfds(path):
+    return datasets.stem(path)
+  return os.path.splitext(os.path.basename(os.fspath(path)))[0]
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
