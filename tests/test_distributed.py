@@ -39,7 +39,6 @@ def compare_tables(a, b, atol):
   return worst
 
 
-@pytest.mark.slow
 def test_two_processes_same_table(tmp_path):
   cache = tmp_path / "models"
   config = H.write_config(tmp_path, cache)

@@ -52,7 +52,6 @@ def test_sweep_finishes(uninterrupted):
   assert len(H.raw_lines(uninterrupted)) == 4
 
 
-@pytest.mark.slow
 def test_kill_and_resume(setup, uninterrupted):
   root, config = setup
   out = root / "killed"
