@@ -65,9 +65,15 @@ def test_images_are_independent_of_their_batch():
 def test_non_finite_loss_names_the_steps():
   def exploding(v, data, shared):
     return jnp.sum(jnp.square(v["x"])), {}  # with lr 10, x ← -19 x: overflows within 20 steps
-  with pytest.raises(opt_lib.NonFiniteLossError, match=r"step \d+ .*image 0"):
+  # |x| = 19^s before update s; the loss 2·19^(2s) overflows float32 first at s = 15, in the
+  # last chunk (steps 15..19), read while no chunk is in flight behind it.
+  with pytest.raises(opt_lib.NonFiniteLossError, match=r"step 15 \(chunk of steps 15\.\.19\), image 0"):
     opt_lib.optimize(exploding, {"x": np.ones((1, 2), np.float32)}, {"t": np.zeros((1, 1))},
                      optax.sgd(10.0), 20, chunk=5, progress=False)
+  # The same in a middle chunk (steps 15..17 of 24), found while the next chunk is in flight.
+  with pytest.raises(opt_lib.NonFiniteLossError, match=r"step 15 \(chunk of steps 15\.\.17\)"):
+    opt_lib.optimize(exploding, {"x": np.ones((1, 2), np.float32)}, {"t": np.zeros((1, 1))},
+                     optax.sgd(10.0), 24, chunk=3, progress=False)
 
 
 def test_mismatched_batch_axes_are_refused():

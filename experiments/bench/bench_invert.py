@@ -13,6 +13,12 @@ fails: it reports figures and ratios.
 
 ``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
 ``--profile DIR`` writes a ``jax.profiler`` trace of one timed chunk per setting.
+
+Then a waste audit of the whole loop (:func:`jaxinv.inversion.optimize.optimize`, as users
+run it, chunked with checkpoint callbacks): XLA compilations during a warm second run (must be
+0: no retracing), the loop's wall time over the bare compiled chunks' (host round trips and
+dispatch between chunks), and the transpose / copy ops left in the optimised step (layout
+changes XLA could not fuse away).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 
 import jax
@@ -116,6 +123,40 @@ def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
           "compile_s": compile_s, "image_steps_per_s": batch * steps / t,
           "flops_per_step": flops_step, "flops_per_s": flops_step * steps / t,
           "mem_total_bytes": mem_total, "final_loss": float(np.asarray(loss)[-1].mean())}
+
+
+def _hlo_op_counts(compiled) -> dict:
+  text = compiled.as_text()
+  return {op: len(re.findall(rf"= \S+ {op}\(", text)) for op in ("transpose", "copy", "convolution",
+                                                               "dot", "fusion")}
+
+
+def waste_audit(cfg, compute_dtype, batch, steps, chunk) -> dict:
+  """Compiles during a warm rerun, loop overhead over bare chunks, layout ops in the step."""
+  loss_fn, optimizer, shared, space, target = build(cfg, compute_dtype)
+  state, data = _inputs(space, optimizer, target, batch)
+  compiles = []
+  jax.monitoring.register_event_duration_secs_listener(
+      lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None)
+  run = lambda: opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
+                                 progress=False, chunk=chunk)
+  jax.block_until_ready(run().loss)                # compiles
+  compiles.clear()
+  t0 = time.perf_counter()
+  jax.block_until_ready(run().loss)
+  loop_s = time.perf_counter() - t0
+  warm_compiles = len(compiles)
+  compiled = _chunk_fn(loss_fn, optimizer, chunk).lower(state, data, shared).compile()
+  st, loss, _, _ = compiled(opt_lib.init_state(state.variables, optimizer), data, shared)
+  jax.block_until_ready(loss)
+  t0 = time.perf_counter()
+  for _ in range(steps // chunk):
+    st, loss, _, _ = compiled(st, data, shared)
+  jax.block_until_ready(loss)
+  bare_s = time.perf_counter() - t0
+  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "chunk": chunk,
+          "warm_compiles": warm_compiles, "loop_s": loop_s, "bare_chunks_s": bare_s,
+          "loop_overhead": loop_s / bare_s - 1.0, "hlo_ops": _hlo_op_counts(compiled)}
 
 
 def _time(f, *args, repeats=5):
@@ -246,9 +287,16 @@ def main(argv=None):
           f"max relative difference {effect['max_rel_diff']:.3g}, at the last step "
           f"{effect['final_rel_diff']:.3g}; loss decrease f32 {effect['f32_decrease']:.4g}, "
           f"bf16 {effect['bf16_decrease']:.4g}")
+  audit = waste_audit(cfg, dtypes[0], batches[-1], 4 * max(1, steps // 4), max(1, steps // 4))
+  ops = ", ".join(f"{k} {v}" for k, v in audit["hlo_ops"].items())
+  print(f"waste audit ({audit['dtype']}, B={audit['batch']}, {audit['steps']} steps in chunks of "
+        f"{audit['chunk']}): {audit['warm_compiles']} compilations in a warm rerun; loop wall time "
+        f"{audit['loop_s']:.3g}s vs bare compiled chunks {audit['bare_chunks_s']:.3g}s "
+        f"(overhead {100 * audit['loop_overhead']:+.1f}%); optimised step HLO: {ops}")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"config": cfg, "peaks": pk, "rows": rows, "bf16_effect": effect}, f, indent=1)
+      json.dump({"config": cfg, "peaks": pk, "rows": rows, "bf16_effect": effect, "waste_audit": audit},
+                f, indent=1)
 
 
 if __name__ == "__main__":

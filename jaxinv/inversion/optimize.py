@@ -185,28 +185,42 @@ def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransfor
     bar = tqdm(total=steps, desc=progress if isinstance(progress, str) else "optimize",
                unit="step", leave=False, dynamic_ncols=True)
   done = 0
+
+  def collect(loss, aux, hist, first, length):
+    loss = np.asarray(loss)
+    if not np.isfinite(loss).all():
+      bad_step, bad_image = np.argwhere(~np.isfinite(loss))[0]
+      raise NonFiniteLossError(
+          f"loss became non-finite at step {first + int(bad_step)} (chunk of steps "
+          f"{first}..{first + length - 1}), image {int(bad_image)} of the batch. "
+          "Lower the learning rate or check the inputs (images in [-1, 1], masks in {0, 1}).")
+    losses.append(loss)
+    auxes.append(jax.tree_util.tree_map(np.asarray, aux))
+    if record_variables:
+      hists.append(jax.tree_util.tree_map(np.asarray, hist))
+    if bar is not None:
+      bar.update(length)
+      bar.set_postfix(loss=f"{float(loss[-1].mean()):.5g}")
+
+  # One chunk stays in flight: the next is dispatched before the host reads the last one's
+  # losses, so the device never waits on that round trip. A checkpointing caller (on_chunk)
+  # only ever sees states whose losses are known to be finite.
+  pending = None
   try:
     while done < steps:
       length = min(chunk, steps - done)
       fn = _cached_chunk(loss_fn, optimizer, post_update, record_variables, length)
       state, loss, aux, hist = fn(state, data, shared)
-      loss = np.asarray(loss)
-      if not np.isfinite(loss).all():
-        bad_step, bad_image = np.argwhere(~np.isfinite(loss))[0]
-        raise NonFiniteLossError(
-            f"loss became non-finite at step {start + done + int(bad_step)} (chunk of steps "
-            f"{start + done}..{start + done + length - 1}), image {int(bad_image)} of the batch. "
-            "Lower the learning rate or check the inputs (images in [-1, 1], masks in {0, 1}).")
-      losses.append(loss)
-      auxes.append(jax.tree_util.tree_map(np.asarray, aux))
-      if record_variables:
-        hists.append(jax.tree_util.tree_map(np.asarray, hist))
+      if pending is not None:
+        collect(*pending)
+      pending = (loss, aux, hist, start + done, length)
       done += length
-      if bar is not None:
-        bar.update(length)
-        bar.set_postfix(loss=f"{float(loss[-1].mean()):.5g}")
       if on_chunk is not None:
+        collect(*pending)
+        pending = None
         on_chunk(state, start + done)
+    if pending is not None:
+      collect(*pending)
   finally:
     if bar is not None:
       bar.close()
