@@ -9,7 +9,7 @@ import converters
 from converters import detect, genforce_stylegan2, read_source
 from jaxinv.models import registry, stylegan2
 from tests.conftest import assert_close
-from tests.golden._style_common import image_atol, nchw
+from tests.golden._style_common import image_atol, jitted_methods, nchw
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +20,7 @@ def case(golden):
   conv = genforce_stylegan2.convert(sd)
   m = stylegan2.StyleGAN2Generator(conv.config)
   v = {"params": conv.params}
-  fns = {
-      "mapping": jax.jit(lambda z: m.apply(v, z, method=m.mapping)),
-      "truncate": jax.jit(lambda w, psi, n: m.apply(v, w, psi, n, method=m.truncate),
-                          static_argnums=(1, 2)),
-      "synthesis": jax.jit(lambda wp: m.apply(v, None, wp, method=m.synthesis)),
-      "styles": jax.jit(lambda wp: m.apply(v, wp, method=m.styles)),
-      "intermediates": jax.jit(lambda wp: m.apply(v, wp, method=m.intermediates)),
-  }
+  fns = jitted_methods(m, v)
   return g, e, sd, conv, m, v, fns, g.npz("stylegan2.npz")
 
 
