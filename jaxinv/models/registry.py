@@ -63,6 +63,8 @@ _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Models shipped inside the package, loadable by name.
 BUNDLED = {
     "demo-digits": os.path.join(_ASSETS, "demo_digits", "generator"),
+    # z encoder of demo-digits (experiments/train_demo_encoder.py; record in encoder_record.json)
+    "demo-digits-encoder": os.path.join(_ASSETS, "demo_digits", "encoder"),
 }
 
 
