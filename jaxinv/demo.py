@@ -51,7 +51,7 @@ __all__ = ["DemoConfig", "load_test_digits", "run_demo", "write_outputs", "summa
 TASK_NAMES = ("reconstruct", "inpaint", "super-resolve")
 ENCODER_METHODS = ("encoder", "optimisation", "hybrid", "hybrid+indomain")
 # In-domain regulariser weight on z (z ~ N(0, 1), so the term is O(1) where pixel MSE is
-# O(0.01)); chosen on training digits, never the held-out ones: experiments/demo_reg_weight.py.
+# O(0.01)); chosen on training digits, never the held-out ones (experiments/demo_encoder_study.py reg).
 REG_WEIGHT = 0.01
 
 

@@ -28,7 +28,7 @@ __all__ = ["MultiCode", "INIT_TYPES", "COMPUTE_DTYPES", "cast_floating", "ENCODE
 
 INIT_TYPES = ("normal", "zero")
 # --init encoder: every code = E(x) + ENCODER_INIT_NOISE · N(0, 1), alpha = ENCODER_INIT_ALPHA
-# (measured on the demo digits: experiments/mganprior_encoder_init.py).
+# (chosen on training digits: experiments/demo_encoder_study.py init-dev).
 ENCODER_INIT_NOISE = 0.1
 ENCODER_INIT_ALPHA = 1.0
 COMPUTE_DTYPES = ("float32", "bfloat16")
