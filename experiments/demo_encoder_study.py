@@ -55,7 +55,9 @@ def study_reg(n=8, steps=150, lr=0.05, weights=(0.0, 1e-3, 1e-2, 1e-1, 1.0)):
     print(f"{w:>10g}{_psnr(img, x):8.2f}{cyc:15.4f}")
 
 
-def _mgan(gen, x, codes, layer, steps, init, lr=0.05, z=None, noise=0.1, alpha=1.0, seed=0):
+def _mgan(gen, x, codes, layer, steps, init, lr=0.05, z=None, noise=None, alpha=1.0, seed=0):
+  from jaxinv.inversion import spaces
+  noise = spaces.ENCODER_INIT_NOISE if noise is None else noise
   from jaxinv.inversion import objectives
   from jaxinv.inversion.methods import mganprior
   cfg = mganprior.MGANpriorConfig(codes=codes, layer=layer, loss=objectives.LossConfig(loss="mse"),
@@ -69,25 +71,29 @@ def _codes(enc, x):
   return np.asarray(jax.jit(lambda p, x: enc.module.apply({"params": p}, x))(enc.params, x))[:, 0]
 
 
-def study_init_dev(n=8, layer=4, codes=10, steps=50):
+def study_init_dev(n=8, layer=4, codes=10, steps=(50, 150)):
   gen, enc, _ = _models()
   x = _train_digits(n)
   z = _codes(enc, x)
-  print(f"mGANprior init='encoder' on {n} training digits, layer {layer}, N {codes}, {steps} steps")
-  print(f"{'noise':>6}{'alpha':>8}{'PSNR':>8}")
-  for noise in (0.0, 0.1, 0.5):
-    for alpha, name in ((1.0, "1"), (1.0 / codes, "1/N")):
-      print(f"{noise:>6g}{name:>8}{_mgan(gen, x, codes, layer, steps, 'encoder', z=z, noise=noise, alpha=alpha):8.2f}")
-  print(f"{'normal':>14}{_mgan(gen, x, codes, layer, steps, 'normal'):8.2f}")
+  print(f"mGANprior init='encoder' on {n} training digits, layer {layer}, N {codes}; PSNR (dB)")
+  print(f"{'steps':>5}{'noise':>7}{'alpha':>7}{'PSNR':>8}")
+  for s in steps:
+    print(f"{s:>5}{'normal init':>14}{_mgan(gen, x, codes, layer, s, 'normal'):8.2f}")
+    variants = [(noise, 1.0, "1") for noise in (0.0, 0.1, 0.3, 0.5, 1.0)] + [(0.5, 1 / codes, "1/N")]
+    for noise, alpha, name in variants:
+      psnr = _mgan(gen, x, codes, layer, s, "encoder", z=z, noise=noise, alpha=alpha)
+      print(f"{s:>5}{noise:>7g}{name:>7}{psnr:8.2f}", flush=True)
 
 
 def study_init(n=8, layer=4, codes=(1, 5, 10), steps=(0, 50, 150)):
   from jaxinv import demo
+  from jaxinv.inversion import spaces
   gen, enc, _ = _models()
   x = demo.load_test_digits(32, n)["images"]
   z = _codes(enc, x)
   print(f"mGANprior on {n} held-out test digits, layer {layer}, Adam lr 0.05, pixel MSE; "
-        f"mean PSNR (dB), normal init vs init='encoder' (noise 0.1, alpha 1)")
+        f"mean PSNR (dB), normal init vs init='encoder' (noise {spaces.ENCODER_INIT_NOISE}, "
+        f"alpha {spaces.ENCODER_INIT_ALPHA})")
   print(f"{'N':>3}{'steps':>7}{'normal':>9}{'encoder':>9}{'gain':>7}")
   for n_codes in codes:
     for s in steps:

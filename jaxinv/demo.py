@@ -51,7 +51,9 @@ __all__ = ["DemoConfig", "load_test_digits", "run_demo", "write_outputs", "summa
 TASK_NAMES = ("reconstruct", "inpaint", "super-resolve")
 ENCODER_METHODS = ("encoder", "optimisation", "hybrid", "hybrid+indomain")
 # In-domain regulariser weight on z (z ~ N(0, 1), so the term is O(1) where pixel MSE is
-# O(0.01)); chosen on training digits, never the held-out ones (experiments/demo_encoder_study.py reg).
+# O(0.01)); chosen on 8 training digits, never held-out ones (experiments/demo_encoder_study.py
+# reg): 150 steps at 0, 1e-3, 1e-2, 1e-1, 1 gave 30.6, 30.5, 30.1, 28.1, 26.1 dB and cycle errors
+# mean((z − E(G(z)))²) 0.19, 0.17, 0.089, 0.018, 0.003 — 1e-2 halves it for 0.5 dB.
 REG_WEIGHT = 0.01
 
 

@@ -47,8 +47,8 @@ def test_encoder_beats_a_random_code_on_held_out_digits(models):
   x = demo.load_test_digits(32, 8)["images"]
   enc_only = idinvert.render(m, idinvert.encode(m, x))
   rand = idinvert.render(m, jax.random.normal(jax.random.key(0), (8, 1, 512)))
-  # Measured 2026-12: the encoder gets ~19 dB on held-out digits where random codes get ~12 dB.
-  assert _psnr(enc_only, x) > _psnr(rand, x) + 4.0
+  # Measured: G(E(x)) 22.4 dB on these 8 held-out digits, G(random z) 10.0 dB.
+  assert _psnr(enc_only, x) > _psnr(rand, x) + 8.0
 
 
 def test_hybrid_zero_steps_is_encoder_and_init_is_honoured(models):

@@ -129,28 +129,37 @@ def _tiny_generator():
   return gen, data
 
 
-def test_training_resumes_from_checkpoint(tmp_path):
+@pytest.fixture
+def fast_compile():
+  """XLA without most optimisations: the resume test compiles three steps in seconds."""
+  old = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
+def test_training_resumes_from_checkpoint(tmp_path, fast_compile):
   """2 iterations, stop, resume to 4 == 4 uninterrupted (same batches, same state)."""
+  import orbax.checkpoint as ocp
   from experiments.train_encoder import train
+  from jaxinv.models.registry import load_model
   gen, data = _tiny_generator()
   cfg = T.EncoderTrainConfig(batch_size=4, max_iters=4, learning_rate=1e-3, feat_weight=0.0)
   kw = dict(channels_base=4, channels_max=8, d_channels=(4, 8, 8), seed=3, checkpoint_every=2,
             sample_every=100, progress=False)
   full = train(gen, data, str(tmp_path / "full"), cfg, **kw)
   part = train(gen, data, str(tmp_path / "resumed"), cfg, stop_after=2, **kw)
+  half = load_model(str(tmp_path / "resumed" / "encoder")).params
   resumed = train(gen, data, str(tmp_path / "resumed"), cfg, resume=True, **kw)
   assert (part["iterations"], resumed["start_iteration"], resumed["iterations_this_run"]) == (2, 2, 2)
   assert full["perceptual_term"].startswith("off")
-  # The resumed run continues the uninterrupted one's loss curve step for step.
-  want = [h["e_loss"] for h in full["losses_every_10"] if h["iteration"] in (3, 4)]
-  got = [h["e_loss"] for h in resumed["losses_every_10"] if h["iteration"] in (3, 4)]
-  assert len(got) == len(want) == 1 or len(got) == len(want) == 2
-  np.testing.assert_allclose(got, want, rtol=1e-5)
-  import orbax.checkpoint as ocp
-  from jaxinv.models.registry import load_model
+  assert ocp.CheckpointManager(str(tmp_path / "resumed" / "checkpoints")).latest_step() == 4
+  # The last step's losses and the final encoder match the uninterrupted run.
+  np.testing.assert_allclose(resumed["losses_every_10"][-1]["e_loss"],
+                             full["losses_every_10"][-1]["e_loss"], rtol=1e-5)
   a = load_model(str(tmp_path / "full" / "encoder")).params
   b = load_model(str(tmp_path / "resumed" / "encoder")).params
   jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a, b)
-  # A model trained for 2 iterations differs: the check can fail.
-  ckpt = ocp.CheckpointManager(str(tmp_path / "resumed" / "checkpoints"))
-  assert ckpt.latest_step() == 4
+  # ... while the encoder after 2 iterations differs from both (the comparison can fail).
+  diff = jax.tree_util.tree_map(lambda x, y: float(np.abs(x - y).max()), a, half)
+  assert max(jax.tree_util.tree_leaves(diff)) > 1e-4

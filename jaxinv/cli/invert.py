@@ -33,7 +33,7 @@ def register(sub):
                       "E(x) + --init-noise · N(0,1), alpha 1 (needs --encoder, an idinvert-encoder "
                       "for this z)")
   g.add_argument("--init-noise", type=float, default=None,
-                 help="--init encoder: std of the noise added to E(x) per code (default 0.1)")
+                 help="--init encoder: std of the noise added to E(x) per code (default 0.5)")
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
   l = p.add_argument_group("loss")
   l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
