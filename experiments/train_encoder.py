@@ -10,8 +10,9 @@ sample grids, ``RUN_DIR/train_record.json``). Without ``--perceptual`` (or with
 one would. ``experiments/train_demo_encoder.py`` trains the encoder shipped with ``demo-digits``.
 The data-parallel mesh spans the local devices (batch norm synchronised over it). The
 encoder lands in ``RUN_DIR/encoder`` as a model directory ``jaxinv`` loads
-(family ``idinvert-encoder``). D starts from scratch (a ``jaxinv.training.gan``
-discriminator of widths ``--d-channels``).
+(family ``idinvert-encoder``). D starts from the GAN's own discriminator when
+``--discriminator`` gives one (a model directory of family ``gan-discriminator``, i.e.
+:class:`jaxinv.training.gan.Discriminator`), else from scratch with widths ``--d-channels``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def parse(argv=None):
   p.add_argument("--d-channels", default=None,
                  help="comma-separated D widths from full resolution down to 4 px "
                       "(default min(32·2^i, 256))")
+  p.add_argument("--discriminator", default=None,
+                 help="the GAN's own discriminator (family gan-discriminator) to start D from")
   p.add_argument("--feat-size", type=int, default=256)
   p.add_argument("--checkpoint-every", type=int, default=500)
   p.add_argument("--sample-every", type=int, default=500)
@@ -55,7 +58,8 @@ def default_d_channels(resolution: int) -> tuple:
 
 
 def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
-          channels_max: int = 1024, d_channels=None, seed: int = 0, checkpoint_every: int = 500,
+          channels_max: int = 1024, d_channels=None, discriminator=None, seed: int = 0,
+          checkpoint_every: int = 500,
           sample_every: int = 500, resume: bool = False, stop_after: int | None = None,
           progress: bool = True, source: str = "experiments/train_encoder.py") -> dict:
   """Trains an encoder for ``gen`` on ``data [N, R, R, 3]`` (NHWC, [-1, 1]) into ``out``.
@@ -63,11 +67,13 @@ def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
   ``cfg`` is a :class:`jaxinv.training.encoder.EncoderTrainConfig`; its ``max_iters`` is
   the iteration count (and sets the lr decay). ``perceptual``: a loaded ``keras-vgg16``
   model or None. ``stop_after`` ends the run early at that iteration (an interruption;
-  the schedule still follows ``max_iters``). Writes ``out/checkpoints`` (orbax),
+  the schedule still follows ``max_iters``). ``discriminator``: a loaded
+  ``gan-discriminator`` model D starts from (then ``d_channels`` is its own). Writes ``out/checkpoints`` (orbax),
   ``out/samples_*.png``, ``out/encoder`` (model dir) and ``out/train_record.json``;
   returns the record.
   """
   import jax
+  import jax.numpy as jnp
   import orbax.checkpoint as ocp
   from tqdm.auto import tqdm
   from jaxinv import sharding
@@ -85,12 +91,23 @@ def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
   mesh = sharding.local_mesh() if ndev > 1 else None
   ecfg = T.encoder_config_for(gen, channels_base, channels_max)
   emod = E.IDInvertEncoder(ecfg, axis_name=T.DATA_AXIS if mesh is not None else None)
-  d_channels = tuple(d_channels) if d_channels else default_d_channels(res)
-  dcfg = DiscriminatorConfig(resolution=res, channels=d_channels)
-  dmod = Discriminator(dcfg)
   key = jax.random.key(seed)
+  if discriminator is not None:
+    dcfg = discriminator.config
+    if dcfg.resolution != res or dcfg.image_channels != data.shape[-1]:
+      raise ValueError(f"discriminator {discriminator.path} takes {dcfg.resolution} px, "
+                       f"{dcfg.image_channels} channels; the data is {res} px, {data.shape[-1]}")
+    d_init = f"the GAN's discriminator {discriminator.path}"
+  else:
+    d_channels = tuple(d_channels) if d_channels else default_d_channels(res)
+    dcfg = DiscriminatorConfig(resolution=res, channels=d_channels)
+    d_init = "from scratch (jaxinv.training.gan.Discriminator, key fold_in(seed, 1))"
+  dmod = Discriminator(dcfg)
   ep = E.IDInvertEncoder(ecfg).init(key, data[:1])["params"]
-  dp = dmod.init(jax.random.fold_in(key, 1), data[:2])["params"]
+  if discriminator is not None:
+    dp = jax.tree_util.tree_map(jnp.asarray, discriminator.params)
+  else:
+    dp = jax.jit(dmod.init)(jax.random.fold_in(key, 1), data[:2])["params"]  # = eager, bitwise
   state = T.init_state(cfg, ep, dp)
   ckpt = ocp.CheckpointManager(os.path.abspath(os.path.join(out, "checkpoints")),
                                options=ocp.CheckpointManagerOptions(max_to_keep=2))
@@ -99,6 +116,7 @@ def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
   nets = T.nets_for(gen, emod, dmod, None if perceptual is None else perceptual.module)
   step = T.make_step(nets, cfg, ep, mesh=mesh)
   shared = {"G": gen.params, "F": None if perceptual is None else perceptual.params}
+  reconstruct = jax.jit(lambda ep, gp, x: nets.render(gp, nets.encode(ep, x, False)[0]))
   start = int(state.step)
   end = cfg.max_iters if stop_after is None else min(stop_after, cfg.max_iters)
   history = []
@@ -114,8 +132,7 @@ def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
     if (it + 1) % checkpoint_every == 0 or it + 1 == end:
       ckpt.save(it + 1, args=ocp.args.StandardSave(state))
     if (it + 1) % sample_every == 0 or it + 1 == end:
-      code, _ = nets.encode(state.e_params, x[:8], False)
-      rec = np.asarray(nets.render(gen.params, code))
+      rec = np.asarray(reconstruct(state.e_params, gen.params, x[:8]))
       images.save_png(os.path.join(out, f"samples_{it + 1:06d}.png"),
                       images.make_grid([list(x[:8]), list(rec)]))
   ckpt.wait_until_finished()
@@ -130,7 +147,7 @@ def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
       "train_config": dataclasses.asdict(cfg),
       "encoder_config": dataclasses.asdict(ecfg),
       "discriminator_config": dataclasses.asdict(dcfg),
-      "discriminator_init": "from scratch (jaxinv.training.gan.Discriminator, key fold_in(seed, 1))",
+      "discriminator_init": d_init,
       "perceptual": None if perceptual is None else perceptual.path,
       "perceptual_term": "on" if T.uses_perceptual(nets, cfg) else "off (feat_weight 0, no VGG)",
       "generator": gen.path, "seed": seed, "start_iteration": start, "iterations": end,
@@ -164,8 +181,12 @@ def main(argv=None):
                              feat_size=args.feat_size, adv_weight=args.adv_weight,
                              feat_weight=args.feat_weight if vgg is not None else 0.0)
   d_channels = tuple(int(c) for c in args.d_channels.split(",")) if args.d_channels else None
+  disc = None
+  if args.discriminator is not None:
+    disc = registry.load_model(args.discriminator, expect_family="gan-discriminator")
   rec = train(gen, data, args.out, cfg, perceptual=vgg, channels_base=args.channels_base,
-              channels_max=args.channels_max, d_channels=d_channels, seed=args.seed,
+              channels_max=args.channels_max, d_channels=d_channels, discriminator=disc,
+              seed=args.seed,
               checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
               resume=args.resume)
   print(f"trained {rec['iterations_this_run']} iterations at {rec['images_per_second']:.1f} "

@@ -120,7 +120,7 @@ def test_training_step_lowers_reconstruction_loss():
 
 
 def _tiny_generator():
-  gcfg = pggan.PGGANConfig(resolution=16, z_dim=8, fmaps_base=64, fmaps_max=8)
+  gcfg = pggan.PGGANConfig(resolution=8, z_dim=8, fmaps_base=32, fmaps_max=8)
   gmod = pggan.PGGANGenerator(gcfg)
   gp = gmod.init(jax.random.key(0), jnp.zeros((1, 8)))["params"]
   gen = _Model("pggan", gcfg, gmod, gp)
@@ -145,7 +145,7 @@ def test_training_resumes_from_checkpoint(tmp_path, fast_compile):
   from jaxinv.models.registry import load_model
   gen, data = _tiny_generator()
   cfg = T.EncoderTrainConfig(batch_size=4, max_iters=4, learning_rate=1e-3, feat_weight=0.0)
-  kw = dict(channels_base=4, channels_max=8, d_channels=(4, 8, 8), seed=3, checkpoint_every=2,
+  kw = dict(channels_base=4, channels_max=8, d_channels=(4, 8), seed=3, checkpoint_every=2,
             sample_every=100, progress=False)
   full = train(gen, data, str(tmp_path / "full"), cfg, **kw)
   part = train(gen, data, str(tmp_path / "resumed"), cfg, stop_after=2, **kw)
@@ -163,3 +163,25 @@ def test_training_resumes_from_checkpoint(tmp_path, fast_compile):
   # ... while the encoder after 2 iterations differs from both (the comparison can fail).
   diff = jax.tree_util.tree_map(lambda x, y: float(np.abs(x - y).max()), a, half)
   assert max(jax.tree_util.tree_leaves(diff)) > 1e-4
+
+
+def test_discriminator_starts_from_the_gans_own(tmp_path, fast_compile):
+  import orbax.checkpoint as ocp
+  from experiments.train_encoder import train
+  from jaxinv.io import checkpoints
+  from jaxinv.models.registry import load_model
+  gen, data = _tiny_generator()
+  dcfg = DiscriminatorConfig(resolution=8, channels=(4, 8))
+  given = Discriminator(dcfg).init(jax.random.key(7), data[:2])["params"]
+  checkpoints.save_model(tmp_path / "D", "gan-discriminator", dcfg, given)
+  disc = load_model(str(tmp_path / "D"), expect_family="gan-discriminator")
+  assert disc.config == dcfg
+  cfg = T.EncoderTrainConfig(batch_size=4, max_iters=1, learning_rate=1e-3, feat_weight=0.0)
+  rec = train(gen, data, str(tmp_path / "run"), cfg, channels_base=4, channels_max=8,
+              discriminator=disc, checkpoint_every=1, sample_every=100, progress=False)
+  assert str(tmp_path / "D") in rec["discriminator_init"]
+  state = ocp.CheckpointManager(str(tmp_path / "run" / "checkpoints")).restore(1)
+  # One Adam step (lr 1e-3) from the given weights moves each by at most ~lr.
+  moved = jax.tree_util.tree_map(lambda a, b: float(np.abs(np.asarray(a) - b).max()),
+                                 dict(state["d_params"]), given)
+  assert 0 < max(jax.tree_util.tree_leaves(moved)) <= 1.5e-3
