@@ -9,10 +9,24 @@ the side) and ``super-resolve`` (bilinear ×4). The loss is pixel MSE (the demo
 ships no VGG weights) and the optimiser Adam, which converges in a few hundred
 steps where the official SGD(lr 1) needs thousands.
 
-Outputs of :func:`write_outputs`: ``results.csv`` (one row per task, N, ℓ, image),
-``summary.csv`` (mean over images), ``psnr_vs_codes.png`` and one
+With an encoder (default: the bundled ``demo-digits-encoder``, trained on the prior's
+training split by ``experiments/train_demo_encoder.py``), :func:`run_demo` also compares
+the three inversion families on ``reconstruct`` in z, all through
+:func:`jaxinv.inversion.methods.idinvert.invert` (pixel MSE, Adam, the demo's lr, the SAME
+number of steps):
+
+* ``encoder``: ``G(E(x))``, one forward pass (0 steps);
+* ``optimisation``: z from ``N(0, 1)`` (key ``seed``), no encoder;
+* ``hybrid``: z from ``E(x)``;
+* ``hybrid+indomain``: z from ``E(x)`` plus the in-domain regulariser
+  ``reg_weight · mean((z − E(G(z)))²)``.
+
+Outputs of :func:`write_outputs`: ``results.csv`` (one row per method, task, N, ℓ,
+image; ``method`` is ``mganprior`` for the study, the encoder rows leave N and ℓ
+empty), ``summary.csv`` (mean over images), ``psnr_vs_codes.png``, one
 ``grid_<task>.png`` per task (rows: images; columns: ground truth, observation,
-then N = 1 … at each ℓ), plus ``config.json``.
+then N = 1 … at each ℓ), ``grid_encoder.png`` (ground truth, then each encoder-row
+method) and ``config.json``.
 
 Images are NHWC float32 in [-1, 1]; metrics are computed on the uint8 pictures
 (``data_range`` 255), PSNR and SSIM (Wang et al.) over the whole image;
@@ -31,9 +45,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["DemoConfig", "load_test_digits", "run_demo", "write_outputs", "summarize"]
+__all__ = ["DemoConfig", "load_test_digits", "run_demo", "write_outputs", "summarize",
+           "encoder_comparison", "format_table", "format_encoder_table"]
 
 TASK_NAMES = ("reconstruct", "inpaint", "super-resolve")
+ENCODER_METHODS = ("encoder", "optimisation", "hybrid", "hybrid+indomain")
+# In-domain regulariser weight on z (z ~ N(0, 1), so the term is O(1) where pixel MSE is
+# O(0.01)); chosen on 8 training digits, never held-out ones (experiments/demo_encoder_study.py
+# reg): 150 steps at 0, 1e-3, 1e-2, 1e-1, 1 gave 30.6, 30.5, 30.1, 28.1, 26.1 dB and cycle errors
+# mean((z − E(G(z)))²) 0.19, 0.17, 0.089, 0.018, 0.003 — 1e-2 halves it for 0.5 dB.
+REG_WEIGHT = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +69,8 @@ class DemoConfig:
   lr: float = 0.05
   sr_factor: int = 4
   seed: int = 0                           # init of z (jax.random.PRNGKey(seed)); α = 1/N
+  encoder: str | None = "demo-digits-encoder"   # None: no encoder rows
+  reg_weight: float = REG_WEIGHT          # in-domain regulariser of hybrid+indomain
 
   def __post_init__(self):
     bad = [t for t in self.tasks if t not in TASK_NAMES]
@@ -157,8 +180,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] 
       pictures[(name, layer, n)] = restored
       final_loss = out.loss[-1]
       for i in range(len(gt)):
-        row = {"task": name, "codes": int(n), "layer": int(layer), "image": int(data["index"][i]),
-               "label": int(data["labels"][i])}
+        row = {"method": "mganprior", "task": name, "codes": int(n), "layer": int(layer),
+               "image": int(data["index"][i]), "label": int(data["labels"][i])}
         row.update(_score(restored[i], gt[i], task.mask if name == "inpaint" else None))
         row.update({"loss": float(final_loss[i]), "steps": cfg.steps,
                     "seconds": round(seconds, 2)})
@@ -167,6 +190,10 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] 
         bar.update(1)
         bar.set_postfix(task=name, layer=layer, N=n,
                         psnr=f"{np.mean([r['psnr'] for r in rows[-len(gt):]]):.2f}")
+    if cfg.encoder and "reconstruct" in cfg.tasks:
+      erows, epics = encoder_comparison(cfg, model, data)
+      rows += erows
+      pictures.update(epics)
   finally:
     if bar is not None:
       bar.close()
@@ -174,18 +201,62 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] 
           "model": model.path}
 
 
+def encoder_comparison(cfg: DemoConfig, model, data: dict) -> tuple[list, dict]:
+  """The encoder-only / optimisation-only / hybrid rows on ``reconstruct`` (see the module doc).
+
+  Returns ``(rows, pictures)`` with pictures keyed ``("encoder", method)``.
+  """
+  import jax
+  from jaxinv.inversion.methods import idinvert
+  from jaxinv.models.registry import load_model
+  enc = load_model(cfg.encoder, expect_family="idinvert-encoder")
+  models = idinvert.models_from(model, enc)
+  gt = data["images"]
+  b = len(gt)
+  random_z = jax.random.normal(jax.random.PRNGKey(cfg.seed), (b,) + tuple(models.code_shape))
+  runs = {"optimisation": (random_z, 0.0), "hybrid": (None, 0.0),
+          "hybrid+indomain": (None, float(cfg.reg_weight))}
+  rows, pictures = [], {}
+  t0 = time.time()
+  start = idinvert.encode(models, gt)
+  outputs = {"encoder": (idinvert.render(models, start), None, 0, time.time() - t0)}
+  for method, (init, reg) in runs.items():
+    settings = idinvert.IDInvertSettings(steps=cfg.steps, learning_rate=cfg.lr, feat_weight=0.0,
+                                         reg_weight=reg)
+    t0 = time.time()
+    res = idinvert.invert(models, gt, settings, init=init, progress=False)
+    outputs[method] = (idinvert.render(models, res.wp), res.loss[-1], cfg.steps, time.time() - t0)
+  for method in ENCODER_METHODS:
+    images, loss, steps, seconds = outputs[method]
+    images = np.asarray(images)
+    pictures[("encoder", method)] = images
+    for i in range(b):
+      row = {"method": method, "task": "reconstruct", "codes": "", "layer": "",
+             "image": int(data["index"][i]), "label": int(data["labels"][i])}
+      row.update(_score(images[i], gt[i], None))
+      mse = float(np.mean(np.square(images[i] - gt[i])))
+      row.update({"loss": mse if loss is None else float(loss[i]), "steps": steps,
+                  "seconds": round(seconds, 2)})
+      rows.append(row)
+  return rows, pictures
+
+
 def summarize(rows: Sequence[dict]) -> list[dict]:
-  """Mean ``psnr`` / ``ssim`` (and ``psnr_hole``) over images per (task, layer, codes)."""
+  """Mean ``psnr`` / ``ssim`` (and ``psnr_hole``) over images per (method, task, layer, codes);
+  encoder-comparison groups also carry their ``steps``."""
   groups: dict = {}
   for r in rows:
-    groups.setdefault((r["task"], r["layer"], r["codes"]), []).append(r)
+    key = (r.get("method", "mganprior"), r["task"], r["layer"], r["codes"])
+    groups.setdefault(key, []).append(r)
   out = []
-  for (task, layer, codes), rs in groups.items():
-    s = {"task": task, "layer": layer, "codes": codes, "images": len(rs),
+  for (method, task, layer, codes), rs in groups.items():
+    s = {"method": method, "task": task, "layer": layer, "codes": codes, "images": len(rs),
          "psnr": float(np.mean([r["psnr"] for r in rs])),
          "ssim": float(np.mean([r["ssim"] for r in rs]))}
     if "psnr_hole" in rs[0]:
       s["psnr_hole"] = float(np.mean([r["psnr_hole"] for r in rs]))
+    if method != "mganprior":
+      s["steps"] = rs[0]["steps"]
     out.append(s)
   return out
 
@@ -211,7 +282,7 @@ def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
   for ax, task in zip(axes[0], cfg.tasks):
     for layer in cfg.layers:
       pts = sorted((s["codes"], s["psnr"]) for s in summary
-                   if s["task"] == task and s["layer"] == layer)
+                   if s["method"] == "mganprior" and s["task"] == task and s["layer"] == layer)
       ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"layer {layer}")
     ax.set_xscale("log")
     ax.set_xticks(list(cfg.codes))
@@ -255,18 +326,43 @@ def write_outputs(result: dict, out_dir: str) -> dict:
     name = f"grid_{task}.png"
     grid.save_png(os.path.join(out_dir, name), grid.image_grid(cells, len(cols)), scale=2)
     paths[name] = os.path.join(out_dir, name)
+  encoder_columns = []
+  if ("encoder", "encoder") in pics:
+    encoder_columns = ["ground truth"] + list(ENCODER_METHODS)
+    cols = [pics[("reconstruct", "gt")]] + [pics[("encoder", m)] for m in ENCODER_METHODS]
+    cells = np.stack(cols, axis=1).reshape((-1,) + cols[0].shape[1:])
+    paths["grid_encoder.png"] = os.path.join(out_dir, "grid_encoder.png")
+    grid.save_png(paths["grid_encoder.png"], grid.image_grid(cells, len(cols)), scale=2)
   meta = {"config": dataclasses.asdict(cfg), "model": result["model"],
           "seconds": round(result["seconds"], 1),
           "grid_columns": ["ground truth", "observation"] + [f"layer {l}, N {n}"
                                                              for l in cfg.layers for n in cfg.codes],
           "loss": "mse", "optimizer": "adam", "metrics": "uint8, data_range 255; SSIM Wang et al."}
+  if encoder_columns:
+    meta["grid_encoder_columns"] = encoder_columns
+    meta["encoder_rows"] = (f"reconstruct in z [1, 512] with {cfg.encoder}: encoder = G(E(x)) "
+                            f"(0 steps); optimisation = z ~ N(0, 1), {cfg.steps} Adam steps; "
+                            f"hybrid = z from E(x), {cfg.steps} steps; hybrid+indomain = hybrid "
+                            f"+ {cfg.reg_weight} * mean((z - E(G(z)))^2); pixel MSE, lr {cfg.lr}")
   checkpoints.atomic_write_json(os.path.join(out_dir, "config.json"), meta)
   paths["config.json"] = os.path.join(out_dir, "config.json")
   return paths
 
 
+def format_encoder_table(summary: Sequence[dict]) -> str:
+  """The encoder comparison: one line per method (mean PSNR / SSIM, steps); '' without rows."""
+  rows = [s for s in summary if s["method"] in ENCODER_METHODS]
+  if not rows:
+    return ""
+  lines = [f"{'reconstruct, z':<18}{'steps':>6}{'PSNR':>8}{'SSIM':>8}"]
+  for s in sorted(rows, key=lambda s: ENCODER_METHODS.index(s["method"])):
+    lines.append(f"{s['method']:<18}{s['steps']:>6}{s['psnr']:8.2f}{s['ssim']:8.4f}")
+  return "\n".join(lines)
+
+
 def format_table(summary: Sequence[dict], key: str = "psnr") -> str:
-  """A text table: one line per (task, layer), one column per N."""
+  """A text table of the mGANprior study: one line per (task, layer), one column per N."""
+  summary = [s for s in summary if s.get("method", "mganprior") == "mganprior"]
   codes = sorted({s["codes"] for s in summary})
   lines = [f"{'task':<14}{'layer':>6}" + "".join(f"{'N=' + str(c):>9}" for c in codes)]
   seen = []

@@ -85,13 +85,21 @@ def test_demo_cli_end_to_end(tmp_path):
              "--steps", "2", "--no-progress"])
   assert rc == 0
   for name in ["results.csv", "summary.csv", "psnr_vs_codes.png", "config.json",
-               "grid_reconstruct.png", "grid_inpaint.png", "grid_super-resolve.png"]:
+               "grid_reconstruct.png", "grid_inpaint.png", "grid_super-resolve.png",
+               "grid_encoder.png"]:
     assert (out / name).stat().st_size > 0, name
   rows = list(csv.DictReader(open(out / "results.csv")))
-  assert len(rows) == 3 * 1 * 1 * 2  # tasks × N × layers × images
-  assert {"task", "codes", "layer", "image", "psnr", "ssim"} <= set(rows[0])
-  assert {r["task"] for r in rows} == {"reconstruct", "inpaint", "super-resolve"}
+  study = [r for r in rows if r["method"] == "mganprior"]
+  assert len(study) == 3 * 1 * 1 * 2  # tasks × N × layers × images
+  assert {"method", "task", "codes", "layer", "image", "psnr", "ssim"} <= set(rows[0])
+  assert {r["task"] for r in study} == {"reconstruct", "inpaint", "super-resolve"}
   assert all(np.isfinite(float(r["psnr"])) for r in rows)
+  # Encoder comparison: 4 methods × 2 images on reconstruct, at the study's steps (encoder: 0).
+  enc = [r for r in rows if r["method"] != "mganprior"]
+  assert sorted({r["method"] for r in enc}) == sorted(demo.ENCODER_METHODS) and len(enc) == 8
+  assert {r["steps"] for r in enc if r["method"] != "encoder"} == {"2"}
+  summary = list(csv.DictReader(open(out / "summary.csv")))
+  assert {r["method"] for r in summary} == {"mganprior", *demo.ENCODER_METHODS}
 
 
 def test_demo_cli_rejects_bad_layer(tmp_path, capsys):

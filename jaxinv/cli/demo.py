@@ -30,6 +30,12 @@ def register(sub):
   p.add_argument("--steps", type=int, default=d.steps, help="Adam steps per inversion")
   p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
   p.add_argument("--seed", type=int, default=d.seed, help="seed of the z initialisation")
+  p.add_argument("--encoder", default=d.encoder,
+                 help="idinvert-encoder for the generator's z: adds encoder-only, optimisation-only "
+                      f"and hybrid reconstruct rows at equal steps (default {d.encoder})")
+  p.add_argument("--no-encoder", action="store_true", help="skip the encoder rows")
+  p.add_argument("--reg-weight", type=float, default=d.reg_weight,
+                 help="in-domain regulariser weight of the hybrid+indomain row")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.set_defaults(func=run)
 
@@ -41,7 +47,9 @@ def run(args):
   try:
     cfg = demo.DemoConfig(generator=args.generator, tasks=tasks, codes=_ints(args.codes),
                           layers=_ints(args.layers), images=args.images, steps=args.steps,
-                          lr=args.lr, seed=args.seed)
+                          lr=args.lr, seed=args.seed,
+                          encoder=None if args.no_encoder else args.encoder,
+                          reg_weight=args.reg_weight)
   except ValueError as e:
     raise UserError(str(e)) from None
   model = load_generator(cfg.generator, "pggan")
@@ -50,10 +58,22 @@ def run(args):
       model.config.check_layer(layer, allow_ends=False)
     except ValueError as e:
       raise UserError(f"--layers: {e}") from None
+  if cfg.encoder:
+    enc = load_generator(cfg.encoder, "idinvert-encoder")
+    if tuple(enc.config.code_shape) != (1, model.config.z_dim) or \
+        enc.config.resolution != model.config.resolution:
+      raise UserError(f"--encoder {cfg.encoder} maps {enc.config.resolution} px to "
+                      f"{list(enc.config.code_shape)}, not to this generator's z "
+                      f"[1, {model.config.z_dim}] at {model.config.resolution} px "
+                      "(or pass --no-encoder)")
   result = demo.run_demo(cfg, progress=not args.no_progress)
   paths = demo.write_outputs(result, args.out)
   summary = demo.summarize(result["rows"])
   print(f"mean PSNR (dB) over {cfg.images} held-out digits, {cfg.steps} Adam steps:")
   print(demo.format_table(summary))
+  enc_table = demo.format_encoder_table(summary)
+  if enc_table:
+    print(f"encoder / optimisation / hybrid at equal steps ({cfg.steps}), mean over the same digits:")
+    print(enc_table)
   print(f"{len(result['rows'])} rows in {result['seconds']:.0f} s; wrote "
         + ", ".join(sorted(paths)) + f" to {args.out}")

@@ -37,11 +37,12 @@ def load_idinvert_models(args):
   from jaxinv.inversion.methods import idinvert as M
   if not args.encoder:
     raise UserError("IDInvert needs --encoder E: convert styleganinv_*_encoder.pth with jaxinv convert")
-  if not args.perceptual:
-    raise UserError("IDInvert needs --perceptual F: convert the release's vgg16.pth with jaxinv convert")
-  gen = load_generator(args.generator, families="stylegan")
+  if not args.perceptual and args.feat_lambda != 0:
+    raise UserError("IDInvert needs --perceptual F: convert the release's vgg16.pth with jaxinv "
+                    "convert (or --feat-lambda 0: no perceptual term)")
+  gen = load_generator(args.generator, families=("stylegan", "pggan"))
   enc = load_generator(args.encoder, families="idinvert-encoder")
-  vgg = load_generator(args.perceptual, families="keras-vgg16")
+  vgg = load_generator(args.perceptual, families="keras-vgg16") if args.perceptual else None
   try:
     return M.models_from(gen, enc, vgg)
   except ValueError as e:

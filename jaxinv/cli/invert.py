@@ -28,7 +28,12 @@ def register(sub):
   g = p.add_argument_group("mGANprior (defaults: official multi_code_inversion.py)")
   g.add_argument("--codes", type=int, default=30, help="number of latent codes N")
   g.add_argument("--layer", type=int, default=6, help="composing layer ℓ")
-  g.add_argument("--init", default=None, help="init.npz with z [B,N,D] and alpha [B,N,C]")
+  g.add_argument("--init", default=None,
+                 help="init.npz with z [B,N,D] and alpha [B,N,C], or 'encoder': every code = "
+                      "E(x) + --init-noise · N(0,1), alpha 1 (needs --encoder, an idinvert-encoder "
+                      "for this z)")
+  g.add_argument("--init-noise", type=float, default=None,
+                 help="--init encoder: std of the noise added to E(x) per code (default 0.5)")
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
   l = p.add_argument_group("loss")
   l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
@@ -134,8 +139,26 @@ def _load_vgg(args, loss_cfg):
   return vgg.params
 
 
+def _encoder_codes(args, model, targets):
+  """``--init encoder``: ``E(x) [B, z_dim]`` of the observations (full resolution only)."""
+  import jax
+  if not args.encoder:
+    raise UserError("--init encoder needs --encoder E (an idinvert-encoder for this generator's z, "
+                    "e.g. demo-digits-encoder or experiments/train_encoder.py's RUN/encoder)")
+  enc = load_generator(args.encoder, families="idinvert-encoder")
+  res, zdim = model.config.resolution, model.config.feature_shapes()[0][-1]
+  if tuple(enc.config.code_shape) != (1, zdim) or enc.config.resolution != res:
+    raise UserError(f"--encoder {args.encoder} maps {enc.config.resolution} px to "
+                    f"{list(enc.config.code_shape)}; this generator needs [1, {zdim}] at {res} px")
+  if targets.shape[1:3] != (res, res):
+    raise UserError(f"--init encoder encodes the observations, which are {targets.shape[1]} px "
+                    f"here; it needs {res} px ones (not --task super-resolve)")
+  code = jax.jit(lambda p, x: enc.module.apply({"params": p}, x))(enc.params, targets)
+  return np.asarray(code)[:, 0]
+
+
 def _load_init(path, num_images):
-  if path is None:
+  if path is None or path == "encoder":
     return None
   try:
     with np.load(path) as f:
@@ -172,6 +195,9 @@ def run(args):
   model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
   # --- style generators (issue 5)
   if model.family != "pggan":
+    if args.init == "encoder":
+      raise UserError("--init encoder seeds mGANprior's PGGAN codes; for style generators use "
+                      "--method idinvert --encoder E")
     if getattr(args, "task", "reconstruct") != "reconstruct":
       raise UserError(f"--task {args.task} is not wired to style generators yet; use --task "
                       "reconstruct (the default) with StyleGAN / StyleGAN2")
@@ -194,16 +220,25 @@ def run(args):
   # task: targets are the observations the loss compares with degrade(G(v))
   task, targets, ground_truth = task_args.prepare(args, paths, model.config.resolution)
   init = _load_init(args.init, len(paths))
+  codes = _encoder_codes(args, model, np.asarray(targets)) if args.init == "encoder" else None
+  if args.init_noise is not None and codes is None:
+    raise UserError("--init-noise applies to --init encoder only")
+  noise_kw = {}
+  if args.init_noise is not None:
+    if args.init_noise < 0:
+      raise UserError(f"--init-noise must be >= 0 (got {args.init_noise})")
+    noise_kw["init_noise"] = args.init_noise
   cfg = mganprior.MGANpriorConfig(codes=args.codes, layer=args.layer, loss=loss_cfg,
                                   optimizer=args.optimizer, lr=args.lr, steps=args.steps,
-                                  init=args.init_type, seed=args.seed)
+                                  init="encoder" if codes is not None else args.init_type,
+                                  seed=args.seed, **noise_kw)
   if init is not None:
     want = (args.codes, model.config.feature_shapes()[0][-1])
     if init["z"].shape[1:] != want:
       raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
 
   results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk,
-                            **task_args.degrade_kwargs(task))
+                            codes=codes, **task_args.degrade_kwargs(task))
   os.makedirs(args.out, exist_ok=True)
   for stem, img in zip(stems, results["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
@@ -248,8 +283,12 @@ def _run_style(args, model):
         "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
-def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_kwargs):
-  """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed)."""
+def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=None,
+                    **task_kwargs):
+  """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed).
+
+  ``codes [B, D]``: encoded codes seeding each image's N codes (``cfg.init == "encoder"``).
+  """
   import jax
   from jaxinv import sharding
   from jaxinv.inversion import spaces
@@ -268,8 +307,12 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, **task_
       ini, _ = sharding.pad_to_multiple({k: v[start:stop] for k, v in init.items()}, batch)
     # One key per image index, so an image's init does not depend on its batch.
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.arange(start, start + len(obs)))
+    space = spaces.MultiCode(model.module, cfg.layer, cfg.codes)
+    if ini is None and codes is not None:
+      cb, _ = sharding.pad_to_multiple(codes[start:stop], batch)
+      ini = jax.vmap(lambda k, c: jax.tree_util.tree_map(
+          lambda x: x[0], space.init_from_code(k, c[None], cfg.init_noise, cfg.init_alpha)))(keys, cb)
     if ini is None:
-      space = spaces.MultiCode(model.module, cfg.layer, cfg.codes)
       ini = jax.vmap(lambda k: jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, cfg.init)))(keys)
     try:
       res = mganprior.invert(model.module, model.params, obs, cfg, vgg_params=vgg_params, init=ini,

@@ -56,13 +56,29 @@ FAMILIES: dict[str, Family] = {
     "idinvert-encoder": Family("idinvert-encoder", idinvert_encoder.EncoderConfig,
                                idinvert_encoder.IDInvertEncoder),
     "keras-vgg16": Family("keras-vgg16", _dict_config, lambda c: keras_vgg.KerasVGG16(**c)),
+    # The discriminator of jaxinv.training.gan (what train_demo_prior.py trains beside a PGGAN).
+    "gan-discriminator": Family("gan-discriminator", lambda **c: _gan_d_config(**c),
+                                lambda c: _gan().Discriminator(c)),
 }
+
+
+def _gan():
+  from jaxinv.training import gan   # lazy: training code imports the model modules
+  return gan
+
+
+def _gan_d_config(**c):
+  if "channels" in c:
+    c["channels"] = tuple(c["channels"])
+  return _gan().DiscriminatorConfig(**c)
 
 _ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
 
 # Models shipped inside the package, loadable by name.
 BUNDLED = {
     "demo-digits": os.path.join(_ASSETS, "demo_digits", "generator"),
+    # z encoder of demo-digits (experiments/train_demo_encoder.py; record in encoder_record.json)
+    "demo-digits-encoder": os.path.join(_ASSETS, "demo_digits", "encoder"),
 }
 
 

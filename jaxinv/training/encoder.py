@@ -8,7 +8,8 @@ and is trained with, per batch (``x_rec = G(E(x))``, G frozen)::
   L_D = mean(softplus(D(x_rec))) + mean(softplus(−D(x))) + (γ/2) · mean_b(Σ_{c,h,w} (∂D(x)/∂x)²)
 
 with F the Keras-convention VGG16 up to relu4_3 on images nearest-resized to
-``feat_size`` (256 in the release), γ = 10 applied every step, one E step then one D
+``feat_size`` (256 in the release; ``feat_weight = 0`` or no perceptual network drops
+the term and its forward passes, for generators without VGG weights), γ = 10 applied every step, one E step then one D
 step on the same (mirror-augmented) batch, Adam(0.9, 0.99, eps 1e-8) for both with
 lr 1e-4 decayed continuously by 0.8 every ``max_iters / 4`` iterations.
 
@@ -36,7 +37,7 @@ import optax
 from jaxinv.models import idinvert_encoder
 
 __all__ = ["EncoderTrainConfig", "EncoderNets", "nets_for", "r1_penalty", "encoder_loss",
-           "discriminator_loss", "TrainState", "init_state", "make_step", "make_optimizer",
+           "discriminator_loss", "uses_perceptual", "TrainState", "init_state", "make_step", "make_optimizer",
            "trainable_mask", "update_running_stats", "DATA_AXIS"]
 
 DATA_AXIS = "data"
@@ -66,7 +67,7 @@ class EncoderNets:
   """Pure functions of the frozen and trained networks."""
   encode: Callable      # (e_params, x, train) -> (code [B, *code_shape], bn_stats or None)
   render: Callable      # (g_params, code) -> [B, R, R, 3]
-  features: Callable    # (f_params, x) -> features
+  features: Callable | None   # (f_params, x) -> features; None: no perceptual term
   discriminate: Callable  # (d_params, x) -> [B] logits
 
 
@@ -80,8 +81,12 @@ def _nearest_resize(x, size):
   return x[:, idx][:, :, idx]
 
 
-def nets_for(generator, encoder_module, discriminator_module, perceptual_module) -> EncoderNets:
-  """Builds :class:`EncoderNets` for a loaded generator (``stylegan*``: w+, ``pggan``: z)."""
+def nets_for(generator, encoder_module, discriminator_module, perceptual_module=None
+             ) -> EncoderNets:
+  """Builds :class:`EncoderNets` for a loaded generator (``stylegan*``: w+, ``pggan``: z).
+
+  ``perceptual_module=None`` trains without the perceptual term (pixel + adversarial).
+  """
   fam = generator.family
   g_mod = generator.module
   if fam in ("stylegan", "stylegan2"):
@@ -99,9 +104,13 @@ def nets_for(generator, encoder_module, discriminator_module, perceptual_module)
       return code, upd["bn_stats"]
     return encoder_module.apply({"params": ep}, x), None
 
+  features = None
+  if perceptual_module is not None:
+    def features(fp, x):
+      return perceptual_module.apply({"params": fp}, x)
+
   return EncoderNets(
-      encode, render,
-      lambda fp, x: perceptual_module.apply({"params": fp}, x),
+      encode, render, features,
       lambda dp, x: discriminator_module.apply({"params": dp}, x).reshape(x.shape[0]))
 
 
@@ -123,13 +132,21 @@ def r1_penalty(discriminate, d_params, x, gamma: float) -> jax.Array:
   return 0.5 * gamma * jnp.mean(jnp.sum(jnp.square(g), axis=(1, 2, 3)))
 
 
+def uses_perceptual(nets: EncoderNets, cfg: EncoderTrainConfig) -> bool:
+  """Whether the perceptual term is computed: a network is given and its weight is not 0."""
+  return nets.features is not None and float(cfg.feat_weight) != 0.0
+
+
 def encoder_loss(nets: EncoderNets, cfg: EncoderTrainConfig, e_params, shared, x):
   code, stats = nets.encode(e_params, x, True)
   x_rec = nets.render(shared["G"], code)
   pix = jnp.mean(jnp.square(x_rec - x))
-  fx = nets.features(shared["F"], _nearest_resize(x, cfg.feat_size))
-  fr = nets.features(shared["F"], _nearest_resize(x_rec, cfg.feat_size))
-  feat = jnp.mean(jnp.square(fx - fr))
+  if uses_perceptual(nets, cfg):
+    fx = nets.features(shared["F"], _nearest_resize(x, cfg.feat_size))
+    fr = nets.features(shared["F"], _nearest_resize(x_rec, cfg.feat_size))
+    feat = jnp.mean(jnp.square(fx - fr))
+  else:
+    feat = jnp.zeros((), pix.dtype)
   adv = jnp.mean(jax.nn.softplus(-nets.discriminate(shared["D"], x_rec)))
   loss = cfg.pix_weight * pix + cfg.feat_weight * feat + cfg.adv_weight * adv
   return loss, {"stats": stats, "x_rec": x_rec, "e_pix": pix, "e_feat": feat, "e_adv": adv}
@@ -207,7 +224,7 @@ def _mirror(x, key):
 def make_step(nets: EncoderNets, cfg: EncoderTrainConfig, e_params_template, mesh=None):
   """A jitted ``step(state, shared, x, key) -> (state, metrics)``: one E step, one D step.
 
-  ``shared = {"G", "F"}`` (frozen). With ``mesh`` (axis ``data``), the batch is split over
+  ``shared = {"G", "F"}`` (frozen; ``F`` may be None without the perceptual term). With ``mesh`` (axis ``data``), the batch is split over
   devices, batch norm and gradients are averaged over the axis; otherwise one device.
   """
   e_tx = make_optimizer(cfg, trainable_mask(e_params_template))

@@ -8,7 +8,10 @@ encoder, ``wp0 = E(x)``. Objective, per image, with ``x_rec = G.synthesis(wp)``:
        + w_reg · mean((wp − E(x_rec))²)             the in-domain regulariser
 
 (``w_reg = 0`` drops the term and the encoder pass: plain w+ optimisation from the
-encoder's code). Optimiser: Adam with torch's defaults (β 0.9/0.999, eps 1e-8 after the
+encoder's code; ``w_feat = 0`` or no perceptual network drops the VGG term). On a PGGAN
+(inversion space z) the code is ``z [1, z_dim]`` (an encoder with ``num_layers = 1``)
+and the same loss applies with ``G(z)`` for the synthesis. ``invert(..., init=codes)``
+starts from given codes instead of ``E(x)`` (e.g. random ones: optimisation only, same loop). Optimiser: Adam with torch's defaults (β 0.9/0.999, eps 1e-8 after the
 square root, bias correction), lr 0.01, no schedule; noise fixed (stored buffers).
 Everything is evaluated before each step's update, as the official loop logs it.
 
@@ -69,41 +72,52 @@ class IDInvertModels:
   """The three frozen networks as pure functions of (params, batch) plus their params."""
   synthesis: Callable[[Any, jax.Array], jax.Array]   # (g_params, wp [B, L, D]) → [B, R, R, 3]
   encoder: Callable[[Any, jax.Array], jax.Array]     # (e_params, x [B, R, R, 3]) → [B, L, D]
-  features: Callable[[Any, jax.Array], jax.Array]    # (f_params, x [B, R, R, 3]) → [B, h, w, c]
+  features: Callable | None  # (f_params, x [B, R, R, 3]) → [B, h, w, c]; None: no VGG term
   params: dict                                       # {"G": ..., "E": ..., "F": ...}
   resolution: int
   code_shape: tuple[int, int]                        # (L, w_dim)
 
 
-def models_from(generator, encoder, perceptual) -> IDInvertModels:
+def models_from(generator, encoder, perceptual=None) -> IDInvertModels:
   """Bundles loaded models (:class:`jaxinv.models.registry.Model`) for this method.
 
-  ``generator`` is a StyleGAN whose ``synthesis(x, wp)`` renders w+; ``encoder`` an
-  ``idinvert-encoder``; ``perceptual`` a ``keras-vgg16``. Shapes are checked against
-  each other.
+  ``generator`` is a StyleGAN whose ``synthesis(x, wp)`` renders w+, or a PGGAN (codes
+  ``z [1, z_dim]``); ``encoder`` an ``idinvert-encoder``; ``perceptual`` a ``keras-vgg16``
+  or None (then ``feat_weight`` must be 0). Shapes are checked against each other.
   """
-  g_mod, e_mod, f_mod = generator.module, encoder.module, perceptual.module
+  g_mod, e_mod = generator.module, encoder.module
   ecfg = encoder.config
   gcfg = generator.config
-  L = getattr(gcfg, "num_ws", None)
-  if L is not None and (L, gcfg.w_dim) != tuple(ecfg.code_shape):
-    raise ValueError(f"encoder codes are [{ecfg.num_layers}, {ecfg.w_dim}] but the generator "
-                     f"takes w+ [{L}, {gcfg.w_dim}]")
+  if getattr(generator, "family", None) == "pggan":
+    if (1, gcfg.z_dim) != tuple(ecfg.code_shape):
+      raise ValueError(f"encoder codes are [{ecfg.num_layers}, {ecfg.w_dim}] but the PGGAN "
+                       f"takes z [1, {gcfg.z_dim}]")
+
+    def synthesis(gp, wp):
+      return g_mod.apply({"params": gp}, wp[:, 0])
+  else:
+    L = getattr(gcfg, "num_ws", None)
+    if L is not None and (L, gcfg.w_dim) != tuple(ecfg.code_shape):
+      raise ValueError(f"encoder codes are [{ecfg.num_layers}, {ecfg.w_dim}] but the generator "
+                       f"takes w+ [{L}, {gcfg.w_dim}]")
+
+    def synthesis(gp, wp):
+      return g_mod.apply({"params": gp}, None, wp, method="synthesis")
   if gcfg.resolution != ecfg.resolution:
     raise ValueError(f"encoder is for {ecfg.resolution} px, generator renders "
                      f"{gcfg.resolution} px")
 
-  def synthesis(gp, wp):
-    return g_mod.apply({"params": gp}, None, wp, method="synthesis")
-
   def enc(ep, x):
     return e_mod.apply({"params": ep}, x)
 
-  def feats(fp, x):
-    return f_mod.apply({"params": fp}, x)
+  feats = None
+  if perceptual is not None:
+    def feats(fp, x):
+      return perceptual.module.apply({"params": fp}, x)
 
   return IDInvertModels(synthesis, enc, feats,
-                        {"G": generator.params, "E": encoder.params, "F": perceptual.params},
+                        {"G": generator.params, "E": encoder.params,
+                         "F": None if perceptual is None else perceptual.params},
                         ecfg.resolution, tuple(ecfg.code_shape))
 
 
@@ -116,24 +130,37 @@ def _mse(a, b):
   return jnp.mean(jnp.square(a - b))
 
 
+def _uses_features(models: IDInvertModels, feat_weight: float) -> bool:
+  if float(feat_weight) == 0.0:
+    return False
+  if models.features is None:
+    raise ValueError("feat_weight is not 0 but no perceptual network was given")
+  return True
+
+
 def indomain_loss(models: IDInvertModels, pix_weight: float, feat_weight: float,
                   reg_weight: float):
   """Per-image ``loss_fn(variables_i, data_i, shared) -> (loss, aux)`` for :func:`optimize`.
 
-  ``variables_i = {"wp": [L, D]}``, ``data_i = {"x": [R, R, 3], "feat": F(x) [h, w, c]}``,
-  ``shared = models.params``. ``aux`` holds ``loss_pix``, ``loss_feat`` and (when
-  ``reg_weight != 0``) ``loss_reg``.
+  ``variables_i = {"wp": [L, D]}``, ``data_i = {"x": [R, R, 3], "feat": F(x) [h, w, c]}``
+  (no ``feat`` when ``feat_weight == 0``), ``shared = models.params``. ``aux`` holds
+  ``loss_pix``, ``loss_feat`` (when ``feat_weight != 0``) and ``loss_reg`` (when
+  ``reg_weight != 0``).
   """
   use_reg = float(reg_weight) != 0.0
+  use_feat = _uses_features(models, feat_weight)
 
   def loss_fn(variables, data, shared):
     wp = variables["wp"]
     chex.assert_shape(wp, models.code_shape)
     x_rec = models.synthesis(shared["G"], wp[None])
     loss_pix = _mse(data["x"][None], x_rec)
-    loss_feat = _mse(data["feat"][None], models.features(shared["F"], x_rec))
-    loss = pix_weight * loss_pix + feat_weight * loss_feat
-    aux = {"loss_pix": loss_pix, "loss_feat": loss_feat}
+    loss = pix_weight * loss_pix
+    aux = {"loss_pix": loss_pix}
+    if use_feat:
+      loss_feat = _mse(data["feat"][None], models.features(shared["F"], x_rec))
+      loss = loss + feat_weight * loss_feat
+      aux["loss_feat"] = loss_feat
     if use_reg:
       loss_reg = _mse(wp[None], models.encoder(shared["E"], x_rec))
       loss = loss + reg_weight * loss_reg
@@ -198,9 +225,12 @@ def _check_images(models, x, what):
 
 
 def invert(models: IDInvertModels, images: jax.Array, settings: IDInvertSettings = IDInvertSettings(),
-           *, record_variables: bool = False, progress=None, chunk: int | None = None
-           ) -> IDInvertResult:
+           *, init: jax.Array | None = None, record_variables: bool = False, progress=None,
+           chunk: int | None = None, mesh=None) -> IDInvertResult:
   """In-domain inversion of a batch ``[B, R, R, 3]`` (each image independent).
+
+  ``init [B, L, D]``: start codes (default ``E(x)``; ``init_wp`` of the result is the start).
+  ``mesh``: split the batch over its ``data`` axis (see :func:`jaxinv.inversion.optimize.optimize`).
 
   Returns:
     :class:`IDInvertResult` with ``wp [B, L, D]``, ``loss [S, B]`` and the terms in ``aux``.
@@ -209,13 +239,23 @@ def invert(models: IDInvertModels, images: jax.Array, settings: IDInvertSettings
   images = jnp.asarray(images, jnp.float32)
   _check_images(models, images, "images")
   p = models.params
-  wp0 = encode(models, images)
-  feat = jax.jit(models.features)(p["F"], images)
+  if init is None:
+    wp0 = encode(models, images)
+  else:
+    wp0 = jnp.asarray(init, jnp.float32)
+    if wp0.shape != (images.shape[0],) + tuple(models.code_shape):
+      raise ValueError(f"init has shape {tuple(wp0.shape)}; expected "
+                       f"{(images.shape[0],) + tuple(models.code_shape)}")
+  data = {"x": images}
+  if _uses_features(models, settings.feat_weight):
+    data["feat"] = jax.jit(models.features)(p["F"], images)
   loss_fn = indomain_loss(models, settings.pix_weight, settings.feat_weight, settings.reg_weight)
   kw = {} if chunk is None else {"chunk": chunk}
   if progress is not None:
     kw["progress"] = progress
-  res = optimize(loss_fn, {"wp": wp0}, {"x": images, "feat": feat},
+  if mesh is not None:
+    kw["mesh"] = mesh
+  res = optimize(loss_fn, {"wp": wp0}, data,
                  adam_torch(settings.learning_rate), settings.steps, shared=p,
                  record_variables=record_variables, **kw)
   return IDInvertResult(res.variables["wp"], wp0, res.loss, res.aux, res.history, images)

@@ -37,8 +37,10 @@ class MGANpriorConfig:
   optimizer: str = "sgd"           # "sgd" | "adam"
   lr: float = 1.0
   steps: int = 3000
-  init: str = "normal"             # "normal" | "zero" (or explicit init arrays to invert())
+  init: str = "normal"             # "normal" | "zero" | "encoder" (init_code=E(x) to invert())
   seed: int = 0
+  init_noise: float = spaces.ENCODER_INIT_NOISE   # "encoder": z_n = E(x) + init_noise · N(0, 1)
+  init_alpha: float = spaces.ENCODER_INIT_ALPHA   # "encoder": alpha of every code
 
 
 def _identity(x):
@@ -81,8 +83,8 @@ def render_batch(space: spaces.MultiCode, variables, generator_params) -> np.nda
 
 def invert(generator_module, generator_params, observations, cfg: MGANpriorConfig, *,
            vgg_params=None, degrade: Callable = _identity, init: dict | None = None,
-           key=None, record_variables: bool = False, progress: bool | str = True, mesh=None,
-           chunk: int | None = None) -> InversionOutput:
+           init_code=None, key=None, record_variables: bool = False,
+           progress: bool | str = True, mesh=None, chunk: int | None = None) -> InversionOutput:
   """Inverts a batch of observations ``[B, H', W', C']`` (NHWC, [-1, 1]).
 
   Args:
@@ -93,6 +95,9 @@ def invert(generator_module, generator_params, observations, cfg: MGANpriorConfi
     vgg_params: VGG16 params, required when the loss uses the perceptual term.
     degrade: the task operator applied to the rendering before the loss.
     init: ``{"z": [B, N, D], "alpha": [B, N, C]}`` to start from (else ``cfg.init``).
+    init_code: ``[B, D]`` encoded codes (e.g. ``E(x)`` of an ``idinvert-encoder`` for
+      this z); required by ``cfg.init == "encoder"``, which seeds the N codes from them
+      (:meth:`jaxinv.inversion.spaces.MultiCode.init_from_code`).
     key: PRNG key for the init (default ``PRNGKey(cfg.seed)``).
   """
   space = spaces.MultiCode(generator_module, cfg.layer, cfg.codes)
@@ -102,7 +107,12 @@ def invert(generator_module, generator_params, observations, cfg: MGANpriorConfi
   b = observations.shape[0]
   if init is None:
     key = jax.random.PRNGKey(cfg.seed) if key is None else key
-    init = space.init(key, b, cfg.init)
+    if cfg.init == "encoder":
+      if init_code is None:
+        raise ValueError("init 'encoder' needs init_code [B, D] (the encoder's codes)")
+      init = space.init_from_code(key, init_code, cfg.init_noise, cfg.init_alpha)
+    else:
+      init = space.init(key, b, cfg.init)
   else:
     init = {"z": jnp.asarray(init["z"], jnp.float32), "alpha": jnp.asarray(init["alpha"], jnp.float32)}
     want = {"z": (b, cfg.codes, space.z_dim), "alpha": (b, cfg.codes, space.channels)}
