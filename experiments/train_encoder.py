@@ -1,7 +1,7 @@
 """Train a domain-guided (IDInvert) encoder for any generator jaxinv loads.
 
   PYTHONPATH=. python experiments/train_encoder.py --generator G_DIR --perceptual F_DIR \\
-      --data IMAGE_FOLDER --out RUN_DIR [--iters 1000 --batch 16 --resume]
+      --data IMAGE_FOLDER|tfds:NAME?split=train --out RUN_DIR [--iters 1000 --batch 16 --resume]
 
 Thin entry point: parse → :func:`train` (:mod:`jaxinv.training.encoder`, orbax checkpoints,
 sample grids, ``RUN_DIR/train_record.json``). Without ``--perceptual`` (or with
@@ -31,7 +31,9 @@ def parse(argv=None):
   p.add_argument("--generator", required=True)
   p.add_argument("--perceptual", default=None,
                  help="converted IDInvert vgg16 (keras-vgg16); omit to train without the perceptual term")
-  p.add_argument("--data", required=True, help="image folder")
+  p.add_argument("--data", required=True,
+                 help="image folder, or a prepared TFDS split: tfds:NAME?split=train&data_dir=DIR")
+  p.add_argument("--max-images", type=int, default=0, help="use the first N images (0 = all)")
   p.add_argument("--out", required=True)
   p.add_argument("--iters", type=int, default=1000)
   p.add_argument("--batch", type=int, default=16, help="global batch (split over local devices)")
@@ -59,6 +61,7 @@ def default_d_channels(resolution: int) -> tuple:
 
 def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
           channels_max: int = 1024, d_channels=None, discriminator=None, seed: int = 0,
+          data_source: str | None = None,
           checkpoint_every: int = 500,
           sample_every: int = 500, resume: bool = False, stop_after: int | None = None,
           progress: bool = True, source: str = "experiments/train_encoder.py") -> dict:
@@ -150,7 +153,7 @@ def train(gen, data, out: str, cfg, *, perceptual=None, channels_base: int = 64,
       "discriminator_init": d_init,
       "perceptual": None if perceptual is None else perceptual.path,
       "perceptual_term": "on" if T.uses_perceptual(nets, cfg) else "off (feat_weight 0, no VGG)",
-      "generator": gen.path, "seed": seed, "start_iteration": start, "iterations": end,
+      "generator": gen.path, "data": data_source, "images": int(len(data)), "seed": seed, "start_iteration": start, "iterations": end,
       "iterations_this_run": done, "seconds": round(seconds, 1),
       "images_per_second": round(done * cfg.batch_size / max(seconds, 1e-9), 2),
       "devices": ndev,
@@ -176,7 +179,8 @@ def main(argv=None):
   if args.perceptual is not None:
     vgg = registry.load_model(args.perceptual, expect_family="keras-vgg16")
   res = gen.config.resolution
-  data = images.load_images(images.list_images([args.data]), res, loader="idinvert")
+  data = images.load_images(images.list_images([args.data], args.max_images or None), res,
+                            loader="idinvert")
   cfg = T.EncoderTrainConfig(batch_size=args.batch, max_iters=args.iters, learning_rate=args.lr,
                              feat_size=args.feat_size, adv_weight=args.adv_weight,
                              feat_weight=args.feat_weight if vgg is not None else 0.0)
@@ -186,7 +190,7 @@ def main(argv=None):
     disc = registry.load_model(args.discriminator, expect_family="gan-discriminator")
   rec = train(gen, data, args.out, cfg, perceptual=vgg, channels_base=args.channels_base,
               channels_max=args.channels_max, d_channels=d_channels, discriminator=disc,
-              seed=args.seed,
+              seed=args.seed, data_source=args.data,
               checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
               resume=args.resume)
   print(f"trained {rec['iterations_this_run']} iterations at {rec['images_per_second']:.1f} "
