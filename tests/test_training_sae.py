@@ -55,6 +55,19 @@ def _metrics(workdir):
   return [{k: v for k, v in r.items() if k != "images_per_s"} for r in rows]
 
 
+def test_batches_depend_only_on_seed_and_iteration():
+  images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+  a, b = T._Batches(images, 4, seed=3), T._Batches(images, 4, seed=3)
+  later = [a.at(i) for i in (0, 1, 2)]
+  resumed = b.at(2)          # a fresh loader resuming at iteration 2, no iterations 0 and 1
+  np.testing.assert_array_equal(resumed[0], later[2][0])
+  np.testing.assert_array_equal(resumed[1], later[2][1])
+  assert not np.array_equal(later[0][0], later[1][0])      # iterations draw different batches
+  assert not np.array_equal(later[2][0], later[2][1])      # the D and G batches differ
+  assert later[0][0].dtype == np.float32 and -1 <= later[0][0].min() <= later[0][0].max() <= 1
+
+
+@pytest.mark.slow   # ~340 s on the shared 2-core machine, almost all of it compiling the three steps
 def test_resume_matches_an_uninterrupted_run(tmp_path):
   data = _write_images(tmp_path / "images", 3)
   n = 3   # R1 runs at D steps 2, 4 and 6: before and after the interruption
