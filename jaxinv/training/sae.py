@@ -436,7 +436,7 @@ def train(config, workdir: str) -> dict:
   sample_noise = sae.make_noise(mcfg, code_hw, "random", jax.random.key(config.seed + 1), batch=1)
   log_path = os.path.join(workdir, "metrics.jsonl")
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-  meter, r1_compiled, last = _Throughput(), False, {}
+  meter, r1_compiled, r1_total, last = _Throughput(), False, None, {}
   for it in range(start, config.iterations):
     with_r1 = (d_iters + 1) % opts.R1_once_every == 0
     compiles = it == start or (with_r1 and not r1_compiled)
@@ -460,9 +460,11 @@ def train(config, workdir: str) -> dict:
     else:
       meter.add(2 * b)
     if with_r1:
-      last["R1_total"] = float(mr["R1_total"])
+      r1_total = mr["R1_total"]     # read at the next log, not here (no device wait per R1 step)
     if (it + 1) % config.log_every == 0 or it + 1 == config.iterations:
       meter.stop(state)
+      if r1_total is not None:
+        last["R1_total"] = float(r1_total)
       last.update({k2: float(jnp.mean(v)) for k2, v in {**md, **mg}.items()
                    if k2 in ("D_total", "G_total", "G_L1", "G_GAN_rec", "G_GAN_mix", "G_mix",
                              "D_real", "D_rec", "D_mix", "PatchD_real", "PatchD_mix")})
