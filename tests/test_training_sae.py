@@ -67,7 +67,7 @@ def test_batches_depend_only_on_seed_and_iteration():
   assert later[0][0].dtype == np.float32 and -1 <= later[0][0].min() <= later[0][0].max() <= 1
 
 
-@pytest.mark.slow   # ~340 s on the shared 2-core machine, almost all of it compiling the three steps
+@pytest.mark.slow   # 175-340 s on the shared 2-core machine, almost all of it compiling the three steps
 def test_resume_matches_an_uninterrupted_run(tmp_path):
   data = _write_images(tmp_path / "images", 3)
   n = 3   # R1 runs at D steps 2, 4 and 6: before and after the interruption
