@@ -56,6 +56,9 @@ def main(argv=None):
   p.add_argument("--init_from", default=None)
   p.add_argument("--iterations", type=int, default=None)
   p.add_argument("--batch_size", type=int, default=None)
+  p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+  for name in ("seed", "log_every", "sample_every", "checkpoint_every"):
+    p.add_argument(f"--{name}", type=int, default=None)
   args = p.parse_args(argv)
   arg = args.config.split(":")[-1]
   config = get_config(arg)
@@ -68,6 +71,11 @@ def main(argv=None):
       config.iterations = args.iterations
     if args.batch_size:
       config.batch_size = args.batch_size
+    if args.limit is not None:
+      config.data.limit = args.limit
+    for name in ("seed", "log_every", "sample_every", "checkpoint_every"):
+      if getattr(args, name) is not None:
+        setattr(config, name, getattr(args, name))
   from jaxinv.training import sae
   summary = sae.train(config, args.workdir)
   print(f"done: {summary['iterations']} iterations, {summary['images_per_s']} images/s")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from typing import Any, Mapping
 
 import numpy as np
@@ -318,27 +319,40 @@ def _load_tfds(name: str, split: str, size: int, limit: int | None) -> np.ndarra
 
 
 class _Batches:
-  """Random batches with the official training flip (horizontal, p = 0.5), as [-1, 1] float32."""
+  """Random batches with the official training flip (horizontal, p = 0.5), as [-1, 1] float32.
+
+  Iteration ``it`` draws its batches from its own generator ``(seed, it)``, so a resumed run
+  sees the same data as an uninterrupted one.
+  """
 
   def __init__(self, images_u8: np.ndarray, batch: int, seed: int, flip: bool = True):
-    self.images, self.batch, self.flip = images_u8, batch, flip
-    self.rng = np.random.default_rng(seed)
+    self.images, self.batch, self.seed, self.flip = images_u8, batch, seed, flip
 
-  def next(self) -> np.ndarray:
-    idx = self.rng.integers(0, len(self.images), self.batch)
+  def _draw(self, rng) -> np.ndarray:
+    idx = rng.integers(0, len(self.images), self.batch)
     x = self.images[idx]
     if self.flip:
-      f = self.rng.random(self.batch) < 0.5
+      f = rng.random(self.batch) < 0.5
       x = np.where(f[:, None, None, None], x[:, :, ::-1], x)
     return x.astype(np.float32) / 127.5 - 1.0
+
+  def at(self, iteration: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (D step, G step) batches of ``iteration``."""
+    rng = np.random.default_rng([self.seed, iteration])
+    return self._draw(rng), self._draw(rng)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _sample_images(config, params, x, noise):
+  """Reconstructions and swaps (structure i, texture of its pair partner) of ``x``."""
+  n = _nets(config)
+  sp, gl = n.E(params["E"], x)
+  return n.G(params["G"], sp, gl, noise), n.G(params["G"], sp, sae.swap_pairs(gl), noise)
 
 
 def _sample_grid(config, params, x, noise):
   """uint8 grid: rows real, reconstruction, swap (structure i, texture of its pair partner)."""
-  E, G = sae.Encoder(config), sae.Generator(config)
-  sp, gl = E.apply({"params": params["E"]}, x)
-  rec = G.apply({"params": params["G"]}, sp, gl, noise)
-  swp = G.apply({"params": params["G"]}, sp, sae.swap_pairs(gl), noise)
+  rec, swp = _sample_images(config, params, x, noise)
   to8 = lambda a: ((np.clip(np.asarray(a), -1, 1) + 1) / 2 * 255).astype(np.uint8)
   rows = [list(to8(v)) for v in (x, rec, swp)]
   h, w = rows[0][0].shape[:2]
@@ -349,6 +363,31 @@ def _sample_grid(config, params, x, noise):
   return out
 
 
+class _Throughput:
+  """Images/s over the timed stretches of a run; compiling iterations, sampling and checkpointing
+  are left out by stopping the meter around them (each stop waits for the device)."""
+
+  def __init__(self):
+    self.seconds, self.images, self._t0 = 0.0, 0, None
+
+  def start(self):
+    self._t0 = time.perf_counter()
+
+  def stop(self, tree):
+    if self._t0 is not None:
+      jax.block_until_ready(tree)
+      self.seconds += time.perf_counter() - self._t0
+      self._t0 = None
+
+  def add(self, images: int):
+    if self._t0 is not None:
+      self.images += images
+
+  @property
+  def rate(self) -> float:
+    return self.images / self.seconds if self.images and self.seconds > 0 else float("nan")
+
+
 def train(config, workdir: str) -> dict:
   """Trains (or resumes) a Swapping Autoencoder; see ``experiments/train_sae.py`` for the config.
 
@@ -356,7 +395,6 @@ def train(config, workdir: str) -> dict:
   ``workdir/metrics.jsonl`` and ``workdir/summary.json``. Returns the summary.
   """
   import json
-  import time
   import orbax.checkpoint as ocp
   from jaxinv import sharding
   from jaxinv.io.checkpoints import atomic_write_bytes, atomic_write_json
@@ -389,61 +427,74 @@ def train(config, workdir: str) -> dict:
   if mngr.latest_step() is not None:
     start = mngr.latest_step()
     state = mngr.restore(start, args=ocp.args.StandardRestore(state))
-    batches.rng = np.random.default_rng([config.seed, start])
   state = sharding.place_batch(mesh, {}, state)[1]
+  d_iters = int(state["d_iters"])     # host copy: the R1 schedule needs no device read per iteration
   code_hw = (size // mcfg.code_stride,) * 2
   key = jax.random.key(config.seed)
-  sample_x = jnp.asarray(batches.next()[: min(b, 8) // 2 * 2])
+  n_sample = max(2, min(b, 8) // 2 * 2)
+  sample_x = jnp.asarray(data[np.arange(n_sample) % len(data)].astype(np.float32) / 127.5 - 1.0)
   sample_noise = sae.make_noise(mcfg, code_hw, "random", jax.random.key(config.seed + 1), batch=1)
   log_path = os.path.join(workdir, "metrics.jsonl")
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-  t_start, n_img, t_window, first = time.time(), 0, None, None
-  last = {}
+  meter, r1_compiled, r1_total, last = _Throughput(), False, None, {}
   for it in range(start, config.iterations):
+    with_r1 = (d_iters + 1) % opts.R1_once_every == 0
+    compiles = it == start or (with_r1 and not r1_compiled)
+    if compiles:
+      meter.stop(state)
     k = jax.random.fold_in(key, it)
-    xd, xg = batches.next(), batches.next()
-    xd, xg = sharding.place_batch(mesh, (xd, xg))[0]
+    xd, xg = sharding.place_batch(mesh, batches.at(it))[0]
     draws_d, noise_d = draw_inputs(jax.random.fold_in(k, 0), mcfg, opts, b, code_hw)
     state, md = d_step(state, xd, draws_d, noise_d, mcfg, opts)
-    if int(state["d_iters"]) % opts.R1_once_every == 0:
+    d_iters += 1
+    if with_r1:
       draws_r, _ = draw_inputs(jax.random.fold_in(k, 1), mcfg, opts, b, code_hw, ("crop0", "crop1"),
                                noise_mode="zero")
       state, mr = r1_step(state, xd, draws_r, mcfg, opts)
-      last["R1_total"] = float(mr["R1_total"])
     draws_g, noise_g = draw_inputs(jax.random.fold_in(k, 2), mcfg, opts, b, code_hw, ("crop0", "crop1"))
     state, mg = g_step(state, xg, draws_g, noise_g, mcfg, opts)
-    if it == start:
+    if compiles:
       jax.block_until_ready(state)
-      t_window, first = time.time(), it + 1
+      meter.start()
+      r1_compiled = r1_compiled or with_r1
     else:
-      n_img += 2 * b
+      meter.add(2 * b)
+    if with_r1:
+      r1_total = mr["R1_total"]     # read at the next log, not here (no device wait per R1 step)
     if (it + 1) % config.log_every == 0 or it + 1 == config.iterations:
+      meter.stop(state)
+      if r1_total is not None:
+        last["R1_total"] = float(r1_total)
       last.update({k2: float(jnp.mean(v)) for k2, v in {**md, **mg}.items()
                    if k2 in ("D_total", "G_total", "G_L1", "G_GAN_rec", "G_GAN_mix", "G_mix",
                              "D_real", "D_rec", "D_mix", "PatchD_real", "PatchD_mix")})
       bad = [k2 for k2, v in last.items() if not np.isfinite(v)]
       if bad:
         raise FloatingPointError(f"non-finite {bad} at iteration {it + 1} (since {it + 1 - config.log_every})")
-      jax.block_until_ready(state)
-      ips = n_img / max(time.time() - t_window, 1e-9) if n_img else float("nan")
-      rec = {"iteration": it + 1, **last, "images_per_s": ips}
+      rec = {"iteration": it + 1, **last, "images_per_s": meter.rate}
       with open(log_path, "a") as f:
         f.write(json.dumps(rec) + "\n")
       print(" ".join(f"{k2} {v:.4g}" if isinstance(v, float) else f"{k2} {v}" for k2, v in rec.items()),
             flush=True)
+      meter.start()
     if config.sample_every and ((it + 1) % config.sample_every == 0 or it + 1 == config.iterations):
       import io
       from PIL import Image
+      meter.stop(state)
       buf = io.BytesIO()
       Image.fromarray(_sample_grid(mcfg, state["params"], sample_x, sample_noise)).save(buf, "PNG")
       atomic_write_bytes(os.path.join(workdir, "samples", f"iter_{it + 1:06d}.png"), buf.getvalue())
+      meter.start()
     if (it + 1) % config.checkpoint_every == 0 or it + 1 == config.iterations:
+      meter.stop(state)
       mngr.save(it + 1, args=ocp.args.StandardSave(state))
+      meter.start()
   mngr.wait_until_finished()
-  elapsed = time.time() - (t_window or t_start)
+  meter.stop(state)
   summary = {"iterations": config.iterations, "resumed_from": start, "batch_size": b,
              "devices": int(mesh.devices.size), "images": len(data),
-             "images_per_s": (n_img / elapsed) if n_img else None,
+             "images_per_s": meter.rate if meter.images else None,
+             "timed_iterations": meter.images // (2 * b), "timed_seconds": meter.seconds,
              "last": last, "model_config": dataclasses.asdict(mcfg)}
   atomic_write_json(os.path.join(workdir, "summary.json"), summary)
   return summary
