@@ -41,9 +41,7 @@ def get_config(arg: str = "tiny") -> ml_collections.ConfigDict:
   c.sample_every = 30 if arg == "tiny" else 2000
   c.checkpoint_every = 30 if arg == "tiny" else 5000
   c.data = ml_collections.ConfigDict()
-  c.data.folder = os.path.normpath(_DEMO)
-  c.data.tfds = ""                    # e.g. "lsun/church_outdoor" (needs tensorflow-datasets)
-  c.data.split = "train"
+  c.data.images = os.path.normpath(_DEMO)   # folder (recursive), file, or tfds:NAME?split=train
   c.data.limit = 0                    # 0 = all images
   return c.lock() if hasattr(c, "lock") else c
 
@@ -52,7 +50,7 @@ def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--workdir", required=True)
   p.add_argument("--config", default="tiny", help="tiny | church256 (or path.py:arg)")
-  p.add_argument("--data", default=None, help="image folder (overrides config.data.folder)")
+  p.add_argument("--data", default=None, help="image folder or TFDS split tfds:NAME?split=train (overrides config.data.images)")
   p.add_argument("--init_from", default=None)
   p.add_argument("--iterations", type=int, default=None)
   p.add_argument("--batch_size", type=int, default=None)
@@ -64,7 +62,7 @@ def main(argv=None):
   config = get_config(arg)
   with config.unlocked() if hasattr(config, "unlocked") else _null():
     if args.data:
-      config.data.folder = args.data
+      config.data.images = args.data
     if args.init_from:
       config.init_from = args.init_from
     if args.iterations:

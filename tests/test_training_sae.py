@@ -34,7 +34,7 @@ def _config(folder, iterations, **over):
   c = get_config("tiny")
   with c.unlocked():
     c.options = dict(SMALL_OPTIONS, **over.pop("options", {}))
-    c.data.folder = str(folder)
+    c.data.images = str(folder)
     c.batch_size = 2
     c.iterations = iterations
     c.sample_every = 0
@@ -113,10 +113,28 @@ def test_reconstruction_loss_falls_on_demo_images(tmp_path):
   from experiments.train_sae import get_config
   c = get_config("tiny")       # the fixture architecture, official losses and Adam settings
   with c.unlocked():
-    c.data.folder = DEMO_IMAGES
+    c.data.images = DEMO_IMAGES
     c.iterations, c.log_every, c.sample_every, c.checkpoint_every = 300, 5, 0, 300
   T.train(c, str(tmp_path / "run"))
   l1 = np.array([r["G_L1"] for r in _metrics(str(tmp_path / "run"))])
   assert len(l1) == 60
   first, last = l1[:10].mean(), l1[-10:].mean()
   assert last < RECORDED_MARGIN * first, (first, last)
+
+
+def test_training_images_from_nested_folders_and_tfds(tmp_path):
+  """``data.images`` takes a folder tree or a TFDS split; both give the same uint8 pictures."""
+  from jaxinv.io import images as image_io
+  from jaxinv.training.sae import load_training_images
+  from tests import tfds_images
+  _write_images(tmp_path / "tree" / "a", 2, 24)
+  _write_images(tmp_path / "tree" / "b", 1, 24, seed=1)
+  folder = load_training_images(str(tmp_path / "tree"), 16)
+  assert folder.shape == (3, 16, 16, 3) and folder.dtype == np.uint8
+  files = sorted(str(p) for p in (tmp_path / "tree").rglob("*.png"))
+  spec = tfds_images.write_dataset(str(tmp_path / "tfds"),
+                                   [(os.path.basename(f), image_io.load_rgb_uint8(f)) for f in files])
+  tfds = load_training_images(spec, 16)
+  key = lambda arr: sorted(x.tobytes() for x in arr)
+  assert key(tfds) == key(folder)
+  assert load_training_images(spec, 16, limit=2).shape[0] == 2

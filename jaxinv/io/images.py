@@ -31,7 +31,8 @@ import numpy as np
 
 from jaxinv.io import datasets
 
-__all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_image", "load_images",
+__all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
+           "load_images",
            "to_uint8", "save_png", "list_images", "image_stem", "LOADERS", "uint8_to_tanh",
            "make_grid"]
 
@@ -91,14 +92,20 @@ def uint8_to_tanh(u8: np.ndarray) -> np.ndarray:
   return (x - np.float32(0.5)) * np.float32(2.0)
 
 
-def _load_mganprior(path, resolution: int | None) -> np.ndarray:
+def load_resized_uint8(path, resolution: int | None, warn: bool = False) -> np.ndarray:
+  """``[R, R, 3]`` uint8: RGB, PIL bicubic resize when the size differs (mGANprior, SAE)."""
   from PIL import Image
   u8 = load_rgb_uint8(path)
   if resolution is not None and u8.shape[:2] != (resolution, resolution):
-    warnings.warn(f"{path}: {u8.shape[1]}x{u8.shape[0]} resized (bicubic) to the model's "
-                  f"{resolution}x{resolution}", stacklevel=3)
+    if warn:
+      warnings.warn(f"{path}: {u8.shape[1]}x{u8.shape[0]} resized (bicubic) to the model's "
+                    f"{resolution}x{resolution}", stacklevel=4)
     u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.BICUBIC))
-  return uint8_to_tanh(u8)
+  return u8
+
+
+def _load_mganprior(path, resolution: int | None) -> np.ndarray:
+  return uint8_to_tanh(load_resized_uint8(path, resolution, warn=True))
 
 
 # --- idinvert loader (branch idinvert) ---
@@ -136,9 +143,11 @@ def load_images(paths: Sequence, resolution: int | None = None, loader: str = "m
   return np.stack([load_image(p, resolution, loader) for p in paths])
 
 
-def list_images(paths: Sequence[str | os.PathLike], limit: int | None = None) -> list[str]:
-  """Expands folders into their image files (sorted) and TFDS splits into their examples (in
-  order); files are kept as given. ``limit`` keeps the first ``limit`` of the whole list."""
+def list_images(paths: Sequence[str | os.PathLike], limit: int | None = None,
+                recursive: bool = False) -> list[str]:
+  """Expands folders into their image files (sorted; with ``recursive``, those of every
+  subfolder too) and TFDS splits into their examples (in order); files are kept as given.
+  ``limit`` keeps the first ``limit`` of the whole list."""
   out = []
   for p in paths:
     if limit and len(out) >= limit:
@@ -150,8 +159,12 @@ def list_images(paths: Sequence[str | os.PathLike], limit: int | None = None) ->
       except datasets.DatasetError as e:
         raise ImageError(str(e)) from None
     elif os.path.isdir(p):
-      found = sorted(os.path.join(p, f) for f in os.listdir(p)
-                     if f.lower().endswith(IMAGE_EXTENSIONS))
+      if recursive:
+        found = sorted(os.path.join(d, f) for d, _, files in os.walk(p) for f in files
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
+      else:
+        found = sorted(os.path.join(p, f) for f in os.listdir(p)
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
       if not found:
         raise ImageError(f"{p}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
       out.extend(found)

@@ -285,37 +285,12 @@ def draw_inputs(key, config: sae.SAEConfig, opts: LossOptions, batch: int, code_
 
 # --------------------------------------------------------------------------- the training loop
 
-def _load_folder(folder: str, size: int, limit: int | None = None) -> np.ndarray:
-  """Every image under ``folder`` (recursively) → ``[N, size, size, 3]`` uint8 (PIL bicubic resize)."""
-  from PIL import Image
-  exts = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-  paths = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
-                 if f.lower().endswith(exts))
-  if not paths:
-    raise ValueError(f"no images under {folder}")
-  out = []
-  for p in paths[:limit]:
-    with Image.open(p) as im:
-      im = im.convert("RGB")
-      if im.size != (size, size):
-        im = im.resize((size, size), Image.BICUBIC)
-      out.append(np.asarray(im, np.uint8))
-  return np.stack(out)
-
-
-def _load_tfds(name: str, split: str, size: int, limit: int | None) -> np.ndarray:
-  try:
-    import tensorflow_datasets as tfds
-  except ImportError:
-    raise ValueError("data.tfds needs tensorflow-datasets (pip install jaxinv[tfds])") from None
-  from PIL import Image
-  out = []
-  for ex in tfds.as_numpy(tfds.load(name, split=split, shuffle_files=False)):
-    im = Image.fromarray(ex["image"]).convert("RGB").resize((size, size), Image.BICUBIC)
-    out.append(np.asarray(im, np.uint8))
-    if limit and len(out) >= limit:
-      break
-  return np.stack(out)
+def load_training_images(source: str, size: int, limit: int | None = None) -> np.ndarray:
+  """``[N, size, size, 3]`` uint8 from a folder (searched recursively), a file, or a TFDS split
+  (``tfds:NAME?split=train``), bicubic-resized as the official loader when the size differs."""
+  from jaxinv.io import images as image_io
+  paths = image_io.list_images([source], limit, recursive=True)
+  return np.stack([image_io.load_resized_uint8(p, size) for p in paths])
 
 
 class _Batches:
@@ -411,10 +386,7 @@ def train(config, workdir: str) -> dict:
     params = sae.init_params(mcfg, jax.random.key(config.seed))
   opts = LossOptions.from_options(opts_all)
   size = mcfg.crop_size
-  if config.data.tfds:
-    data = _load_tfds(config.data.tfds, config.data.split, size, config.data.limit or None)
-  else:
-    data = _load_folder(config.data.folder, size, config.data.limit or None)
+  data = load_training_images(config.data.images, size, config.data.limit or None)
   mesh = sharding.make_mesh()
   b = config.batch_size
   if b % 2 or b % mesh.devices.size:
