@@ -131,8 +131,9 @@ def _hlo_op_counts(compiled) -> dict:
                                                                "dot", "fusion")}
 
 
-def waste_audit(cfg, compute_dtype, batch, steps, chunk) -> dict:
-  """Compiles during a warm rerun, loop overhead over bare chunks, layout ops in the step."""
+def waste_audit(cfg, compute_dtype, batch, steps, chunk, repeats=3) -> dict:
+  """Compiles during warm reruns, loop overhead over bare chunks (best of ``repeats`` each,
+  interleaved), layout ops in the step."""
   loss_fn, optimizer, shared, space, target = build(cfg, compute_dtype)
   state, data = _inputs(space, optimizer, target, batch)
   compiles = []
@@ -141,22 +142,29 @@ def waste_audit(cfg, compute_dtype, batch, steps, chunk) -> dict:
   run = lambda: opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
                                  progress=False, chunk=chunk)
   jax.block_until_ready(run().loss)                # compiles
-  compiles.clear()
-  t0 = time.perf_counter()
-  jax.block_until_ready(run().loss)
-  loop_s = time.perf_counter() - t0
-  warm_compiles = len(compiles)
   compiled = _chunk_fn(loss_fn, optimizer, chunk).lower(state, data, shared).compile()
-  st, loss, _, _ = compiled(opt_lib.init_state(state.variables, optimizer), data, shared)
-  jax.block_until_ready(loss)
-  t0 = time.perf_counter()
-  for _ in range(steps // chunk):
-    st, loss, _, _ = compiled(st, data, shared)
-  jax.block_until_ready(loss)
-  bare_s = time.perf_counter() - t0
+
+  def bare():
+    st = opt_lib.init_state(state.variables, optimizer)
+    for _ in range(steps // chunk):
+      st, loss, _, _ = compiled(st, data, shared)
+    jax.block_until_ready(loss)
+
+  bare()
+  compiles.clear()
+  loop_ts, bare_ts = [], []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(run().loss)
+    loop_ts.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    bare()
+    bare_ts.append(time.perf_counter() - t0)
+  loop_s, bare_s = min(loop_ts), min(bare_ts)
   return {"dtype": compute_dtype, "batch": batch, "steps": steps, "chunk": chunk,
-          "warm_compiles": warm_compiles, "loop_s": loop_s, "bare_chunks_s": bare_s,
-          "loop_overhead": loop_s / bare_s - 1.0, "hlo_ops": _hlo_op_counts(compiled)}
+          "repeats": repeats, "warm_compiles": len(compiles), "loop_s": loop_s,
+          "bare_chunks_s": bare_s, "loop_overhead": loop_s / bare_s - 1.0,
+          "hlo_ops": _hlo_op_counts(compiled)}
 
 
 def _time(f, *args, repeats=5):
@@ -287,11 +295,12 @@ def main(argv=None):
           f"max relative difference {effect['max_rel_diff']:.3g}, at the last step "
           f"{effect['final_rel_diff']:.3g}; loss decrease f32 {effect['f32_decrease']:.4g}, "
           f"bf16 {effect['bf16_decrease']:.4g}")
-  audit = waste_audit(cfg, dtypes[0], batches[-1], 4 * max(1, steps // 4), max(1, steps // 4))
+  audit = waste_audit(cfg, dtypes[0], batches[0], 4 * max(1, steps // 4), max(1, steps // 4),
+                      repeats=max(2, repeats))
   ops = ", ".join(f"{k} {v}" for k, v in audit["hlo_ops"].items())
   print(f"waste audit ({audit['dtype']}, B={audit['batch']}, {audit['steps']} steps in chunks of "
-        f"{audit['chunk']}): {audit['warm_compiles']} compilations in a warm rerun; loop wall time "
-        f"{audit['loop_s']:.3g}s vs bare compiled chunks {audit['bare_chunks_s']:.3g}s "
+        f"{audit['chunk']}, best of {audit['repeats']}): {audit['warm_compiles']} compilations in "
+        f"warm reruns; loop wall time {audit['loop_s']:.3g}s vs bare compiled chunks {audit['bare_chunks_s']:.3g}s "
         f"(overhead {100 * audit['loop_overhead']:+.1f}%); optimised step HLO: {ops}")
   if args.json:
     with open(args.json, "w") as f:
