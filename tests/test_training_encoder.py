@@ -46,7 +46,6 @@ SYNC_BN_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow   # a subprocess with 8 forced CPU devices: ~30 s of CPU; run with -m slow
 def test_sync_batch_norm_8_devices_equals_one():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
