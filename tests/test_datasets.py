@@ -54,3 +54,13 @@ def test_parse_round_trip_and_errors(spec):
     images.load_rgb_uint8(spec + "&key=picture#0")
   with pytest.raises(images.ImageError, match="cannot open the dataset"):
     images.list_images([spec.replace("jaxinv_test_images", "no_such_dataset_here")])
+
+
+def test_output_stems_name_tfds_examples_and_refuse_repeats(spec):
+  from jaxinv.cli.common import UserError, output_stems
+  spec, _ = spec
+  refs = images.list_images([spec], limit=2)
+  assert output_stems(["/a/x.png"] + refs) == ["x", "jaxinv_test_images-train-000000",
+                                               "jaxinv_test_images-train-000001"]
+  with pytest.raises(UserError, match=r"several context images share the name \['x'\]"):
+    output_stems(["/a/x.png", "/b/x.jpg"], "context images")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["UserError", "load_generator", "output_stems"]
 
 
 class UserError(Exception):
@@ -17,3 +17,13 @@ def load_generator(name_or_dir, families=None):
     return load_model(name_or_dir, expect_family=families)
   except (ModelDirError, OSError, ValueError) as e:
     raise UserError(str(e)) from None
+
+
+def output_stems(paths, what: str = "input images") -> list[str]:
+  """The names outputs take from ``paths`` (file stems, ``NAME-SPLIT-i`` for TFDS); refuses repeats."""
+  from jaxinv.io.images import image_stem
+  stems = [image_stem(p) for p in paths]
+  dup = sorted({s for s in stems if stems.count(s) > 1})
+  if dup:
+    raise UserError(f"several {what} share the name {dup}; outputs are named by stem")
+  return stems

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError
+from jaxinv.cli.common import UserError, output_stems
 
 
 def register(sub):
@@ -64,9 +64,7 @@ def run(args):
     ctx_paths = image_io.list_images(args.context)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  stems = [image_io.image_stem(p) for p in ctx_paths]
-  if len(set(stems)) != len(stems):
-    raise UserError("several context images share a name; outputs are named by stem")
+  stems = output_stems(ctx_paths, "context images")
   target = _load([args.target], models.resolution, args.loader)[0]
   contexts = _load(ctx_paths, models.resolution, args.loader)
   cx, cy, w, h = _box(args, models.resolution)

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator
+from jaxinv.cli.common import UserError, load_generator, output_stems
 
 __all__ = ["add_invert_arguments", "run_invert", "METHOD_DEFAULTS", "load_idinvert_models"]
 
@@ -79,9 +79,7 @@ def run_invert(args):
     paths = image_io.list_images(args.images)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
-  if len(set(stems)) != len(stems):
-    raise UserError("several input images share a name; outputs are named by stem")
+  stems = output_stems(paths)
   targets = _load(paths, models.resolution, args.loader)
   batch = max(1, min(args.batch, len(paths)))
   parts = []

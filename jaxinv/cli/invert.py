@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from jaxinv.cli import style_options, task_args
-from jaxinv.cli.common import UserError, load_generator
+from jaxinv.cli.common import UserError, load_generator, output_stems
 
 METHODS = ("mganprior", "dgp", "padinv", "idinvert")
 
@@ -100,13 +100,6 @@ def _check_common(args):
     raise UserError(f"--lr must be > 0 (got {args.lr})")
 
 
-def _stems(paths):
-  from jaxinv.io import images as image_io
-  stems = [image_io.image_stem(p) for p in paths]
-  dup = {s for s in stems if stems.count(s) > 1}
-  if dup:
-    raise UserError(f"several input images share the name {sorted(dup)}; outputs are named by stem")
-  return stems
 
 
 def _loss_config(args):
@@ -214,7 +207,7 @@ def run(args):
   vgg_params = _load_vgg(args, loss_cfg)
   try:
     paths = image_io.list_images(args.images)
-    stems = _stems(paths)
+    stems = output_stems(paths)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
   # task: targets are the observations the loss compares with degrade(G(v))
@@ -263,7 +256,7 @@ def _run_style(args, model):
   vgg_params = _load_vgg(args, loss_cfg)
   try:
     paths = image_io.list_images(args.images)
-    stems = _stems(paths)
+    stems = output_stems(paths)
     targets = image_io.load_images(paths, model.config.resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None

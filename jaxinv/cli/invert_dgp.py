@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator
+from jaxinv.cli.common import UserError, load_generator, output_stems
 
 
 def _schedule(args):
@@ -45,7 +45,6 @@ def run(args):
   from jaxinv.inversion.methods import dgp
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
-  from jaxinv.cli.invert import _stems
 
   if args.discriminator is None:
     raise UserError("--method dgp needs --discriminator D_DIR (convert DGP's D_*.pth with "
@@ -58,7 +57,7 @@ def run(args):
   sched = _schedule(args)
   try:
     paths = image_io.list_images(args.images)
-    stems = _stems(paths)
+    stems = output_stems(paths)
     origins = np.stack([dgp.load_image(p, res) for p in paths])
   except (image_io.ImageError, OSError) as e:
     raise UserError(str(e)) from None

@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator
+from jaxinv.cli.common import UserError, load_generator, output_stems
 
 __all__ = ["add_invert_arguments", "run_invert", "load_padinv_image", "METHOD_DEFAULTS",
            "edit_result"]
@@ -116,12 +116,10 @@ def run_invert(args):
   res = enc.config.resolution if enc is not None else gen.config.resolution
   try:
     paths = image_io.list_images(args.images)
-    stems = [image_io.image_stem(p) for p in paths]
+    stems = output_stems(paths)
     targets = np.stack([load_padinv_image(p, res) for p in paths])
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  if len(set(stems)) != len(stems):
-    raise UserError("several input images share a name; outputs are named by stem")
   batch = max(1, min(args.batch, len(paths)))
   parts = []
   for start in range(0, len(paths), batch):
