@@ -22,7 +22,7 @@ import numpy as np
 
 def _psnr(pred, gt):
   from jaxinv import metrics
-  from jaxinv.io.grid import to_uint8
+  from jaxinv.io.images import to_uint8
   return float(np.mean([metrics.psnr(to_uint8(a), to_uint8(b), 255.0) for a, b in zip(pred, gt)]))
 
 

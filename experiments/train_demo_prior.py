@@ -22,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxinv.io import checkpoints, grid
+from jaxinv.io import checkpoints, images as image_io
 from jaxinv.models import pggan
 from jaxinv.training import digits, gan
 
@@ -79,9 +79,9 @@ def train_and_save(c, out: str, log=print) -> dict:
                          overwrite=True)
   z = np.asarray(jax.random.normal(jax.random.key(c.seed + 1000), (c.n_samples, c.z_dim)))
   samples = np.asarray(pggan.PGGANGenerator(cfg.generator).apply({"params": g_ema}, z))
-  grid.save_png(os.path.join(out, "samples.png"), grid.image_grid(samples, 8), scale=2)
+  image_io.save_png(os.path.join(out, "samples.png"), image_io.image_grid(samples, 8), scale=2)
   real = train_x[:c.n_samples]
-  grid.save_png(os.path.join(out, "real_samples.png"), grid.image_grid(real, 8), scale=2)
+  image_io.save_png(os.path.join(out, "real_samples.png"), image_io.image_grid(real, 8), scale=2)
   lines = ["step,d_loss,g_loss,r1"] + [f"{i},{a:.5f},{b:.5f},{r:.5f}"
                                        for i, (a, b, r) in enumerate(losses)]
   checkpoints.atomic_write_bytes(os.path.join(out, "losses.csv"), ("\n".join(lines) + "\n").encode())

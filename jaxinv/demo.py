@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 import time
 from typing import Callable, Sequence
@@ -115,7 +114,7 @@ def _make_tasks(cfg: DemoConfig, resolution: int) -> dict:
 
 def _score(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None) -> dict:
   from jaxinv import metrics
-  from jaxinv.io.grid import to_uint8
+  from jaxinv.io.images import to_uint8
   p, g = to_uint8(pred), to_uint8(gt)
   row = {"psnr": metrics.psnr(p, g, 255.0), "ssim": metrics.ssim(p, g, 255.0)}
   if mask is not None:
@@ -304,7 +303,7 @@ def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
 def write_outputs(result: dict, out_dir: str) -> dict:
   """Writes ``results.csv``, ``summary.csv``, ``psnr_vs_codes.png``, ``grid_<task>.png``,
   ``config.json`` under ``out_dir`` (each atomically); returns ``{name: path}``."""
-  from jaxinv.io import checkpoints, grid
+  from jaxinv.io import checkpoints, images as image_io
   cfg = result["config"]
   os.makedirs(out_dir, exist_ok=True)
   paths = {}
@@ -321,10 +320,9 @@ def write_outputs(result: dict, out_dir: str) -> dict:
   for task in cfg.tasks:
     cols = [pics[(task, "gt")], pics[(task, "obs")]]
     cols += [pics[(task, l, n)] for l in cfg.layers for n in cfg.codes]
-    b = cols[0].shape[0]
     cells = np.stack(cols, axis=1).reshape((-1,) + cols[0].shape[1:])
     name = f"grid_{task}.png"
-    grid.save_png(os.path.join(out_dir, name), grid.image_grid(cells, len(cols)), scale=2)
+    image_io.save_png(os.path.join(out_dir, name), image_io.image_grid(cells, len(cols)), scale=2)
     paths[name] = os.path.join(out_dir, name)
   encoder_columns = []
   if ("encoder", "encoder") in pics:
@@ -332,7 +330,7 @@ def write_outputs(result: dict, out_dir: str) -> dict:
     cols = [pics[("reconstruct", "gt")]] + [pics[("encoder", m)] for m in ENCODER_METHODS]
     cells = np.stack(cols, axis=1).reshape((-1,) + cols[0].shape[1:])
     paths["grid_encoder.png"] = os.path.join(out_dir, "grid_encoder.png")
-    grid.save_png(paths["grid_encoder.png"], grid.image_grid(cells, len(cols)), scale=2)
+    image_io.save_png(paths["grid_encoder.png"], image_io.image_grid(cells, len(cols)), scale=2)
   meta = {"config": dataclasses.asdict(cfg), "model": result["model"],
           "seconds": round(result["seconds"], 1),
           "grid_columns": ["ground truth", "observation"] + [f"layer {l}, N {n}"

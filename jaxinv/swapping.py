@@ -12,7 +12,6 @@ every image, as the official ``fix_noise``; or the maps given in ``fixed_noise``
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Mapping, Sequence
 
 import jax
@@ -21,26 +20,20 @@ import numpy as np
 
 from jaxinv.models import swapping_autoencoder as sae
 
-__all__ = ["Swapper", "load_images", "to_uint8", "grid", "interp_codes", "NOISE_MODES"]
+__all__ = ["Swapper", "load_images", "to_uint8", "interp_codes", "NOISE_MODES"]
 
 NOISE_MODES = ("fixed", "zero", "random")
 
 
 def load_images(paths: Sequence[str], size: int) -> np.ndarray:
-  """PNG/JPEG files → ``[N, size, size, 3]`` float32 in [-1, 1].
+  """Image files (or TFDS examples) → ``[N, size, size, 3]`` float32 in [-1, 1].
 
   The official test-time transform for square crops: a PIL bicubic resize of the
   whole image to ``size`` x ``size``, then ``u8 / 127.5 - 1``.
   """
-  from PIL import Image
-  out = []
-  for p in paths:
-    with Image.open(p) as im:
-      im = im.convert("RGB")
-      if im.size != (size, size):
-        im = im.resize((size, size), Image.BICUBIC)
-      out.append(np.asarray(im, np.uint8))
-  return (np.stack(out).astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+  from jaxinv.io.images import load_resized_uint8
+  u8 = np.stack([load_resized_uint8(p, size) for p in paths])
+  return (u8.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
 
 
 def load_mask(path: str, size: int) -> np.ndarray:
@@ -55,19 +48,6 @@ def to_uint8(x) -> np.ndarray:
   """[-1, 1] → uint8 as the official evaluator writes PNGs: clamp, ``(x+1)/2*255``, truncate."""
   x = np.clip(np.asarray(x, np.float32), -1.0, 1.0)
   return ((x + 1.0) / 2.0 * 255.0).astype(np.uint8)
-
-
-def grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:
-  """A 2-D list of equal-size uint8 ``[H, W, 3]`` images (None = blank) → one uint8 image."""
-  h, w = next(im for row in rows for im in row if im is not None).shape[:2]
-  nr, nc = len(rows), max(len(r) for r in rows)
-  out = np.full((nr * (h + pad) + pad, nc * (w + pad) + pad, 3), fill, np.uint8)
-  for i, row in enumerate(rows):
-    for j, im in enumerate(row):
-      if im is not None:
-        y, x = pad + i * (h + pad), pad + j * (w + pad)
-        out[y:y + h, x:x + w] = im
-  return out
 
 
 def interp_codes(a: jax.Array, b: jax.Array, alphas: Sequence[float]) -> jax.Array:

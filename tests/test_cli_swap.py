@@ -53,6 +53,9 @@ def test_swap_grid_interp_mask(model_dir, tmp_path):
   m = np.asarray(Image.open(out / "masked_s0_t0.png")).astype(int)
   s = np.asarray(Image.open(out / "swap_s0_t0.png")).astype(int)
   assert np.abs(m[:, 70:] - s[:, 70:]).max() <= 1     # right half: the swapped texture
+  # The grid: a blank corner, then each swap in its (structure row, texture column) cell.
+  assert (grid[2:130, 2:130] == 255).all()
+  assert (grid[132:260, 132:260].astype(int) == s).all()
 
 
 def test_swap_user_errors(model_dir, tmp_path, capsys):

@@ -60,7 +60,7 @@ def _mean_psnr(module, params, gt):
   from jaxinv import metrics
   from jaxinv.inversion import objectives
   from jaxinv.inversion.methods import mganprior
-  from jaxinv.io.grid import to_uint8
+  from jaxinv.io.images import to_uint8
   cfg = mganprior.MGANpriorConfig(codes=CHECK["codes"], layer=CHECK["layer"],
                                   loss=objectives.LossConfig(loss="mse"), optimizer="adam",
                                   lr=demo.DemoConfig().lr, steps=CHECK["steps"])

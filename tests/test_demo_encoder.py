@@ -25,7 +25,7 @@ def models():
 
 def _psnr(pred, gt):
   from jaxinv import metrics
-  from jaxinv.io.grid import to_uint8
+  from jaxinv.io.images import to_uint8
   return float(np.mean([metrics.psnr(to_uint8(a), to_uint8(b), 255.0)
                         for a, b in zip(np.asarray(pred), np.asarray(gt))]))
 

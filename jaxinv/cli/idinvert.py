@@ -171,7 +171,6 @@ def _boundary(path, num_layers, w_dim):
 
 def run_edit(args):
   from jaxinv import editing
-  from jaxinv.inversion.methods import idinvert as M
   from jaxinv.io import images as image_io
   import jax
 

@@ -36,17 +36,9 @@ def register(sub):
   p.set_defaults(func=run)
 
 
-def _save_png(path, arr):
-  import io
-  from PIL import Image
-  from jaxinv.io.checkpoints import atomic_write_bytes
-  buf = io.BytesIO()
-  Image.fromarray(arr).save(buf, format="PNG")
-  atomic_write_bytes(path, buf.getvalue())
-
-
 def run(args):
   from jaxinv import swapping
+  from jaxinv.io import images as image_io
   from jaxinv.io.checkpoints import ModelDirError, atomic_write_json
   from jaxinv.models.registry import load_model
 
@@ -69,7 +61,7 @@ def run(args):
     s_img = swapping.load_images(args.structure, size)
     t_img = swapping.load_images(args.texture, size)
     mask = swapping.load_mask(args.mask, size) if args.mask else None
-  except OSError as e:
+  except (OSError, image_io.ImageError) as e:
     raise UserError(f"cannot read an input image: {e}") from None
   sw = swapping.Swapper(model, batch=args.batch, noise=args.noise, seed=args.seed)
   os.makedirs(args.out, exist_ok=True)
@@ -77,24 +69,24 @@ def run(args):
   out = u8(sw.swap_all(s_img, t_img))
   for i in range(out.shape[0]):
     for j in range(out.shape[1]):
-      _save_png(os.path.join(args.out, f"swap_s{i}_t{j}.png"), out[i, j])
+      image_io.save_png(os.path.join(args.out, f"swap_s{i}_t{j}.png"), out[i, j])
   rows = [[None] + list(u8(t_img))] + [[u8(s_img[i])] + list(out[i]) for i in range(out.shape[0])]
-  _save_png(os.path.join(args.out, "grid.png"), swapping.grid(rows))
+  image_io.save_png(os.path.join(args.out, "grid.png"), image_io.make_grid(rows))
   written = ["grid.png"]
   if args.interpolate:
     strips = u8(sw.interpolate(s_img, t_img, args.interpolate))
     for i in range(strips.shape[0]):
       for j in range(strips.shape[1]):
-        _save_png(os.path.join(args.out, f"interp_s{i}_t{j}.png"), swapping.grid([list(strips[i, j])]))
+        image_io.save_png(os.path.join(args.out, f"interp_s{i}_t{j}.png"), image_io.make_grid([list(strips[i, j])]))
     written.append("interp_s*_t*.png")
   if mask is not None:
     masked = u8(sw.masked_swap(s_img, t_img, mask))
     for i in range(masked.shape[0]):
       for j in range(masked.shape[1]):
-        _save_png(os.path.join(args.out, f"masked_s{i}_t{j}.png"), masked[i, j])
+        image_io.save_png(os.path.join(args.out, f"masked_s{i}_t{j}.png"), masked[i, j])
     mrows = [[None] + list(u8(t_img))] + [[u8(s_img[i])] + list(masked[i])
                                           for i in range(masked.shape[0])]
-    _save_png(os.path.join(args.out, "masked_grid.png"), swapping.grid(mrows))
+    image_io.save_png(os.path.join(args.out, "masked_grid.png"), image_io.make_grid(mrows))
     written.append("masked_grid.png")
   atomic_write_json(os.path.join(args.out, "run.json"), {
       "model": os.path.abspath(args.model), "structure": args.structure, "texture": args.texture,

@@ -34,7 +34,7 @@ from jaxinv.io import datasets
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
            "load_images",
            "to_uint8", "save_png", "list_images", "image_stem", "LOADERS", "uint8_to_tanh",
-           "make_grid"]
+           "make_grid", "image_grid"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -188,11 +188,15 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
   return np.clip((x + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
-def save_png(path, image: np.ndarray):
-  """Writes ``[H, W, 3]`` (float in [-1, 1], or uint8) atomically as PNG."""
+def save_png(path, image: np.ndarray, scale: int = 1):
+  """Writes ``[H, W, 3]`` (float in [-1, 1], or uint8) atomically as PNG, nearest-neighbour
+  enlarged ``scale`` times."""
   from PIL import Image
   from jaxinv.io.checkpoints import atomic_write_bytes
+  image = np.asarray(image)
   arr = image if image.dtype == np.uint8 else to_uint8(image)
+  if scale > 1:
+    arr = np.repeat(np.repeat(arr, scale, axis=0), scale, axis=1)
   if arr.ndim == 3 and arr.shape[-1] == 1:
     arr = arr[..., 0]
   buf = io.BytesIO()
@@ -200,17 +204,26 @@ def save_png(path, image: np.ndarray):
   atomic_write_bytes(path, buf.getvalue())
 
 
-def make_grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2) -> np.ndarray:
-  """Tiles ``rows[r][c]`` images (``[H, W, 3]``, float [-1,1] or uint8) into one uint8 grid."""
-  tiles = [[t if t.dtype == np.uint8 else to_uint8(t) for t in row] for row in rows]
-  h = max(t.shape[0] for row in tiles for t in row)
-  w = max(t.shape[1] for row in tiles for t in row)
+def make_grid(rows: Sequence[Sequence[np.ndarray | None]], pad: int = 2) -> np.ndarray:
+  """Tiles ``rows[r][c]`` images (``[H, W, 3]``, float [-1,1] or uint8; None = blank) into one
+  uint8 grid on white."""
+  tiles = [[t if t is None or t.dtype == np.uint8 else to_uint8(t) for t in row] for row in rows]
+  h = max(t.shape[0] for row in tiles for t in row if t is not None)
+  w = max(t.shape[1] for row in tiles for t in row if t is not None)
   ncol = max(len(r) for r in tiles)
   grid = np.full((len(tiles) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
   for i, row in enumerate(tiles):
     for j, t in enumerate(row):
+      if t is None:
+        continue
       if t.ndim == 2:
         t = np.repeat(t[..., None], 3, -1)
       y, x = pad + i * (h + pad), pad + j * (w + pad)
       grid[y:y + t.shape[0], x:x + t.shape[1]] = t[..., :3]
   return grid
+
+
+def image_grid(images: np.ndarray, ncol: int, pad: int = 1) -> np.ndarray:
+  """``[B, H, W, 3]`` (float [-1, 1] or uint8) → a row-major grid of ``ncol`` columns."""
+  images = np.asarray(images)
+  return make_grid([list(images[i:i + ncol]) for i in range(0, len(images), ncol)], pad)

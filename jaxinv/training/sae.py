@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -327,15 +327,10 @@ def _sample_images(config, params, x, noise):
 
 def _sample_grid(config, params, x, noise):
   """uint8 grid: rows real, reconstruction, swap (structure i, texture of its pair partner)."""
+  from jaxinv.io.images import make_grid
+  from jaxinv.swapping import to_uint8
   rec, swp = _sample_images(config, params, x, noise)
-  to8 = lambda a: ((np.clip(np.asarray(a), -1, 1) + 1) / 2 * 255).astype(np.uint8)
-  rows = [list(to8(v)) for v in (x, rec, swp)]
-  h, w = rows[0][0].shape[:2]
-  out = np.full((3 * (h + 2) + 2, len(rows[0]) * (w + 2) + 2, 3), 255, np.uint8)
-  for i, row in enumerate(rows):
-    for j, im in enumerate(row):
-      out[2 + i * (h + 2):2 + i * (h + 2) + h, 2 + j * (w + 2):2 + j * (w + 2) + w] = im
-  return out
+  return make_grid([list(to_uint8(v)) for v in (x, rec, swp)])
 
 
 class _Throughput:
@@ -372,7 +367,7 @@ def train(config, workdir: str) -> dict:
   import json
   import orbax.checkpoint as ocp
   from jaxinv import sharding
-  from jaxinv.io.checkpoints import atomic_write_bytes, atomic_write_json
+  from jaxinv.io.checkpoints import atomic_write_json
 
   os.makedirs(workdir, exist_ok=True)
   opts_all = dict(config.options)
@@ -450,12 +445,10 @@ def train(config, workdir: str) -> dict:
             flush=True)
       meter.start()
     if config.sample_every and ((it + 1) % config.sample_every == 0 or it + 1 == config.iterations):
-      import io
-      from PIL import Image
+      from jaxinv.io.images import save_png
       meter.stop(state)
-      buf = io.BytesIO()
-      Image.fromarray(_sample_grid(mcfg, state["params"], sample_x, sample_noise)).save(buf, "PNG")
-      atomic_write_bytes(os.path.join(workdir, "samples", f"iter_{it + 1:06d}.png"), buf.getvalue())
+      save_png(os.path.join(workdir, "samples", f"iter_{it + 1:06d}.png"),
+               _sample_grid(mcfg, state["params"], sample_x, sample_noise))
       meter.start()
     if (it + 1) % config.checkpoint_every == 0 or it + 1 == config.iterations:
       meter.stop(state)
