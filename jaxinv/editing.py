@@ -368,7 +368,6 @@ def generator_directions(model, method: str = "sefa", num: int = 5, samples: int
     ``space`` is ``"w"`` or ``"z"`` and ``values`` are eigenvalues / variances.
   """
   import jax
-  import jax.numpy as jnp
   flat = _flat_params(model.params)
   fam = model.family
   if method == "sefa":

@@ -21,7 +21,6 @@ axis, ``shared`` replicated. The step has no cross-image collective.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable
 
 import jax

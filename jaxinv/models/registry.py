@@ -14,7 +14,6 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import lpips, pggan, vgg
 from jaxinv.models import stylegan, stylegan2
 from jaxinv.models import biggan
 from jaxinv.models import swapping_autoencoder as sae

@@ -35,7 +35,6 @@ import flax.linen as nn
 from jax import lax
 
 from jaxinv.models import layers as L
-from jaxinv.models.upfirdn import make_kernel
 
 __all__ = ["SAEConfig", "SwappingAutoencoder", "Encoder", "Generator", "Discriminator",
            "PatchDiscriminator", "normalize", "swap_pairs", "blur", "make_noise", "noise_shapes",

@@ -26,12 +26,10 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxinv.models import idinvert_encoder
