@@ -18,6 +18,7 @@ import numpy as np
 from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
 from converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.models import swapping_autoencoder as sae
+from jaxinv.models.upfirdn import make_kernel
 
 NAME = "swapping-autoencoder"
 DESCRIPTION = ("official Swapping Autoencoder checkpoint (E.FromRGB.*, G.SpatialCodeModulation.*, "
@@ -73,7 +74,7 @@ def read_options(config=None, **overrides) -> dict:
 
 
 def _check_kernels(sd):
-  want = {"E": np.asarray(sae.make_kernel(sae._BLUR_E)), "sg2": np.asarray(sae.make_kernel(sae._BLUR_SG2))}
+  want = {"E": np.asarray(make_kernel(sae._BLUR_E)), "sg2": np.asarray(make_kernel(sae._BLUR_SG2))}
   for k, v in sd.items():
     if not k.endswith("kernel"):
       continue
