@@ -54,6 +54,21 @@ def _highest_precision():
     yield
 
 
+def _log_error(what, err, magnitude, atol, rtol):
+  """Append one comparison to ``$JAXINV_ERROR_LOG`` (JSON lines), to measure each bound's margin per machine."""
+  log = os.environ.get("JAXINV_ERROR_LOG")
+  if not log:
+    return
+  import numpy as np
+  bound = atol + rtol * magnitude
+  used = float((err / np.maximum(bound, 1e-300)).max()) if err.size else 0.0
+  record = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0], "what": what,
+            "max_abs": float(err.max()) if err.size else 0.0, "atol": float(atol), "rtol": float(rtol),
+            "fraction_of_bound": used, "isa": os.environ.get("XLA_FLAGS", "")}
+  with open(log, "a") as f:
+    f.write(json.dumps(record) + "\n")
+
+
 def assert_close(actual, expected, atol=0.0, rtol=0.0, what=""):
   """``|a - e| <= atol + rtol·|e|`` everywhere, reporting the max abs/rel error on failure."""
   import numpy as np
@@ -62,6 +77,7 @@ def assert_close(actual, expected, atol=0.0, rtol=0.0, what=""):
   assert a.shape == e.shape, f"{what}: shape {a.shape} != expected {e.shape}"
   err = np.abs(a - e)
   ok = err <= atol + rtol * np.abs(e)
+  _log_error(what, err, np.abs(e), atol, rtol)
   if not ok.all():
     rel = err / np.maximum(np.abs(e), 1e-30)
     raise AssertionError(f"{what}: max abs err {err.max():.3g}, max rel err {rel.max():.3g} "
