@@ -272,7 +272,8 @@ def _csv_bytes(rows: Sequence[dict]) -> bytes:
   return buf.getvalue().encode()
 
 
-def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
+def plot_figure(summary: Sequence[dict], cfg: DemoConfig):
+  """The PSNR-vs-N figure: one panel per task, one line per layer (a matplotlib Figure)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -294,6 +295,12 @@ def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
     ax.legend(fontsize=8)
   fig.suptitle("mGANprior on held-out digits (demo-digits prior)")
   fig.tight_layout()
+  return fig
+
+
+def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
+  import matplotlib.pyplot as plt
+  fig = plot_figure(summary, cfg)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100)
   plt.close(fig)

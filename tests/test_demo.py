@@ -84,10 +84,24 @@ def test_demo_cli_end_to_end(tmp_path):
   rc = main(["demo", "--out", str(out), "--codes", "1", "--layers", "2", "--images", "2",
              "--steps", "2", "--no-progress"])
   assert rc == 0
-  for name in ["results.csv", "summary.csv", "psnr_vs_codes.png", "config.json",
-               "grid_reconstruct.png", "grid_inpaint.png", "grid_super-resolve.png",
-               "grid_encoder.png"]:
-    assert (out / name).stat().st_size > 0, name
+  from PIL import Image
+  from jaxinv.io.images import to_uint8
+  res, n_img, scale = 32, 2, 2
+  gt = to_uint8(demo.load_test_digits(res, n_img)["images"])
+  # Grids: rows = images, columns = ground truth, observation, then one per (layer, N); 1 px padding,
+  # enlarged twice. The ground-truth column must hold the held-out digits themselves.
+  for name, ncol in [("grid_reconstruct.png", 3), ("grid_inpaint.png", 3),
+                     ("grid_super-resolve.png", 3), ("grid_encoder.png", 1 + len(demo.ENCODER_METHODS))]:
+    grid = np.asarray(Image.open(out / name).convert("RGB"))
+    assert grid.shape == ((n_img * (res + 1) + 1) * scale, (ncol * (res + 1) + 1) * scale, 3), name
+    for i in range(n_img):
+      y = (1 + i * (res + 1)) * scale
+      cell = grid[y:y + res * scale:scale, scale:scale + res * scale:scale]
+      np.testing.assert_array_equal(cell, gt[i], err_msg=f"{name}: ground-truth cell of image {i}")
+  plot = Image.open(out / "psnr_vs_codes.png")
+  assert plot.format == "PNG" and plot.size[0] > plot.size[1] > 100
+  meta = json.loads((out / "config.json").read_text())
+  assert meta["config"]["codes"] == [1] and meta["config"]["layers"] == [2]
   rows = list(csv.DictReader(open(out / "results.csv")))
   study = [r for r in rows if r["method"] == "mganprior"]
   assert len(study) == 3 * 1 * 1 * 2  # tasks × N × layers × images
@@ -100,6 +114,24 @@ def test_demo_cli_end_to_end(tmp_path):
   assert {r["steps"] for r in enc if r["method"] != "encoder"} == {"2"}
   summary = list(csv.DictReader(open(out / "summary.csv")))
   assert {r["method"] for r in summary} == {"mganprior", *demo.ENCODER_METHODS}
+
+
+def test_plot_figure_shows_the_summary():
+  cfg = demo.DemoConfig(codes=(1, 2, 5), layers=(2, 4), tasks=("reconstruct", "inpaint"))
+  summary = [{"method": "mganprior", "task": t, "layer": l, "codes": n, "psnr": 20 + n + l / 10 + (t == "inpaint")}
+             for t in cfg.tasks for l in cfg.layers for n in cfg.codes]
+  summary.append({"method": "encoder", "task": "reconstruct", "layer": 0, "codes": 1, "psnr": 99.0})
+  fig = demo.plot_figure(summary, cfg)
+  axes = fig.get_axes()
+  assert [ax.get_title() for ax in axes] == list(cfg.tasks)
+  for ax, task in zip(axes, cfg.tasks):
+    assert ax.get_xlabel() == "number of codes N" and "PSNR" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"layer {l}" for l in cfg.layers]
+    for line, layer in zip(ax.get_lines(), cfg.layers):
+      np.testing.assert_array_equal(line.get_xdata(), cfg.codes)
+      np.testing.assert_allclose(line.get_ydata(), [20 + n + layer / 10 + (task == "inpaint")
+                                                    for n in cfg.codes])
+    assert len(ax.get_lines()) == len(cfg.layers)
 
 
 def test_demo_cli_rejects_bad_layer(tmp_path, capsys):
