@@ -15,6 +15,42 @@ def golden_root() -> pathlib.Path:
   return pathlib.Path(os.environ.get("JAXINV_GOLDEN", REPO.parent / "shared" / "golden")).resolve()
 
 
+MISSING_FIXTURE = "<fixture missing>"
+
+
+def expected_at_collection(folder: str) -> dict | None:
+  """A fixture folder's expected.json read at collection time (for ``parametrize``); None if absent."""
+  p = golden_root() / folder / "expected.json"
+  return json.loads(p.read_text()) if p.is_file() else None
+
+
+def case_params(folder: str, pick) -> list:
+  """``parametrize`` values taken from a case: ``pick(expected)`` (a list, or a dict's keys).
+
+  A missing fixture gives one placeholder, so the test still runs and the ``golden`` fixture fails
+  it (a missing fixture is a failure, not a skip); a case that lacks the part gives no values, which
+  pytest reports as a skip of an empty parameter set.
+  """
+  e = expected_at_collection(folder)
+  if e is None:
+    return [MISSING_FIXTURE]
+  try:
+    values = pick(e)
+  except (KeyError, IndexError, TypeError):
+    return []
+  return list(values.keys() if isinstance(values, dict) else values)
+
+
+def npz_keys_at_collection(folder: str, name: str) -> list[str] | None:
+  """The array names inside a fixture archive at collection time (None if absent)."""
+  import numpy as np
+  p = golden_root() / folder / name
+  if not p.is_file():
+    return None
+  with np.load(p) as f:
+    return list(f.files)
+
+
 class Golden:
   """One fixture folder: ``path(name)`` resolves files, ``expected`` is its expected.json."""
 
@@ -34,6 +70,14 @@ class Golden:
   def npz(self, name: str):
     import numpy as np
     return np.load(self.path(name))
+
+  def optional(self, relative: str, what: str) -> pathlib.Path:
+    """A file a case may lack (example images beside the fixtures): its path relative to this folder,
+    or a skip naming it."""
+    p = (self.dir / relative).resolve()
+    if not p.exists():
+      pytest.skip(f"{what} not in this case: {p}")
+    return p
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +107,7 @@ def _log_error(what, err, magnitude, atol, rtol):
   bound = atol + rtol * magnitude
   used = float((err / np.maximum(bound, 1e-300)).max()) if err.size else 0.0
   record = {"test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0], "what": what,
-            "max_abs": float(err.max()) if err.size else 0.0, "atol": float(atol), "rtol": float(rtol),
+            "max_abs": float(err.max()) if err.size else 0.0, "atol": float(np.max(atol)), "rtol": float(rtol),
             "fraction_of_bound": used, "isa": os.environ.get("XLA_FLAGS", "")}
   with open(log, "a") as f:
     f.write(json.dumps(record) + "\n")
