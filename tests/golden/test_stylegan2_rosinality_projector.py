@@ -8,7 +8,7 @@ import pytest
 from converters import read_source, rosinality_stylegan2
 from jaxinv.inversion.methods import projector
 from jaxinv.models import stylegan2
-from tests.conftest import assert_close
+from tests.conftest import assert_close, case_params
 from tests.golden._style_common import image_atol, nchw
 
 
@@ -39,11 +39,14 @@ def test_latent_stats(gen):
   assert_close(std, f["proj_latent_std"], rtol=1e-5, what="latent std")
 
 
-@pytest.mark.parametrize("tag,w_plus", [tuple(t) for t in
-                                        __import__("json").load(open(
-                                            __import__("tests.conftest", fromlist=["x"])
-                                            .golden_root() / "stylegan2_rosinality" / "expected.json"))
-                                        ["config"]["proj"]])
+def _runs(e):
+  import ast
+  proj = e["config"]["proj"]
+  return [tuple(t) for t in (ast.literal_eval(proj) if isinstance(proj, str) else proj)]
+
+
+@pytest.mark.parametrize("tag,w_plus", [r if isinstance(r, tuple) else (r, None)
+                                        for r in case_params("stylegan2_rosinality", _runs)])
 def test_trajectory(gen, tag, w_plus):
   g, m, params, f = gen
   e = g.expected
