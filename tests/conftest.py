@@ -127,3 +127,21 @@ def assert_close(actual, expected, atol=0.0, rtol=0.0, what=""):
     raise AssertionError(f"{what}: max abs err {err.max():.3g}, max rel err {rel.max():.3g} "
                          f"(atol {atol}, rtol {rtol}); {int((~ok).sum())}/{ok.size} elements off")
   return float(err.max()) if err.size else 0.0
+
+
+# Adam normalises each coordinate, so after a few steps two float32 implementations agree to float
+# precision on components with a clear gradient but may differ by up to 2·lr per step on components
+# whose gradient is within float noise of zero. mganprior's README §7: the official float64 rerun
+# differs from its float32 in 3.9% of z's components by more than 1e-4. Two float32 implementations
+# carry sqrt(2)x one's noise and which components sit near zero gradient depends on it: allow 10%.
+ADAM_BULK_ATOL = 1e-4
+ADAM_BULK_FRACTION = 0.10
+
+
+def check_adam_bulk(ours, official, what):
+  """At most ADAM_BULK_FRACTION of the components differ by more than ADAM_BULK_ATOL; returns the share."""
+  import numpy as np
+  off = float(np.mean(np.abs(np.asarray(ours, np.float64) - np.asarray(official, np.float64))
+                      > ADAM_BULK_ATOL))
+  assert off <= ADAM_BULK_FRACTION, f"{what}: {off:.1%} of components differ by more than {ADAM_BULK_ATOL}"
+  return off

@@ -8,7 +8,7 @@ import pytest
 from jaxinv.inversion import objectives, spaces
 from jaxinv.inversion.methods import mganprior
 from jaxinv.io import images as image_io
-from tests.conftest import assert_close, case_params
+from tests.conftest import ADAM_BULK_ATOL, assert_close, case_params, check_adam_bulk
 from tests.golden.mganprior_common import check_final_image, converted, nchw, nhwc, parse_run
 
 
@@ -18,21 +18,26 @@ from tests.golden.mganprior_common import check_final_image, converted, nchw, nh
 # - SGD latents: a stable descending SGD trajectory (|I - lr·H| <= 1) accumulates each step's
 #   gradient noise at most linearly, |dv| <= steps·lr·noise·max|g0|; gradient noise is 1e-4 of the
 #   gradient's max for pixel losses and 5e-4 with the VGG term (test_gradients_at_init).
-# - Adam latents: Adam normalises each coordinate, so a coordinate whose gradient is near zero can
-#   take the other sign's step (±lr) in another float32 implementation; the official float64 rerun
-#   already differs by 2.2e-3 in z and 2.5e-4 in alpha (README §7), whose suggested bound is 5e-3.
+# - Adam latents: Adam normalises each coordinate (bias-corrected |m/sqrt(v)| <= 1 for beta1² <=
+#   beta2), so a coordinate moves at most lr per step and two runs can differ by at most 2·lr·steps
+#   (a coordinate whose gradient is within float noise of zero may take the other sign's step); that
+#   is the hard bound on every component. The bulk is much tighter: components whose gradient is well
+#   above its noise agree to float precision. The official float64 rerun differs from its float32 in
+#   3.9% of z's components by more than 1e-4 (max 2.2e-3, README §7); check_adam_bulk (conftest)
+#   allows 10% beyond 1e-4.
 # - Images: check_final_image (G's own float32 floor 1e-4, README's generator-output suggestion
 #   over the 5e-6 float64 difference, plus the image motion of our latents' drift).
 LOSS_RTOL = 1e-5
-ADAM_LATENT_ATOL = 5e-3
 IMAGE_FLOOR = 1e-4
 
 
 def latent_bound(cfg, grad0):
+  """Largest difference any latent component may show after ``cfg.steps`` steps."""
   if cfg.optimizer != "sgd":
-    return ADAM_LATENT_ATOL
+    return 2 * cfg.lr * cfg.steps
   noise = 5e-4 if cfg.loss.needs_vgg else 1e-4
   return cfg.steps * cfg.lr * noise * float(np.abs(grad0).max())
+
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +92,9 @@ def test_trajectory(golden, models, run_name):
     bound = latent_bound(cfg, d[f"{run_name}_grad_{k}0"])
     errs[k] = assert_close(out.variables[k], d[f"{run_name}_final_{k}"], atol=bound, what=f"final {k}")
     assert_close(out.history[k][:, 0], d[f"{run_name}_{k}_hist"][:, 0], atol=bound, what=f"{k} hist")
+    if cfg.optimizer != "sgd":
+      errs[f"{k} share > {ADAM_BULK_ATOL}"] = check_adam_bulk(
+          out.variables[k], d[f"{run_name}_final_{k}"], f"final {k}")
   official = {k: d[f"{run_name}_final_{k}"] for k in ("z", "alpha")}
   errs["image"] = check_final_image(gen, cfg, out, official, d[f"{run_name}_final_image"],
                                     IMAGE_FLOOR, what="final image")
