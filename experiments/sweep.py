@@ -190,7 +190,7 @@ class Item:
   chash: str
   image: str            # stem
   path: str
-  index: int            # position in the full image list (seeds the init)
+  index: int            # position in the full image list (order of the records only)
 
   @property
   def key(self):
@@ -295,6 +295,7 @@ def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
   import jax.numpy as jnp
   from jaxinv import metrics, sharding
   from jaxinv.inversion import optimize as opt_lib, spaces
+  from jaxinv.inversion import run
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
 
@@ -310,7 +311,7 @@ def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
 
   gt = image_io.load_images([it.path for it in items], res, point.image_loader)
   obs = np.asarray(task.observe(jnp.asarray(gt)))
-  keys = [jax.random.fold_in(jax.random.PRNGKey(it.setting["seed"]), it.index) for it in items]
+  keys = [run.image_key(it.setting["seed"], it.image) for it in items]
   init = [jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, point.init)) for k in keys]
   init = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *init)
   (init, obs_p), real = sharding.pad_to_multiple((init, obs), batch)

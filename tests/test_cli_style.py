@@ -79,3 +79,16 @@ def test_convert_discriminator_part(tmp_path):
   assert main(["convert", str(ROS / exp["checkpoint"]["file"]), str(dest), "--option", "part=d"]) == 0
   d = registry.load_model(dest, expect_family="stylegan2-discriminator")
   assert d.config.resolution == exp["config"]["size"]
+
+
+@pytest.mark.parametrize("space,extra,keys", [
+    ("z", [], ("z",)),
+    ("multi", ["--codes", "2", "--layer", "4"], ("codes", "alpha", "wp"))])
+def test_invert_style_result_independent_of_position_and_batch(converted, tmp_path, space, extra, keys):
+  from tests.test_cli_core import assert_same_image_result, images_alone_and_in_a_list
+  full, alone, name = images_alone_and_in_a_list(tmp_path)
+  common = ["invert", "--generator", str(converted / "G"), "--space", space, "--loss", "mse",
+            "--optimizer", "adam", "--lr", "0.05", "--steps", "3"] + extra
+  assert main(common + ["--images", str(full), "--batch", "4", "--out", str(tmp_path / "a")]) == 0
+  assert main(common + ["--images", str(alone), "--batch", "1", "--out", str(tmp_path / "c")]) == 0
+  assert_same_image_result(tmp_path / "a", tmp_path / "c", name, keys)

@@ -28,7 +28,7 @@ def base() -> ml_collections.ConfigDict:
       "vgg_layer": 16, "vgg_size": 256, "vgg_loss": "l1"})
   c.vgg = f"{GOLDEN}/vgg16_features16_seed0.pth"  # VGG16 features (only read when the loss uses it)
   c.init = "normal"                # z init: normal | zero (alpha = 1/N)
-  c.seed = 0                       # init of image i: fold_in(PRNGKey(seed), i)
+  c.seed = 0                       # init of an image: fold_in(PRNGKey(seed), crc32(image name))
   c.image_loader = "mganprior"     # jaxinv.io.images loader convention
   c.compute_dtype = "float32"      # float32 | bfloat16 (opt-in mixed precision)
   # --- execution (not hashed: they do not change the numbers)

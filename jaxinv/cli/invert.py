@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.inversion.run import describe as describe_keys, image_keys
 
 METHODS = ("mganprior", "dgp", "padinv", "idinvert")
 
@@ -230,7 +231,7 @@ def run(args):
     if init["z"].shape[1:] != want:
       raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
 
-  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk,
+  results = _invert_batches(model, targets, stems, cfg, vgg_params, init, args.batch, args.chunk,
                             codes=codes, **task_args.degrade_kwargs(task))
   os.makedirs(args.out, exist_ok=True)
   for stem, img in zip(stems, results["images"]):
@@ -239,6 +240,7 @@ def run(args):
             loss=results["loss"], names=np.asarray(stems))
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
+  settings["image_keys"] = describe_keys(args.seed)
   settings.update(task_args.settings(args, task))
   task_args.write_outputs(args.out, stems, task, results["images"], targets, ground_truth)
   write_config(args.out, settings)
@@ -268,6 +270,7 @@ def _run_style(args, model):
             **res["variables"])
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
+  settings["image_keys"] = describe_keys(args.seed)
   settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
                                 "truncation_layers": res["space"].truncation_layers}
   write_config(args.out, settings)
@@ -276,9 +279,11 @@ def _run_style(args, model):
         "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
-def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=None,
+def _invert_batches(model, targets, names, cfg, vgg_params, init, batch, chunk, codes=None,
                     **task_kwargs):
   """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed).
+
+  Image ``names[i]`` starts from the key of its name (:func:`jaxinv.inversion.run.image_key`).
 
   ``codes [B, D]``: encoded codes seeding each image's N codes (``cfg.init == "encoder"``).
   """
@@ -290,7 +295,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=N
 
   n = len(targets)
   mesh, batch = sharding.batch_plan(batch, n)
-  key = jax.random.PRNGKey(cfg.seed)
+  all_keys = image_keys(cfg.seed, names)
   out = {"z": [], "alpha": [], "loss": [], "images": []}
   for start in range(0, n, batch):
     stop = min(start + batch, n)
@@ -298,8 +303,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=N
     ini = None
     if init is not None:
       ini, _ = sharding.pad_to_multiple({k: v[start:stop] for k, v in init.items()}, batch)
-    # One key per image index, so an image's init does not depend on its batch.
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.arange(start, start + len(obs)))
+    keys, _ = sharding.pad_to_multiple(all_keys[start:stop], batch)
     space = spaces.MultiCode(model.module, cfg.layer, cfg.codes)
     if ini is None and codes is not None:
       cb, _ = sharding.pad_to_multiple(codes[start:stop], batch)

@@ -101,14 +101,15 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
     raise UserError(str(e)) from None
   objective = objectives.make_objective(loss_cfg)
   optimizer = opt_lib.make_optimizer(args.optimizer, args.lr)
-  key = jax.random.key(args.seed)
+  from jaxinv.inversion import run
+  keys = run.image_keys(args.seed, stems)
   out = {"loss": [], "images": [], "variables": []}
   for start in range(0, len(targets), args.batch):
     obs = targets[start:start + args.batch]
-    k = jax.random.fold_in(key, start)
     try:
       res = style_spaces.invert(model.module, model.params, obs, space, objective, optimizer,
-                                args.steps, vgg_params=vgg_params, key=k, chunk=args.chunk,
+                                args.steps, vgg_params=vgg_params,
+                                keys=keys[start:start + args.batch], chunk=args.chunk,
                                 progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}")
     except NonFiniteLossError as e:
       raise UserError(str(e)) from None

@@ -110,8 +110,10 @@ def prepare(args, paths, resolution: int):
     gt = image_io.load_images(paths, resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  if task.name == "denoise":  # one noise draw per image index, independent of batching
-    keys = jax.vmap(lambda i: jax.random.fold_in(task.key, i))(jnp.arange(len(gt)))
+  if task.name == "denoise":  # one noise draw per image name, independent of position and batching
+    from jaxinv.cli.common import output_stems
+    from jaxinv.inversion import run
+    keys = run.image_keys(args.seed, output_stems(paths), stream=_NOISE_STREAM)
     obs = jax.vmap(lambda x, k: tasks.add_noise(x, task.sigma, k))(jnp.asarray(gt), keys)
   else:
     obs = task.observe(jnp.asarray(gt))
@@ -131,8 +133,8 @@ def settings(args, task) -> dict:
   if task.name == "inpaint":
     out.update(mask=os.path.abspath(args.mask), mask_missing_fraction=float(np.mean(task.mask)))
   if task.name == "denoise":
-    out.update(sigma=task.sigma, noise_key=f"fold_in(fold_in(PRNGKey({args.seed}), {_NOISE_STREAM}), "
-                                         "image_index)")
+    from jaxinv.inversion import run
+    out.update(sigma=task.sigma, noise_key=run.describe(args.seed, _NOISE_STREAM))
   return out
 
 

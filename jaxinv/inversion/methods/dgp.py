@@ -545,13 +545,13 @@ def load_image(path, resolution: int) -> np.ndarray:
 
 
 def invert(G, g_params, D, d_params, origins: np.ndarray, classes: Sequence[int],
-           schedule: Schedule, key: jax.Array, progress: bool | str = False) -> dict:
+           schedule: Schedule, keys: jax.Array, progress: bool | str = False) -> dict:
   """DGP end to end for B images: degrade the observations, select z (and y), run the stages.
 
   Args:
     origins: ``[B, H, W, 3]`` ground-truth/observed images in [-1, 1] (:func:`load_image`).
     classes: B ints; negative = unknown (searched by :func:`select_z` over random classes).
-    key: randomness for the candidates (image i uses ``fold_in(key, i)``).
+    keys: ``[B, 2]`` one key per image, for its candidates (:func:`jaxinv.inversion.run.image_keys`).
 
   Returns:
     ``{"z", "y", "x", "target", "z0", "select_losses", "records", "g_params", "in_params"}``.
@@ -560,7 +560,7 @@ def invert(G, g_params, D, d_params, origins: np.ndarray, classes: Sequence[int]
   target = target_of(origins, schedule.dgp_mode, schedule.factor)
   z0, y0, sel = [], [], []
   for i in range(b):
-    cz, cy = draw_candidates(jax.random.fold_in(key, i), schedule.select_num, G.config.dim_z,
+    cz, cy = draw_candidates(keys[i], schedule.select_num, G.config.dim_z,
                              schedule.sample_std, int(classes[i]), G.config.n_classes)
     best, losses = select_z(G, g_params, D, d_params, target[i], cz, cy, schedule.dgp_mode,
                             schedule.factor)
