@@ -56,7 +56,8 @@ def test_report_files(tmp_path, monkeypatch):
   assert "| g.pth | reconstruct | 4 | 2 | 2 |" in md and "lpips" in md
   # PSNR vs N: one line per layer, x = N, y = mean over the two images, error bar = their spread.
   ax = figures["psnr_vs_N.png"].get_axes()[0]
-  assert ax.get_xlabel().startswith("N") and ax.get_ylabel() == "PSNR"
+  assert ax.get_xlabel().startswith("N") and ax.get_ylabel() == "PSNR (dB)"
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "4"] and "2 images" in ax.get_title()
   assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ℓ=2", "ℓ=4"]
   assert len(ax.containers) == 2
   for bars, layer in zip(ax.containers, (2, 4)):
@@ -73,13 +74,16 @@ def test_report_files(tmp_path, monkeypatch):
   assert len(ax.containers) == 2
   for bars in ax.containers:
     np.testing.assert_allclose(bars.lines[0].get_ydata(), [0.3, 0.3])
-  # Grid: 2 rows (images a, b) × (target + 4 settings) of 8 px cells with 2 px padding; the target
-  # column holds the targets (white), the settings' columns the renders (mid-grey zeros).
+  # Grid: rows images a, b (labelled), columns target + the 4 settings (labelled), PSNR under each
+  # result; the target column holds the targets (white), the settings' columns the renders (zeros).
+  lay = rep["grids"]["grid_reconstruct.png"]
+  assert lay.row_labels == ("a", "b")
+  assert lay.col_labels == ("target", "N=2 layer=2", "N=2 layer=4", "N=4 layer=2", "N=4 layer=4")
+  assert lay.captions[1][1:] == ("15.00 dB", "17.00 dB", "17.00 dB", "19.00 dB")
   grid = image_io.load_rgb_uint8(str(out / "grid_reconstruct.png"))
-  assert grid.shape == (2 * (8 + 2) + 2, 5 * (8 + 2) + 2, 3)
+  assert grid.shape[:2] == (lay.top(2), lay.left(5))
+  zero = image_io.to_uint8(np.zeros((8, 8, 3), np.float32))
   for i in range(2):
-    y = 2 + i * 10
-    assert (grid[y:y + 8, 2:10] == 255).all()
-    for j in range(1, 5):
-      cell = grid[y:y + 8, 2 + j * 10:10 + j * 10]
-      np.testing.assert_array_equal(cell, image_io.to_uint8(np.zeros((8, 8, 3), np.float32)))
+    for j in range(5):
+      cell = grid[lay.top(i):lay.top(i) + lay.cell:lay.scale, lay.left(j):lay.left(j) + lay.cell:lay.scale]
+      np.testing.assert_array_equal(cell, np.full_like(zero, 255) if j == 0 else zero)

@@ -157,6 +157,22 @@ def _photo(path, size=48, seed=0):
   return path
 
 
+def _check_task_grid(path, stem, cells, task):
+  """``<stem>_grid.png``: one labelled row, observation | restored | ground truth (when known, with
+  the PSNR under the restoration); the given cells (None = not checked) where the layout puts them."""
+  from jaxinv.io import images as image_io
+  labels = ["observation", f"restored ({task})", "ground truth"][:len(cells)]
+  captions = [["", "PSNR 00.00 dB", ""]] if len(cells) == 3 else None
+  _, lay = image_io.labeled_grid([[np.zeros((32, 32, 3), np.uint8)] * len(cells)], [stem], labels,
+                                 captions)
+  grid = np.asarray(Image.open(path).convert("RGB"))
+  assert grid.shape[:2] == (lay.top(1), lay.left(len(cells)))
+  for c, want in enumerate(cells):
+    if want is not None:
+      cell = grid[lay.top(0):lay.top(0) + lay.cell, lay.left(c):lay.left(c) + lay.cell]
+      np.testing.assert_array_equal(cell[::lay.scale, ::lay.scale], want[..., :3])
+
+
 FAST = ("--loss", "mse", "--steps", "2", "--codes", "2", "--layer", "4", "--chunk", "2")
 
 
@@ -168,8 +184,9 @@ def test_invert_super_resolve_writes_task_outputs(pggan_dir, tmp_path):
   obs = np.asarray(Image.open(out / "a_observation.png"))
   assert obs.shape == (8, 8, 3)
   assert np.asarray(Image.open(out / "a_restored.png")).shape == (32, 32, 3)
-  grid = np.asarray(Image.open(out / "a_grid.png"))
-  assert grid.shape[1] > 3 * 32  # observation | restoration | ground truth
+  restored = np.asarray(Image.open(out / "a_restored.png"))
+  truth = np.asarray(Image.open(img).convert("RGB").resize((32, 32), Image.BICUBIC))
+  _check_task_grid(out / "a_grid.png", "a", [None, restored, truth], "super-resolve")
   import json
   s = json.loads((out / "config.json").read_text())["settings"]
   assert (s["task"], s["factor"], s["downsample"], s["steps"]) == ("super-resolve", 4, "bilinear", 2)
@@ -211,8 +228,8 @@ def test_invert_observed_inpaint_and_edit(pggan_dir, tmp_path):
               tmp_path / "m.png", "--observed", "--out", out, *FAST) == 0
   obs = np.asarray(Image.open(out / "a_observation.png")).astype(int)
   assert np.all(np.abs(obs[8:24, 8:24] - 128) <= 1)  # the hole is 0 (mid-grey) in the observation
-  grid = np.asarray(Image.open(out / "a_grid.png"))
-  assert grid.shape[1] < 3 * 32  # no ground truth column with --observed
+  _check_task_grid(out / "a_grid.png", "a", [None, np.asarray(Image.open(out / "a_restored.png"))],
+                   "inpaint")   # no ground-truth column with --observed
   b = np.random.RandomState(0).randn(1, 512)
   np.save(tmp_path / "b.npy", b / np.linalg.norm(b))
   ed = tmp_path / "edit"

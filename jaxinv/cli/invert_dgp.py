@@ -84,7 +84,8 @@ def run(args):
   for stem, x, t in zip(stems, cat["x"], cat["target"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), x)
     image_io.save_png(os.path.join(args.out, f"{stem}_target.png"), t)
-  grid = image_io.make_grid([list(origins), list(cat["target"]), list(cat["x"])])
+  grid, _ = image_io.labeled_grid([list(origins), list(cat["target"]), list(cat["x"])],
+                                  ["input", f"observation ({sched.dgp_mode})", "DGP output"], stems)
   image_io.save_png(os.path.join(args.out, "grid.png"), grid)
   write_npz(os.path.join(args.out, "result.npz"), z=cat["z"], y=cat["y"], z0=cat["z0"],
             select_losses=cat["select_losses"], names=np.asarray(stems),
