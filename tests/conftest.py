@@ -145,3 +145,33 @@ def check_adam_bulk(ours, official, what):
                       > ADAM_BULK_ATOL))
   assert off <= ADAM_BULK_FRACTION, f"{what}: {off:.1%} of components differ by more than {ADAM_BULK_ATOL}"
   return off
+
+
+class CompileCounter:
+  """Counts XLA backend compilations while active (``with count_compiles() as c: …; c.count``)."""
+
+  _active: list = []
+  _registered = False
+
+  def __init__(self):
+    self.count = 0
+
+  def __enter__(self):
+    if not CompileCounter._registered:
+      from jax import monitoring
+
+      def listen(name, _secs, **_):
+        if name == "/jax/core/compile/backend_compile_duration":
+          for c in CompileCounter._active:
+            c.count += 1
+      monitoring.register_event_duration_secs_listener(listen)
+      CompileCounter._registered = True
+    CompileCounter._active.append(self)
+    return self
+
+  def __exit__(self, *exc):
+    CompileCounter._active.remove(self)
+
+
+def count_compiles() -> CompileCounter:
+  return CompileCounter()
