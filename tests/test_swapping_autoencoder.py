@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxinv.models import swapping_autoencoder as sae
+from jaxinv.ops.resize import resize_nearest
 from converters.table import flatten_paths
 
 torch = pytest.importorskip("torch")
@@ -45,7 +46,7 @@ def test_swap_pairs_and_noise_resize():
   np.testing.assert_array_equal(sae.swap_pairs(v), [1, 0, 3, 2, 5, 4])
   z = np.random.default_rng(2).normal(size=(1, 1, 4, 4)).astype(np.float32)
   ref = F.interpolate(torch.from_numpy(z), size=(12, 8), mode="nearest").numpy()
-  got = sae._resize_nearest(jnp.transpose(z, (0, 2, 3, 1)), 12, 8)
+  got = resize_nearest(jnp.transpose(z, (0, 2, 3, 1)), (12, 8))
   np.testing.assert_array_equal(np.transpose(got, (0, 3, 1, 2)), ref)
 
 

@@ -14,9 +14,9 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxinv.models import vgg as vgg_lib
+from jaxinv.ops import resize as ops_resize
 
 __all__ = ["mse", "l1", "nearest_resize_legacy", "vgg_normalize", "VGGLossConfig", "vgg_loss",
            "LossConfig", "make_objective"]
@@ -30,21 +30,9 @@ def l1(x, y):
   return jnp.mean(jnp.abs(x - y))
 
 
-def legacy_nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-  """PyTorch ``F.interpolate(mode="nearest")`` source indices: ``min(floor(dst·(in/out)), in-1)``."""
-  scale = np.float32(n_in) / np.float32(n_out)
-  idx = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
-  return np.minimum(idx, n_in - 1)
-
-
 def nearest_resize_legacy(x: jax.Array, size: int | tuple[int, int]) -> jax.Array:
   """Nearest resize of ``[..., H, W, C]`` with PyTorch's legacy (asymmetric) rule."""
-  size = (size, size) if isinstance(size, int) else tuple(size)
-  h, w = x.shape[-3], x.shape[-2]
-  if (h, w) == size:
-    return x
-  x = jnp.take(x, legacy_nearest_indices(h, size[0]), axis=-3)
-  return jnp.take(x, legacy_nearest_indices(w, size[1]), axis=-2)
+  return ops_resize.resize_nearest(x, size)
 
 
 def vgg_normalize(x: jax.Array) -> jax.Array:

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from jaxinv.models import padinv as padinv_model
+from jaxinv.ops import resize as ops_resize
 
 __all__ = ["PadInvSettings", "PadInvResult", "CHURCH_WEIGHTS", "DEFAULT_WEIGHTS", "mse", "wnorm",
            "adv", "d_loss_pieces", "encoder_total", "encode", "initial_variables", "make_loss",
@@ -314,12 +315,8 @@ def swap_maps(wp_style, maps_spatial):
 # ----------------------------------------------------------------------------- evaluation
 
 def resize_nearest(img, size):
-  """``F.interpolate(mode="nearest")`` of NHWC ``img`` to ``size`` (src index ``floor(i * in / out)``)."""
-  h, w = img.shape[1:3]
-  oh, ow = (size, size) if isinstance(size, int) else size
-  iy = np.minimum(np.floor(np.arange(oh) * (h / oh)).astype(int), h - 1)
-  ix = np.minimum(np.floor(np.arange(ow) * (w / ow)).astype(int), w - 1)
-  return img[:, iy][:, :, ix]
+  """``F.interpolate(mode="nearest")`` of NHWC ``img`` to ``size`` (PyTorch's legacy rule)."""
+  return ops_resize.resize_nearest(img, size)
 
 
 def evaluate_protocol(recon, source, lpips=None, lpips_params=None):
