@@ -112,18 +112,21 @@ def test_invert_dgp_each_task(golden, converted, tmp_path, mode, schedule, image
     files.append(extra_file)
   for f in files:
     assert (out / f).is_file(), f
-  # grid.png: rows input / observation / output, one column per image, each tile the saved PNG.
+  # grid.png: labelled rows input / observation / output, one labelled column per image, each tile
+  # the saved PNG where the layout (same labels, same cell size) puts it.
   from PIL import Image
-  res, pad = gd.expected["model_kwargs"]["resolution"], 2
-  grid = np.asarray(Image.open(out / "grid.png"))
-  assert grid.shape == (3 * (res + pad) + pad, len(images) * (res + pad) + pad, 3)
+  from jaxinv.io import images as image_io
+  res = gd.expected["model_kwargs"]["resolution"]
+  labels = ["input", f"observation ({dgp.load_schedule(schedule).dgp_mode})", "DGP output"]
+  _, lay = image_io.labeled_grid([[np.zeros((res, res, 3), np.uint8)] * len(images)] * 3, labels, stems)
+  grid = np.asarray(Image.open(out / "grid.png").convert("RGB"))
+  assert grid.shape[:2] == (lay.top(3), lay.left(len(images)))
   for j, (stem, path) in enumerate(zip(stems, paths)):
-    x0 = pad + j * (res + pad)
     tiles = [dgp.load_image_uint8(path, res)] + [np.asarray(Image.open(out / f"{stem}{suffix}.png"))
                                                  for suffix in ("_target", "")]
     for i, tile in enumerate(tiles):
-      y0 = pad + i * (res + pad)
-      np.testing.assert_array_equal(grid[y0:y0 + res, x0:x0 + res], tile, err_msg=f"{stem} row {i}")
+      cell = grid[lay.top(i):lay.top(i) + lay.cell:lay.scale, lay.left(j):lay.left(j) + lay.cell:lay.scale]
+      np.testing.assert_array_equal(cell, tile, err_msg=f"{stem} row {i}")
   r = np.load(out / "result.npz")
   dim_z = gd.expected["derived"]["G_dim_z_effective"]
   assert r["z"].shape == (len(images), dim_z) and r["loss"].shape == (n, len(images))
