@@ -50,7 +50,6 @@ from typing import Sequence
 
 import chex
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -58,6 +57,7 @@ from jaxinv.models import layers as L
 from jaxinv.models.pggan import LayerIndexError
 from jaxinv.models.stylegan import _Dense, _Truncation, resolve_noise, truncation_coefs
 from jaxinv.models.upfirdn import make_kernel, upfirdn2d
+from jaxinv.ops.minibatch import minibatch_stddev
 
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "StyleGAN2Discriminator",
            "DiscriminatorConfig", "style_affine", "modulated_conv2d", "noise_inject",
@@ -490,24 +490,6 @@ class DiscriminatorConfig:
 
   def channels_at(self, res):
     return self.channels[int(math.log2(res)) - 2]
-
-
-def minibatch_stddev(x, group_size: int = 4, num_features: int = 1, eps: float = 1e-8):
-  """rosinality minibatch stddev on NHWC ``[B, H, W, C]`` → ``[B, H, W, C + F]``.
-
-  ``G = min(B, group_size)`` must divide B; sample ``n`` belongs to sub-group
-  ``n mod (B/G)``, whose members share the statistic (biased variance over the G
-  members, sqrt(+eps), mean over C/F, H, W).
-  """
-  b, h, w, c = x.shape
-  g = min(b, group_size)
-  if b % g:
-    raise ValueError(f"minibatch stddev: batch {b} is not divisible by the group size {g}")
-  y = x.reshape(g, b // g, h, w, num_features, c // num_features)
-  y = jnp.sqrt(jnp.var(y, axis=0) + eps)                  # [B/G, H, W, F, C/F]
-  y = jnp.mean(y, axis=(1, 2, 4))                          # [B/G, F]
-  y = jnp.tile(y, (g, 1))[:, None, None, :]
-  return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, num_features))], axis=-1)
 
 
 class _EqConv(nn.Module):
