@@ -54,7 +54,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinv.models import layers as L
-from jaxinv.models.pggan import LayerIndexError
+from jaxinv.models.layered import LayeredConfig, LayerIndexError
 from jaxinv.models.stylegan import _Dense, _Truncation, resolve_noise, truncation_coefs
 from jaxinv.models.upfirdn import make_kernel, upfirdn2d
 from jaxinv.ops.minibatch import minibatch_stddev
@@ -226,8 +226,9 @@ def fmaps_channels(size: int, fmaps_base: int, fmaps_max: int) -> tuple[int, ...
 
 
 @dataclasses.dataclass(frozen=True)
-class StyleGAN2Config:
+class StyleGAN2Config(LayeredConfig):
   """Architecture of a StyleGAN2 ("skip") generator."""
+  FAMILY = "StyleGAN2"
   resolution: int = 1024            # output size, a power of two in [8, 1024]
   z_dim: int = 512
   w_dim: int = 512
@@ -312,18 +313,6 @@ class StyleGAN2Config:
         shapes.append(shapes[-1])
     shapes[-1] = (self.resolution, self.resolution, self.image_channels)
     return shapes
-
-  def check_layer(self, k: int, allow_ends: bool = True) -> int:
-    lo, hi = (0, self.num_layers) if allow_ends else (1, self.num_layers - 1)
-    if not isinstance(k, int) or isinstance(k, bool) or not lo <= k <= hi:
-      rows = []
-      for i, (name, s) in enumerate(zip(self.layer_names() + ["(image)"], self.feature_shapes())):
-        shape = "nothing (constant input)" if s is None else "x H×W×C = " + "×".join(map(str, s))
-        rows.append(f"  {i}: {name} receives {shape}")
-      raise LayerIndexError(
-          f"layer {k!r} is outside [{lo}, {hi}] for this {self.resolution}px StyleGAN2 "
-          f"({self.num_layers} units). Feature shape at each index:\n" + "\n".join(rows))
-    return k
 
 
 class _Mapping(nn.Module):
