@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from jaxinv.cli.common import UserError
+from jaxinv.io.errors import InputFileError, one_line
 
 COMMANDS = [
     "convert",
@@ -38,8 +39,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   try:
     return int(args.func(args) or 0)
-  except UserError as e:
-    print(f"jaxinv {args.command}: error: {e}", file=sys.stderr)
+  except (UserError, InputFileError) as e:
+    print(one_line(f"jaxinv {args.command}: error: {e}", limit=1000), file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print(f"jaxinv {args.command}: interrupted", file=sys.stderr)

@@ -137,12 +137,10 @@ def add_edit_arguments(parser):
 
 
 def _read_wp(path, num_layers, w_dim):
-  try:
-    with np.load(path) as f:
-      wp = np.asarray(f["wp"], np.float32)
-      names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"--result {path}: needs an array wp [B, L, w_dim] ({e})") from None
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--result", required=("wp",))
+  wp = np.asarray(f["wp"], np.float32)
+  names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
   if wp.ndim != 3 or wp.shape[1:] != (num_layers, w_dim):
     raise UserError(f"--result {path}: wp {wp.shape} is not [B, {num_layers}, {w_dim}] for this "
                     "generator")

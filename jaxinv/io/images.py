@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jaxinv.io import datasets
+from jaxinv.io.errors import InputFileError
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
            "load_images",
@@ -39,7 +40,7 @@ __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uin
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(InputFileError):
   """An image file cannot be used (unreadable, empty, wrong kind)."""
 
 
