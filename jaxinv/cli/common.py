@@ -41,6 +41,17 @@ def _nearest_existing(path: str) -> str:
   return path
 
 
+def _can_create_in(folder: str) -> bool:
+  """Whether a file can be created in ``folder`` (tried, not guessed: root ignores modes, and
+  read-only mounts only show when writing)."""
+  import tempfile
+  try:
+    with tempfile.TemporaryFile(dir=folder):
+      return True
+  except OSError:
+    return False
+
+
 def check_out_dir(path, flag: str = "--out") -> str:
   """Refuses, before any work, an output folder that is a file or cannot be written."""
   path = os.fspath(path)
@@ -49,7 +60,7 @@ def check_out_dir(path, flag: str = "--out") -> str:
   base = _nearest_existing(path)
   if not os.path.isdir(base):
     raise UserError(f"{flag} {path}: {base} is a file, so the folder cannot be made there")
-  if not os.access(base, os.W_OK | os.X_OK):
+  if not _can_create_in(base):
     raise UserError(f"{flag} {path}: {base} is not writable; choose a writable place")
   return path
 
@@ -62,7 +73,6 @@ def check_out_file(path, flag: str = "--out") -> str:
   base = _nearest_existing(os.path.dirname(os.path.abspath(path)))
   if not os.path.isdir(base):
     raise UserError(f"{flag} {path}: {base} is a file, so the output cannot be made there")
-  if not os.access(base, os.W_OK | os.X_OK) or (os.path.exists(path)
-                                                 and not os.access(path, os.W_OK)):
-    raise UserError(f"{flag} {path}: not writable; choose a writable place")
+  if not _can_create_in(base):
+    raise UserError(f"{flag} {path}: {base} is not writable; choose a writable place")
   return path

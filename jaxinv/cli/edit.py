@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, check_out_dir, load_generator
+from jaxinv.cli.common import UserError, load_generator
 
 MODES = ("mganprior-boundary", "padinv-keep-maps", "padinv-swap")  # padinv: issue 9
 # --- idinvert (issue 12) ---
@@ -48,7 +48,7 @@ def register(sub):
   from jaxinv.cli import idinvert as idinvert_cli
   idinvert_cli.add_edit_arguments(p)
   # --- end idinvert ---
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def _read_result(path):
@@ -120,7 +120,6 @@ def run(args):
     raise UserError(f"--strip must be >= 1 (got {args.strip})")
   boundary = _read_boundary(args.boundary)
   z, alpha, names = _read_result(args.result)
-  check_out_dir(args.out)
   model = load_generator(args.generator, families="pggan")
   layer = _layer_of(args.result, args.layer)
   try:

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, check_out_dir, check_out_file, load_generator
+from jaxinv.cli.common import UserError, check_out_dir, load_generator
 
 
 def register(sub):
@@ -22,7 +22,7 @@ def register(sub):
   # ---
   p.add_argument("--classes", default=None,  # --- biggan (issue 6) ---
                  help=".npy of int classes [B] (class-conditional generators, e.g. BigGAN)")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="file")
 
 
 def run(args):
@@ -31,7 +31,6 @@ def run(args):
   from jaxinv.io.checkpoints import atomic_write_bytes
   from jaxinv.io.arrays import load_npy
   z = load_npy(args.latents, "--latents")
-  check_out_file(args.out)
   if args.png_dir:
     check_out_dir(args.png_dir, "--png-dir")
   model = load_generator(args.generator)

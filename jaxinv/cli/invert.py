@@ -82,7 +82,7 @@ def register(sub):
   from jaxinv.cli import idinvert as idinvert_cli
   idinvert_cli.add_invert_arguments(p)
   # --- end idinvert ---
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 # --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
