@@ -257,7 +257,7 @@ def load_mask(path, resolution: Optional[int] = None) -> np.ndarray:
     warnings.warn(f"mask {path}: {mode} read as " + ("RGB, alpha dropped" if mode == "RGBA" else
                   "[0, 1] grey repeated to 3 channels"), stacklevel=2)
   if resolution is not None and a.shape[:2] != (resolution, resolution):
-    warnings.warn(f"mask {path}: {a.shape[1]}x{a.shape[0]} resized (nearest) to the model's "
+    warnings.warn(f"mask {path}: {a.shape[1]}x{a.shape[0]} resized (nearest) to "
                   f"{resolution}x{resolution}", stacklevel=2)
     a = resize_mask(a, resolution)
   check_mask(a, str(path))
