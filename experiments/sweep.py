@@ -374,7 +374,13 @@ def main(argv=None):
   args = p.parse_args(argv)
   from jaxinv import distributed
   distributed.initialize()
-  _, points = load_config(args.config)
+  try:
+    _, points = load_config(args.config)
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    # A config's get_config(ARG) and sweep() reject unknown variants, options and keys.
+    message = " ".join(str(e).strip("'\"").split())
+    print(f"{p.prog}: error: --config {args.config}: {message}", file=sys.stderr)
+    raise SystemExit(2) from None
   t0 = time.time()
   new = run_sweep(points, args.out, progress=not args.no_progress)
   print(f"sweep done: {len(new)} new results in {time.time() - t0:.1f}s -> "

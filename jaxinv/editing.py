@@ -33,6 +33,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from jaxinv.io.errors import InputFileError
+
 __all__ = ["interpolate", "mix_style", "manipulate", "parse_indices",
            "layerwise_manipulation_strength", "BoundaryError", "Boundary", "load_boundary",
            "save_boundary", "crop_boundary", "sefa_directions", "pca_directions"]
@@ -160,7 +162,7 @@ def manipulate(codes: np.ndarray, boundary: np.ndarray, start: float = -5.0, end
 
 # --- boundary files ---------------------------------------------------------------------------
 
-class BoundaryError(ValueError):
+class BoundaryError(InputFileError):
   """A boundary file with an unexpected structure (or unsafe content)."""
 
 
@@ -239,7 +241,23 @@ def load_boundary(path: str | os.PathLike) -> Boundary:
   Returns:
     ``Boundary(boundary=[1, L, D] or [1, D] float32, manipulate_layers=list or None)``.
   """
+  import zipfile
+  import zlib
+  from jaxinv.io.errors import one_line
   path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise BoundaryError(f"{path}: no such file")
+  try:
+    return _load_boundary(path)
+  except BoundaryError:
+    raise
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+          NotImplementedError, MemoryError) as e:
+    raise BoundaryError(f"{path}: not a readable boundary file, it is truncated or corrupt "
+                        f"({one_line(e, 160)})") from None
+
+
+def _load_boundary(path: str) -> Boundary:
   with open(path, "rb") as f:
     head = f.read(6)
   if head[:2] == b"PK":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
+import warnings
 from typing import Optional
 
 import jax
@@ -171,10 +172,10 @@ def load_mask(path, resolution: Optional[int] = None) -> np.ndarray:
   level repeated to 3 channels, 16-bit scaled by 1/65535). With ``resolution`` the mask is
   resized nearest (torch rule) to ``[res, res, 3]``. Refuses masks that hide nothing or everything.
   """
-  from PIL import Image
+  from jaxinv.io.images import open_image
   path = pathlib.Path(path)
   try:
-    with Image.open(path) as im:
+    with open_image(path) as im:
       im.load()
       mode = im.mode
       if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -190,8 +191,13 @@ def load_mask(path, resolution: Optional[int] = None) -> np.ndarray:
           a = np.asarray(im.convert("L"), np.uint8)[..., None].repeat(3, axis=-1)
         a = a.astype(np.float32) / np.float32(255)
   except (OSError, ValueError) as e:
-    raise ValueError(f"cannot read mask {path}: {e}") from e
+    raise ValueError(f"cannot read mask {path}: {e}") from None
+  if mode not in ("RGB", "L", "1", "P"):
+    warnings.warn(f"mask {path}: {mode} read as " + ("RGB, alpha dropped" if mode == "RGBA" else
+                  "[0, 1] grey repeated to 3 channels"), stacklevel=2)
   if resolution is not None and a.shape[:2] != (resolution, resolution):
+    warnings.warn(f"mask {path}: {a.shape[1]}x{a.shape[0]} resized (nearest) to "
+                  f"{resolution}x{resolution}", stacklevel=2)
     a = resize_mask(a, resolution)
   check_mask(a, str(path))
   return a

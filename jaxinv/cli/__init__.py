@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from jaxinv.cli.common import UserError
+from jaxinv.io.errors import InputFileError, one_line
 
 COMMANDS = [
     "convert",
@@ -33,13 +34,34 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def _warn_on_one_line(command):
+  def show(message, category, filename, lineno, file=None, line=None):
+    kind = "warning" if category is UserWarning else category.__name__
+    print(one_line(f"jaxinv {command}: {kind}: {message}", limit=1000), file=file or sys.stderr)
+  return show
+
+
+def _check_out(args):
+  """``--out`` must be writable as the kind the command writes, before any work starts."""
+  from jaxinv.cli.common import check_out_dir, check_out_file
+  kind = getattr(args, "out_kind", None)
+  if kind == "dir":
+    check_out_dir(args.out)
+  elif kind == "file":
+    check_out_file(args.out)
+
+
 def main(argv=None) -> int:
+  import warnings
   parser = build_parser()
   args = parser.parse_args(argv)
   try:
-    return int(args.func(args) or 0)
-  except UserError as e:
-    print(f"jaxinv {args.command}: error: {e}", file=sys.stderr)
+    with warnings.catch_warnings():
+      warnings.showwarning = _warn_on_one_line(args.command)
+      _check_out(args)
+      return int(args.func(args) or 0)
+  except (UserError, InputFileError) as e:
+    print(one_line(f"jaxinv {args.command}: error: {e}", limit=1000), file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print(f"jaxinv {args.command}: interrupted", file=sys.stderr)

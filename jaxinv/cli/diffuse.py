@@ -33,7 +33,7 @@ def register(sub):
   p.add_argument("--loader", default="idinvert", help="image loader convention (default idinvert)")
   p.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk")
   p.add_argument("--out", required=True, help="output directory")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def _box(args, resolution):

@@ -27,7 +27,7 @@ def register(sub):
   p.add_argument("--strip", type=int, default=5, help="images per strip")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True, help="output directory")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def run(args):

@@ -44,7 +44,7 @@ def register(sub):
                  help="--protocol dgp: L1/MSE on [0,1], PSNR (range 1) and SSIM (range 2, 7x7 box) "
                       "as skimage<=0.17 computed them; colorization after restoring the ground "
                       "truth's Lab L channel; inpainting on DGP's centre hole only")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="file")
 
 
 def pair_by_stem(pred_dir: str, gt_dir: str) -> list[tuple[str, str, str]]:

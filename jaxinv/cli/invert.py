@@ -87,7 +87,7 @@ def register(sub):
   from jaxinv.cli import idinvert as idinvert_cli
   idinvert_cli.add_invert_arguments(p)
   # --- end idinvert ---
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 # --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
@@ -151,11 +151,9 @@ def _encoder_codes(args, model, targets):
 def _load_init(path, num_images):
   if path is None or path == "encoder":
     return None
-  try:
-    with np.load(path) as f:
-      init = {"z": np.asarray(f["z"], np.float32), "alpha": np.asarray(f["alpha"], np.float32)}
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"--init {path}: needs arrays z [B,N,D] and alpha [B,N,C] ({e})") from None
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--init", required=("z", "alpha"))
+  init = {"z": np.asarray(f["z"], np.float32), "alpha": np.asarray(f["alpha"], np.float32)}
   if init["z"].shape[0] != num_images or init["alpha"].shape[0] != num_images:
     raise UserError(f"--init {path}: holds {init['z'].shape[0]} images' codes for {num_images} images")
   return init

@@ -154,16 +154,17 @@ def run_invert(args):
 
 def read_result(path):
   """``(wp [B, n, w], maps {slot: [B, S, S, C]}, names)`` of a ``--method padinv`` result.npz."""
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--result", required=("wp",))
   try:
-    with np.load(path) as f:
-      wp = np.asarray(f["wp"], np.float32)
-      maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f.files
-              if k.startswith("map_slot")}
-      names = [str(n) for n in f["names"]] if "names" in f.files else [str(i) for i in
-                                                                      range(len(wp))]
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"{path}: not a --method padinv result.npz (needs wp and map_slot*: {e})") \
-        from None
+    maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f
+            if k.startswith("map_slot")}
+  except ValueError:
+    maps = {}
+  if not maps:
+    raise UserError(f"--result {path}: not a --method padinv result.npz (no map_slot<N> arrays)")
+  wp = np.asarray(f["wp"], np.float32)
+  names = [str(n) for n in f["names"]] if "names" in f else [str(i) for i in range(len(wp))]
   return wp, maps, names
 
 
@@ -179,13 +180,16 @@ def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,)
   import jax.numpy as jnp
   from jaxinv.inversion.methods import padinv as M
   from jaxinv.io import images as image_io
+  from jaxinv.io.arrays import load_npy
+  if boundary is not None:
+    load_npy(boundary, "--boundary")        # a bad direction file stops before any work
   gen = load_generator(generator_dir, families="padinv-stylegan2")
   wp, maps, names = read_result(result_path)
   os.makedirs(out, exist_ok=True)
   render = M._jit_render(gen.module)
   written = []
   if boundary is not None:
-    b = np.load(boundary).astype(np.float32)
+    b = load_npy(boundary, "--boundary").astype(np.float32)
     b = b.reshape(-1) if b.ndim == 2 and b.shape[0] == 1 else b
     if b.shape[-1] != wp.shape[-1]:
       raise UserError(f"{boundary}: direction of size {b.shape[-1]}, w has {wp.shape[-1]}")

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jaxinv.io import datasets
+from jaxinv.io.errors import InputFileError
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
            "load_images",
@@ -40,16 +41,36 @@ __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uin
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(InputFileError):
   """An image file cannot be used (unreadable, empty, wrong kind)."""
 
 
+# Decoding limit: an image whose header declares more pixels than this is refused before its
+# pixels are decoded (a decompression bomb, or far larger than any model resolution).
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+_CONVERSION_NOTES = {
+    "RGBA": "RGBA: alpha channel dropped", "LA": "grey+alpha: alpha dropped, grey repeated to RGB",
+    "PA": "palette+alpha: alpha dropped", "I;16": "16-bit grey: scaled to 8 bits, repeated to RGB",
+    "I;16B": "16-bit grey: scaled to 8 bits, repeated to RGB",
+    "I;16L": "16-bit grey: scaled to 8 bits, repeated to RGB",
+    "I": "32-bit integer grey: scaled to 8 bits, repeated to RGB",
+    "F": "float grey: clipped to 0-255, repeated to RGB", "CMYK": "CMYK: converted to RGB",
+}
+
+
 def _to_rgb(img, path):
-  """Explicit conversions to 8-bit RGB (RGBA drops alpha, palette expands, 16-bit rescales)."""
+  """Explicit conversions to 8-bit RGB (RGBA drops alpha, palette expands, 16-bit rescales).
+
+  Conversions that lose information (alpha, bit depth, colour model) are announced with a
+  warning naming the file.
+  """
   from PIL import Image
   mode = img.mode
   if mode == "RGB":
     return img
+  if mode in _CONVERSION_NOTES:
+    warnings.warn(f"{path}: {_CONVERSION_NOTES[mode]}", stacklevel=3)
   if mode in ("I;16", "I;16B", "I;16L", "I"):
     arr = np.asarray(img, dtype=np.float64)
     hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -61,6 +82,23 @@ def _to_rgb(img, path):
       return Image.fromarray(arr, "L").convert("RGB")
     return img.convert("RGB")
   raise ImageError(f"{path}: unsupported image mode {mode}")
+
+
+def open_image(path):
+  """``PIL.Image.open`` (header only) that refuses, as :class:`ImageError`, a declared size over
+  :data:`MAX_IMAGE_PIXELS` before any pixel is decoded."""
+  from PIL import Image
+  try:
+    img = Image.open(path)
+  except Image.DecompressionBombError as e:
+    raise ImageError(f"{path}: declares too many pixels to decode safely ({e}); resize it "
+                     "first") from None
+  w, h = img.size
+  if w * h > MAX_IMAGE_PIXELS:
+    img.close()
+    raise ImageError(f"{path}: declares {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} this "
+                     "tool decodes; resize it first")
+  return img
 
 
 def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
@@ -77,7 +115,7 @@ def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
   if os.path.getsize(path) == 0:
     raise ImageError(f"{path}: empty file")
   try:
-    with Image.open(path) as img:
+    with open_image(path) as img:
       img.load()
       rgb = _to_rgb(img, path)
       return np.asarray(rgb, dtype=np.uint8).copy()
