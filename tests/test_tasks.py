@@ -132,7 +132,7 @@ def test_colorize_restore_keeps_target_luma():
 
 @pytest.fixture(scope="module")
 def pggan_dir(tmp_path_factory):
-  import converters
+  from jaxinv import converters
   from tests.conftest import golden_root
   dest = tmp_path_factory.mktemp("models") / "pggan"
   converters.convert_file(golden_root() / "mganprior" / "pggan_golden32_generator.pth", dest)

@@ -66,7 +66,7 @@ def register(sub):
   d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
                  help="ImageNet class per image (one value for all); -1 = unknown, searched")
   d.add_argument("--schedule", default="in128_SR_D_biased",
-                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+                 help="NAME: a built-in schedule (jaxinv/assets/dgp_schedules/NAME.json) or a JSON file (per-stage lists)")
   d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
                  "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
   d.add_argument("--iterations", type=int, nargs="+", default=None,

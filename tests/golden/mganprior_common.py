@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-import converters
+from jaxinv import converters
 from jaxinv.models.registry import load_model
 
 _CACHE = {}

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.models import registry
 from tests.conftest import assert_close
 
@@ -132,7 +132,7 @@ def test_whole_lpips_module_state_dict(g, tmp_path):
   """A saved ``lpips.LPIPS().state_dict()`` (net.slice*, lin*, lins.* aliases, scaling_layer) converts
   to the same params as lin file + backbone."""
   torch = pytest.importorskip("torch")
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   from jaxinv.io import torch_pickle
   e = g.expected["nets"]["alex"]
   lin = torch_pickle.load(g.path(e["lin_file"]))

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from converters import read_source, rosinality_stylegan2
+from jaxinv.converters import read_source, rosinality_stylegan2
 from jaxinv.models import stylegan2
 from tests.conftest import assert_close
 from tests.golden._style_common import nchw

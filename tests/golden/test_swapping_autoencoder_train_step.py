@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters.table import flatten_paths
+from jaxinv.converters.table import flatten_paths
 from jaxinv.training import sae as T
 from tests.conftest import assert_close
 from tests.golden import sae_common as C
