@@ -277,7 +277,8 @@ def load_boundary(path: str | os.PathLike) -> Boundary:
 def save_boundary(path: str | os.PathLike, boundary: np.ndarray,
                   manipulate_layers: Sequence[int] | None = None, **extra_arrays):
   """Writes the plain form: ``.npz`` with ``boundary`` and ``manipulate_layers`` (atomic)."""
-  import tempfile
+  import io
+  from jaxinv.io.checkpoints import atomic_write_bytes
   path = os.fspath(path)
   arrays = {"boundary": np.asarray(boundary, np.float32)}
   if manipulate_layers is None:
@@ -286,11 +287,9 @@ def save_boundary(path: str | os.PathLike, boundary: np.ndarray,
   else:
     arrays["manipulate_layers"] = np.asarray(list(manipulate_layers), np.int64)
   arrays.update({k: np.asarray(v) for k, v in extra_arrays.items()})
-  d = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
-  os.close(fd)
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  atomic_write_bytes(path, buf.getvalue())
 
 
 def crop_boundary(boundary: np.ndarray, num_layers: int, w_dim: int) -> np.ndarray:

@@ -100,7 +100,7 @@ def test_evaluate_writes_rows_and_mean(dirs):
   # same model, same code path up to the CSV's float formatting
   assert float(rows[1]["lpips"]) == pytest.approx(float(metrics.lpips(load_model("lpips-alex"), p, g)),
                                                   abs=1e-6)
-  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out) == 0
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out, "--overwrite") == 0
   rows = _read(out)
   assert list(rows[0]) == ["name", "psnr", "ssim", "ssim_skimage"]
   vals = np.array([[float(r[k]) for k in ("psnr", "ssim", "ssim_skimage")] for r in rows])

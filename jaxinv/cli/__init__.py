@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxinv.cli import outputs
 from jaxinv.cli.common import UserError
 
 COMMANDS = [
@@ -30,15 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   for name in COMMANDS:
     importlib.import_module(f"jaxinv.cli.{name}").register(sub)
+  outputs.add_overwrite_flags(sub)
   return parser
 
 
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
+  claimed = None
   try:
+    claimed = outputs.claim(args)
     return int(args.func(args) or 0)
   except UserError as e:
+    outputs.release_unused(claimed)
     print(f"jaxinv {args.command}: error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
