@@ -90,3 +90,31 @@ def test_file_outputs_need_overwrite(tmp_path, capsys):
   assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep"
   assert main(["generate", "demo-digits", "--latents", str(z), "--out", str(out), "--overwrite"]) == 0
   assert np.load(out).ndim == 4
+
+
+def test_evaluate_reads_invert_task_output_and_subset(tmp_path, capsys):
+  import csv
+  from jaxinv import metrics
+  gt = _images(tmp_path)
+  out = tmp_path / "run"
+  hole = np.zeros((32, 32), np.uint8)
+  hole[8:20, 8:20] = 255
+  Image.fromarray(hole).save(tmp_path / "mask.png")
+  assert main(["invert", "--generator", "demo-digits", "--images", str(gt), "--task", "inpaint",
+               "--mask", str(tmp_path / "mask.png"), "--loss", "mse", "--steps", "1", "--codes", "1", "--out", str(out)]) == 0
+  names = os.listdir(out)
+  assert {"im0.png", "im0_restored.png", "im0_observation.png", "im0_grid.png"} <= set(names)
+  csv_path = tmp_path / "m.csv"
+  assert main(["evaluate", str(out), str(gt), "--lpips", "none", "--out", str(csv_path)]) == 0
+  rows = list(csv.DictReader(open(csv_path)))
+  assert [r["name"] for r in rows] == ["im0", "im1", "mean"]
+  restored = np.asarray(Image.open(out / "im1_restored.png").convert("RGB"))
+  truth = np.asarray(Image.open(gt / "im1.png").convert("RGB"))
+  assert float(rows[1]["psnr"]) == pytest.approx(metrics.psnr(restored, truth, 255), abs=1e-5)
+  # a ground-truth folder with more images: refused, unless --subset scores what is there
+  Image.fromarray(truth).save(gt / "im2.png")
+  assert main(["evaluate", str(out), str(gt), "--lpips", "none", "--out", str(tmp_path / "s.csv")]) == 2
+  assert "--subset" in capsys.readouterr().err and not (tmp_path / "s.csv").exists()
+  assert main(["evaluate", str(out), str(gt), "--lpips", "none", "--subset",
+               "--out", str(tmp_path / "s.csv")]) == 0
+  assert [r["name"] for r in csv.DictReader(open(tmp_path / "s.csv"))] == ["im0", "im1", "mean"]

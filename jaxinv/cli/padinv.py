@@ -241,7 +241,7 @@ def run_edit(args):
 
 # ----------------------------------------------------------------------------- jaxinv evaluate
 
-def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
+def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None, subset=False) -> list[dict]:
   """PadInv's protocol: reconstruction resized (nearest) to the source size, then per image
   MSE on [-1, 1] and AlexNet LPIPS (``lpips_dir``); rows ``{"name", "mse"[, "lpips"]}`` + mean.
   """
@@ -258,7 +258,7 @@ def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
                       f"{model.config.get('net')}")
     lp = (lambda p, x, y: lpips.lpips_distance(p, x, y, net="alex"), model.params)
   rows = []
-  for stem, p, g in pair_by_stem(pred_dir, gt_dir):
+  for stem, p, g in pair_by_stem(pred_dir, gt_dir, subset=subset):
     try:
       pred = image_io.load_rgb_uint8(p).astype(np.float32) / 255 * 2.0 - 1.0
       gt = image_io.load_rgb_uint8(g).astype(np.float32) / 255 * 2.0 - 1.0
