@@ -32,7 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
   for name in COMMANDS:
     importlib.import_module(f"jaxinv.cli.{name}").register(sub)
   outputs.add_overwrite_flags(sub)
+  for p in sub.choices.values():
+    _show_defaults(p)
   return parser
+
+
+def _show_defaults(parser: argparse.ArgumentParser):
+  """Appends ``(default: X)`` to every option's help that does not already state its default."""
+  for a in parser._actions:
+    if not a.option_strings or a.help in (None, argparse.SUPPRESS) or a.required:
+      continue
+    if a.default is None or a.default is False or a.default == argparse.SUPPRESS \
+        or "default" in a.help.lower():
+      continue
+    a.help += " (default: %(default)s)"
 
 
 def main(argv=None) -> int:

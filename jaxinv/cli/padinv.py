@@ -47,8 +47,9 @@ def add_invert_arguments(parser):
   g.add_argument("--encoder", default=None, help="converted encoder directory (PadInv or IDInvert, by --method)")
   # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
   # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
-  g.add_argument("--lpips-lambda", type=float, default=0.8)
-  g.add_argument("--wnorm-lambda", type=float, default=0.0)
+  g.add_argument("--lpips-lambda", type=float, default=0.8, help="weight of the LPIPS term")
+  g.add_argument("--wnorm-lambda", type=float, default=0.0,
+                 help="weight of ||w+ - w_avg|| (our extension; 0 = off)")
 
 
 def load_padinv_image(path, resolution: int) -> np.ndarray:
