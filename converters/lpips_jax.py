@@ -21,8 +21,8 @@ import os
 
 import numpy as np
 
-from converters.base import Converted, ConversionError, expected_shapes, summarize
-from converters.table import Rule, apply_rules, flatten_paths
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
+from jaxinv.converters.table import Rule, apply_rules, flatten_paths
 from jaxinv.models import lpips, vgg
 
 __all__ = ["BUILTIN", "weights_dir", "convert_lpips", "convert_vgg16", "load_builtin"]

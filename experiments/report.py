@@ -1,4 +1,4 @@
-"""Tables, plots and image grids of a sweep: ``python -m experiments.report RUN_DIR [--out DIR]``.
+"""Tables, plots and image grids of a sweep: ``python -m jaxinv.experiments.report RUN_DIR [--out DIR]``.
 
 Reads every ``RUN_DIR/results*.jsonl`` (see :mod:`experiments.runlog`) and writes to
 ``DIR`` (default ``RUN_DIR/report``):
@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from experiments import runlog
+from jaxinv.experiments import runlog
 
 __all__ = ["summarize", "write_report", "main"]
 
@@ -189,7 +189,7 @@ def write_report(run_dir: str, out_dir: str | None = None) -> dict:
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m jaxinv.experiments.report", description=__doc__.splitlines()[0])
   p.add_argument("run_dir")
   p.add_argument("--out", default=None, help="report directory (default RUN_DIR/report)")
   args = p.parse_args(argv)

@@ -295,7 +295,8 @@ def _load_boundary(path: str) -> Boundary:
 def save_boundary(path: str | os.PathLike, boundary: np.ndarray,
                   manipulate_layers: Sequence[int] | None = None, **extra_arrays):
   """Writes the plain form: ``.npz`` with ``boundary`` and ``manipulate_layers`` (atomic)."""
-  import tempfile
+  import io
+  from jaxinv.io.checkpoints import atomic_write_bytes
   path = os.fspath(path)
   arrays = {"boundary": np.asarray(boundary, np.float32)}
   if manipulate_layers is None:
@@ -304,11 +305,9 @@ def save_boundary(path: str | os.PathLike, boundary: np.ndarray,
   else:
     arrays["manipulate_layers"] = np.asarray(list(manipulate_layers), np.int64)
   arrays.update({k: np.asarray(v) for k, v in extra_arrays.items()})
-  d = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
-  os.close(fd)
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  atomic_write_bytes(path, buf.getvalue())
 
 
 def crop_boundary(boundary: np.ndarray, num_layers: int, w_dim: int) -> np.ndarray:
@@ -366,7 +365,7 @@ def pca_directions(samples: np.ndarray, num: int | None = None):
 # --- directions for a loaded generator ---------------------------------------------------------
 
 def _flat_params(params):
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   return flatten_paths(params)
 
 

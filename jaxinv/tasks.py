@@ -76,6 +76,10 @@ def resize(x: jax.Array, size, mode: str = "bilinear") -> jax.Array:
   return ops_resize.resize(x, size, mode)
 
 
+#: Smallest observation side (px) a super-resolution task accepts.
+MIN_OBSERVATION = 4
+
+
 def _check_factor(n: int, factor: int) -> None:
   if not isinstance(factor, (int, np.integer)) or factor < 1:
     raise ValueError(f"factor must be a positive integer, got {factor!r}")
@@ -417,6 +421,13 @@ def make_task(name: str, resolution: int, factor: Optional[int] = None, downsamp
     if factor is None:
       raise ValueError("super-resolve needs a factor (e.g. --factor 4)")
     _check_factor(resolution, factor)
+    if resolution // factor < MIN_OBSERVATION:
+      sensible = [f for f in range(1, resolution + 1)
+                  if resolution % f == 0 and resolution // f >= MIN_OBSERVATION]
+      raise ValueError(
+          f"factor {factor} leaves a {resolution // factor}x{resolution // factor} observation of "
+          f"the {resolution} px image (under {MIN_OBSERVATION} px there is almost nothing to "
+          f"restore from); the largest sensible factor here is {max(sensible)} (--factor)")
     if downsample not in DOWNSAMPLE_MODES:
       raise ValueError(f"unknown downsample mode {downsample!r}; expected one of {DOWNSAMPLE_MODES}")
     return Task(name, resolution, factor=int(factor), downsample=downsample)

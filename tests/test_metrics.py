@@ -100,7 +100,7 @@ def test_evaluate_writes_rows_and_mean(dirs):
   # same model, same code path up to the CSV's float formatting
   assert float(rows[1]["lpips"]) == pytest.approx(float(metrics.lpips(load_model("lpips-alex"), p, g)),
                                                   abs=1e-6)
-  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out) == 0
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out, "--overwrite") == 0
   rows = _read(out)
   assert list(rows[0]) == ["name", "psnr", "ssim", "ssim_skimage"]
   vals = np.array([[float(r[k]) for k in ("psnr", "ssim", "ssim_skimage")] for r in rows])
@@ -161,7 +161,7 @@ def test_evaluate_mask_refusals_and_hole(dirs, capsys):
 
 @pytest.mark.slow  # compiles AlexNet's backward pass (~1 min on the shared CPUs)
 def test_invert_with_lpips_loss(tmp_path):
-  import converters
+  from jaxinv import converters
   from tests.conftest import golden_root
   g = golden_root()
   lp = tmp_path / "lpips"
@@ -179,7 +179,7 @@ def test_invert_with_lpips_loss(tmp_path):
 
 
 def test_evaluate_lpips_column(dirs):
-  import converters
+  from jaxinv import converters
   from jaxinv.models.registry import load_model
   from tests.conftest import golden_root
   pred, gt, tmp = dirs

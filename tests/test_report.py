@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from experiments import report, runlog
+from jaxinv.experiments import report, runlog
 from jaxinv.io import images as image_io
 
 

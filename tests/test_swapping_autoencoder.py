@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxinv.models import swapping_autoencoder as sae
+from jaxinv.converters.table import flatten_paths
 from jaxinv.ops.resize import resize_nearest
-from converters.table import flatten_paths
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -65,7 +65,7 @@ def test_make_noise_modes():
 
 
 def test_church_channel_rules_give_the_official_sizes():
-  from experiments.train_sae import CHURCH_OPTIONS
+  from jaxinv.experiments.train_sae import CHURCH_OPTIONS
   cfg = sae.from_options(CHURCH_OPTIONS)
   shapes = jax.eval_shape(lambda: sae.init_params(cfg, jax.random.key(0)))
   count = {k: sum(int(np.prod(v.shape)) for v in flatten_paths(shapes[k]).values())

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from experiments import runlog, sweep
+from jaxinv.experiments import runlog, sweep
 from tests import sweep_helpers as H
 
 
@@ -103,7 +103,7 @@ def test_configs_load(name):
 
 def test_tfds_images_and_lpips_column(setup, tmp_path):
   """A TFDS split in place of the folder gives the folder's numbers; ``lpips`` adds its column."""
-  from converters import convert_file
+  from jaxinv.converters import convert_file
   from jaxinv.io import images as image_io
   from tests import tfds_images
   root, config = setup

@@ -87,6 +87,9 @@ def test_denoise_observation_uses_key():
 def test_refusals(tmp_path):
   with pytest.raises(ValueError, match="does not divide"):
     tasks.make_task("super-resolve", 32, factor=3)
+  with pytest.raises(ValueError, match=r"2x2 observation.*largest sensible factor here is 8"):
+    tasks.make_task("super-resolve", 32, factor=16)
+  assert tasks.make_task("super-resolve", 32, factor=8).factor == 8   # 4 px: the smallest accepted
   with pytest.raises(ValueError, match="unknown task"):
     tasks.make_task("deblur", 32)
   with pytest.raises(ValueError, match="downsample mode"):
@@ -138,7 +141,7 @@ def test_colorize_restore_keeps_target_luma():
 
 @pytest.fixture(scope="module")
 def pggan_dir(tmp_path_factory):
-  import converters
+  from jaxinv import converters
   from tests.conftest import golden_root
   dest = tmp_path_factory.mktemp("models") / "pggan"
   converters.convert_file(golden_root() / "mganprior" / "pggan_golden32_generator.pth", dest)
@@ -207,6 +210,7 @@ def test_invert_task_defaults_and_refusals(pggan_dir, tmp_path, capsys):
   zero = tmp_path / "zero.png"
   Image.fromarray(np.zeros((16, 16), np.uint8)).save(zero)
   cases = [(("--task", "super-resolve", "--factor", "3"), "does not divide"),
+           (("--task", "super-resolve"), "largest sensible factor here is 8"),  # default 16
            (("--task", "inpaint", "--mask", zero), "all zero"),
            (("--task", "inpaint",), "needs --mask"),
            (("--task", "colorize", "--mask", zero), "only applies"),

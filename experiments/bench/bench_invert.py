@@ -1,4 +1,4 @@
-"""Benchmark of the multi-code inversion step: ``python -m experiments.bench.bench_invert [--quick|--tiny]``.
+"""Benchmark of the multi-code inversion step: ``python -m jaxinv.experiments.bench.bench_invert [--quick|--tiny]``.
 
 Setting (the issue's): PGGAN-64 (fmaps_base 16384, fmaps_max 512, random weights), N = 20
 codes, composing layer ℓ = 6, loss L2 + VGG16 features[:16] (random weights, mGANprior's
@@ -219,7 +219,7 @@ def _fmt(x, unit=""):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m experiments.bench.bench_invert",
+  p = argparse.ArgumentParser(prog="python -m jaxinv.experiments.bench.bench_invert",
                               description=__doc__.splitlines()[0])
   p.add_argument("--quick", action="store_true", help="batches 1 and 8, fewer steps")
   p.add_argument("--tiny", action="store_true", help="32 px narrow model (CPU smoke run)")

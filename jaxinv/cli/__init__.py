@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxinv.cli import outputs
 from jaxinv.cli.common import UserError
 from jaxinv.io.errors import InputFileError, one_line
 
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
   for name in COMMANDS:
     importlib.import_module(f"jaxinv.cli.{name}").register(sub)
+  outputs.add_overwrite_flags(sub)
+  for p in sub.choices.values():
+    _show_defaults(p)
   return parser
 
 
@@ -51,16 +55,30 @@ def _check_out(args):
     check_out_file(args.out)
 
 
+def _show_defaults(parser: argparse.ArgumentParser):
+  """Appends ``(default: X)`` to every option's help that does not already state its default."""
+  for a in parser._actions:
+    if not a.option_strings or a.help in (None, argparse.SUPPRESS) or a.required:
+      continue
+    if a.default is None or a.default is False or a.default == argparse.SUPPRESS \
+        or "default" in a.help.lower():
+      continue
+    a.help += " (default: %(default)s)"
+
+
 def main(argv=None) -> int:
   import warnings
   parser = build_parser()
   args = parser.parse_args(argv)
+  claimed = None
   try:
     with warnings.catch_warnings():
       warnings.showwarning = _warn_on_one_line(args.command)
       _check_out(args)
+      claimed = outputs.claim(args)
       return int(args.func(args) or 0)
   except (UserError, InputFileError) as e:
+    outputs.release_unused(claimed)
     print(one_line(f"jaxinv {args.command}: error: {e}", limit=1000), file=sys.stderr)
     return 2
   except KeyboardInterrupt:

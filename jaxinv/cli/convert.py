@@ -31,7 +31,7 @@ def _parse_options(items):
 
 
 def run(args):
-  import converters
+  from jaxinv import converters
   from jaxinv.io.checkpoints import ModelDirError
   from jaxinv.io.torch_pickle import CheckpointError
   try:

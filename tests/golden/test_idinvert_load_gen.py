@@ -4,7 +4,7 @@ import numpy as np
 import jax.numpy as jnp
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.io import images
 from jaxinv.models import registry
 from tests.conftest import assert_close

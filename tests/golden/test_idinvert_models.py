@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import converters
-from converters import idinvert as conv_idinvert
+from jaxinv import converters
+from jaxinv.converters import idinvert as conv_idinvert
 from jaxinv.models import registry
 from tests.conftest import assert_close
 from tests.golden._idinvert import fwd_tol

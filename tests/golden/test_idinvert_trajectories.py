@@ -5,7 +5,7 @@ import numpy as np
 import jax.numpy as jnp
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.inversion.methods import idinvert as M
 from jaxinv.models import registry
 from tests.conftest import assert_close

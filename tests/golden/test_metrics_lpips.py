@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.models import registry
 from tests.conftest import assert_close
 from tests.golden._case import expected_at_collection, params
@@ -168,7 +168,7 @@ def test_lpips_as_loss_is_differentiable(models):
 
 def test_whole_lpips_state_dict_and_model_dir_backbone(g, tmp_path):
   """The converter also takes an already-converted backbone dir, and refuses a lin file alone."""
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   e = g.expected["nets"][CHEAP[0]]
   bb = tmp_path / "backbone"
   converters.convert_file(g.path(e["backbone_file"]), bb)
@@ -186,7 +186,7 @@ def test_whole_lpips_module_state_dict(g, tmp_path):
   """A saved ``lpips.LPIPS().state_dict()`` (net.slice*, lin*, lins.* aliases, scaling_layer) converts
   to the same params as lin file + backbone."""
   torch = pytest.importorskip("torch")
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   from jaxinv.io import torch_pickle
   e = g.expected["nets"][CHEAP[0]]
   lin = torch_pickle.load(g.path(e["lin_file"]))

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import detect, genforce_stylegan, read_source
+from jaxinv.converters import detect, genforce_stylegan, read_source
 from jaxinv.models import stylegan
 from tests.conftest import assert_close
 from tests.golden._style_common import image_atol, jitted_methods, nchw

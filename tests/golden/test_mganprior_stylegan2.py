@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import converters
-from converters import detect, genforce_stylegan2, read_source
+from jaxinv import converters
+from jaxinv.converters import detect, genforce_stylegan2, read_source
 from jaxinv.models import registry, stylegan2
 from tests.conftest import assert_close
 from tests.golden._style_common import image_atol, jitted_methods, nchw

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from converters import read_source, rosinality_stylegan2
+from jaxinv.converters import read_source, rosinality_stylegan2
 from jaxinv.models import stylegan2
 from tests.conftest import MISSING_FIXTURE, assert_close, npz_keys_at_collection
 from tests.golden._style_common import nchw

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import detect, read_source, rosinality_stylegan2
-from converters.table import ConversionError
+from jaxinv.converters import detect, read_source, rosinality_stylegan2
+from jaxinv.converters.table import ConversionError
 from jaxinv.inversion import style_spaces
 from jaxinv.models import stylegan2
 from tests.conftest import MISSING_FIXTURE, assert_close

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import read_source, rosinality_stylegan2
+from jaxinv.converters import read_source, rosinality_stylegan2
 from jaxinv.inversion.methods import projector
 from jaxinv.models import stylegan2
 from tests.conftest import assert_close, case_params, check_adam_bulk

@@ -14,7 +14,7 @@ import numpy as np
 # elsewhere a flipped sign legitimately moves the value by up to 2·lr.
 import pytest
 
-from converters.table import flatten_paths
+from jaxinv.converters.table import flatten_paths
 from jaxinv.training import sae as T
 from tests.conftest import assert_close
 from tests.golden import sae_common as C

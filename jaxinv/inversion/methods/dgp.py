@@ -19,7 +19,7 @@ degraded observation, stage by stage, unlocking generator blocks from shallow to
 Batched per-image fine-tuning: B images optimise B generator copies in one jitted program.
 The optimised variables are ``{"z": [B, dim_z], "G": G params with a leading [B] axis}``;
 the one-image objective is ``vmap``-ed over them. Schedules are data
-(:class:`Schedule`, ``experiments/configs/dgp/*.json``).
+(:class:`Schedule`, ``jaxinv/assets/dgp_schedules/*.json``).
 
 Every image starts from fresh optimiser state (as every golden fixture does). The official
 ``main.py`` keeps its Adam states alive across the images of a list; that couples an image's
@@ -61,8 +61,8 @@ __all__ = ["Stage", "Schedule", "load_schedule", "feature_loss", "degradation", 
            "load_image", "load_image_uint8", "metrics", "restore_l_channel", "hole_begin_end", "draw_candidates", "ftr_mask", "lr_table",
            "CONFIG_DIR"]
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))), "experiments", "configs", "dgp")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "assets", "dgp_schedules")
 
 #: Modes whose observation is degraded; every other mode (jitter, morphing, ...) reconstructs.
 DEGRADING_MODES = ("SR", "colorization", "inpainting", "hybrid")
@@ -138,7 +138,7 @@ class Schedule:
     return cls(**kw)
 
   def to_lists(self) -> dict:
-    """The inverse of :meth:`from_lists` (what ``experiments/configs/dgp/*.json`` hold)."""
+    """The inverse of :meth:`from_lists` (what ``jaxinv/assets/dgp_schedules/*.json`` hold)."""
     st = self.stages
     return {"iterations": [s.iterations for s in st], "z_lrs": [s.z_lr for s in st],
             "G_lrs": [s.G_lr for s in st], "lr_ratio": [s.lr_ratio for s in st],
@@ -151,7 +151,7 @@ class Schedule:
 
 
 def load_schedule(name_or_path: str, **overrides) -> Schedule:
-  """A schedule from ``experiments/configs/dgp/NAME.json`` or a JSON file in the list form."""
+  """A schedule from ``jaxinv/assets/dgp_schedules/NAME.json`` or a JSON file in the list form."""
   path = name_or_path
   if not os.path.isfile(path):
     path = os.path.join(CONFIG_DIR, f"{name_or_path}.json")
