@@ -43,8 +43,23 @@ def nearest_resize_legacy(x: jax.Array, size: int | tuple[int, int]) -> jax.Arra
   h, w = x.shape[-3], x.shape[-2]
   if (h, w) == size:
     return x
-  x = jnp.take(x, legacy_nearest_indices(h, size[0]), axis=-3)
-  return jnp.take(x, legacy_nearest_indices(w, size[1]), axis=-2)
+  x = _nearest_along(x, legacy_nearest_indices(h, size[0]), axis=x.ndim - 3)
+  return _nearest_along(x, legacy_nearest_indices(w, size[1]), axis=x.ndim - 2)
+
+
+def _nearest_along(x: jax.Array, idx: np.ndarray, axis: int) -> jax.Array:
+  # The same selection as jnp.take(x, idx, axis); whole-number scale factors become a repeat
+  # (broadcast + reshape) or a strided slice, which vmap and autodiff keep free of gathers,
+  # scatters and layout transposes.
+  n_in, n_out = x.shape[axis], len(idx)
+  if n_out % n_in == 0 and np.array_equal(idx, np.arange(n_out) // (n_out // n_in)):
+    k = n_out // n_in
+    shape = x.shape[:axis + 1] + (k,) + x.shape[axis + 1:]
+    x = jnp.broadcast_to(jnp.expand_dims(x, axis + 1), shape)
+    return x.reshape(x.shape[:axis] + (n_out,) + x.shape[axis + 2:])
+  if n_in % n_out == 0 and np.array_equal(idx, np.arange(n_out) * (n_in // n_out)):
+    return jax.lax.slice_in_dim(x, 0, n_in, n_in // n_out, axis)
+  return jnp.take(x, idx, axis=axis)
 
 
 def vgg_normalize(x: jax.Array) -> jax.Array:
