@@ -46,7 +46,8 @@ def _params(module, *example):
 
 
 def build(cfg: dict, compute_dtype: str):
-  """(loss_fn, optimizer, shared, space, target) for the benchmark setting."""
+  """(loss_fn, optimizer, shared, space, batch_data) for the benchmark setting; ``batch_data(B)``
+  is the loop's data for B copies of one target, made as ``mganprior.invert`` makes it."""
   gcfg = pggan.PGGANConfig(resolution=cfg["resolution"], fmaps_base=cfg["fmaps_base"],
                            fmaps_max=cfg["fmaps_max"])
   gen = pggan.PGGANGenerator(gcfg)
@@ -62,7 +63,9 @@ def build(cfg: dict, compute_dtype: str):
   optimizer = mganprior._optimizer("sgd", cfg["lr"])
   target = jnp.tanh(gen.apply({"params": gparams}, jax.random.normal(jax.random.PRNGKey(1),
                                                                       (1, gcfg.z_dim))))[0]
-  return loss_fn, optimizer, {"generator": gparams, "vgg": vparams}, space, target
+  batch_data = lambda b: mganprior.make_data(jnp.broadcast_to(target, (b,) + target.shape),
+                                             loss_cfg, vparams)
+  return loss_fn, optimizer, {"generator": gparams, "vgg": vparams}, space, batch_data
 
 
 def _chunk_fn(loss_fn, optimizer, length):
@@ -74,7 +77,7 @@ def _chunk_fn(loss_fn, optimizer, length):
 def _inputs(space, optimizer, target, batch):
   init = space.init(jax.random.PRNGKey(2), batch)
   state = opt_lib.init_state(init, optimizer)
-  data = {"observation": jnp.broadcast_to(target, (batch,) + target.shape)}
+  data = target(batch)
   return state, data
 
 
