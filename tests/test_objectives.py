@@ -29,3 +29,22 @@ def test_nearest_resize_equals_the_gather_bit_for_bit(h, w, size):
   # Under vmap as the loop runs it.
   np.testing.assert_array_equal(jax.vmap(lambda x: objectives.nearest_resize_legacy(x, size))(x),
                                 _take_resize(x, size))
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 9, 2)])
+def test_vgg_max_pool_equals_reduce_window_with_first_max_gradient(shape):
+  from jax import lax
+  from jaxinv.models import vgg
+  rng = np.random.RandomState(sum(shape))
+  # ReLU-like input with exact ties (zeros, and a repeated positive value) inside windows.
+  x = np.maximum(rng.randn(*shape).astype(np.float32), 0)
+  x[:, 0, 1] = x[:, 0, 0] = np.abs(x[:, 0, 0]) + 1
+  x = jnp.asarray(x)
+  ref_pool = lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+  y = vgg.max_pool_2x2(x)
+  np.testing.assert_array_equal(y, ref_pool(x))
+  g = jnp.asarray(rng.randn(*y.shape).astype(np.float32))
+  grad = lambda f: jax.vjp(f, x)[1](g)[0]
+  np.testing.assert_array_equal(grad(vgg.max_pool_2x2), grad(ref_pool))
+  vmapped = jax.vmap(lambda xi: jax.vjp(vgg.max_pool_2x2, xi)[1](g)[0])(x[None])
+  np.testing.assert_array_equal(vmapped, grad(ref_pool)[None])
