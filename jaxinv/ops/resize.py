@@ -93,11 +93,27 @@ def resize(x: jax.Array, size, mode: str = "bilinear", align_corners: bool = Fal
 
 
 def resize_nearest(x, size):
-  """Legacy-``nearest`` resize of ``[..., H, W, C]`` (a gather: values are copied exactly)."""
+  """Legacy-``nearest`` resize of ``[..., H, W, C]`` (a selection: values are copied exactly)."""
   h, w = x.shape[-3], x.shape[-2]
   oh, ow = (size, size) if isinstance(size, int) else tuple(size)
   if (h, w) == (oh, ow):
     return x
-  take = np.take if isinstance(x, np.ndarray) else jnp.take
-  x = take(x, nearest_indices(h, oh), axis=-3)
-  return take(x, nearest_indices(w, ow), axis=-2)
+  if isinstance(x, np.ndarray):
+    return np.take(np.take(x, nearest_indices(h, oh), axis=-3), nearest_indices(w, ow), axis=-2)
+  x = _nearest_along(x, nearest_indices(h, oh), axis=x.ndim - 3)
+  return _nearest_along(x, nearest_indices(w, ow), axis=x.ndim - 2)
+
+
+def _nearest_along(x: jax.Array, idx: np.ndarray, axis: int) -> jax.Array:
+  # The same selection as jnp.take(x, idx, axis); whole-number scale factors become a repeat
+  # (broadcast + reshape) or a strided slice, which vmap and autodiff keep free of gathers,
+  # scatters and layout transposes.
+  n_in, n_out = x.shape[axis], len(idx)
+  if n_out % n_in == 0 and np.array_equal(idx, np.arange(n_out) // (n_out // n_in)):
+    k = n_out // n_in
+    shape = x.shape[:axis + 1] + (k,) + x.shape[axis + 1:]
+    x = jnp.broadcast_to(jnp.expand_dims(x, axis + 1), shape)
+    return x.reshape(x.shape[:axis] + (n_out,) + x.shape[axis + 2:])
+  if n_in % n_out == 0 and np.array_equal(idx, np.arange(n_out) * (n_in // n_out)):
+    return jax.lax.slice_in_dim(x, 0, n_in, n_in // n_out, axis)
+  return jnp.take(x, idx, axis=axis)
