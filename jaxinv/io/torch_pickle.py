@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["CheckpointError", "SafeNamespace", "load", "UnsafeCheckpointError"]
+__all__ = ["CheckpointError", "SafeNamespace", "load", "load_storage_stream", "UnsafeCheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -214,6 +214,24 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 def _load_legacy(f: BinaryIO):
+  obj, storages = _read_legacy(f)
+  return _resolve(obj, storages)
+
+
+def load_storage_stream(data: bytes) -> np.ndarray:
+  """The flat array of a legacy ``torch.save`` stream holding one bare storage.
+
+  NVIDIA network pickles embed each tensor's storage this way
+  (``torch.storage._load_from_bytes``); the stream is read by the same
+  restricted unpickler as a whole checkpoint.
+  """
+  obj, storages = _read_legacy(io.BytesIO(data))
+  if not isinstance(obj, str) or obj not in storages or len(storages) != 1:
+    raise CheckpointError("embedded storage stream does not hold exactly one storage")
+  return storages[obj][2]
+
+
+def _read_legacy(f: BinaryIO):
   def plain_load():
     return _RestrictedUnpickler(f, _no_storage).load()
 
@@ -243,7 +261,7 @@ def _load_legacy(f: BinaryIO):
     if len(raw) < n * dtype.itemsize or n < numel:
       raise CheckpointError(f"storage {key} truncated")
     storages[key][2] = np.frombuffer(raw, dtype=dtype)
-  return _resolve(obj, storages)
+  return obj, storages
 
 
 class _LazyTensor:

@@ -143,6 +143,11 @@ def modulated_conv2d(x, kernel, s, *, demodulate: bool = True, up: bool = False,
   return x
 
 
+def clip(x, limit: float | None):
+  """NVIDIA ``conv_clamp``: ``clamp(x, -limit, limit)``; None leaves ``x`` as it is."""
+  return x if limit is None else jnp.clip(x, -limit, limit)
+
+
 def noise_inject(x, noise, strength):
   """``x + noise·strength``; noise ``[B|1, H, W, 1]``, strength a scalar (StyleGAN2) or ``[C]``."""
   return x + noise * strength
@@ -158,6 +163,7 @@ class ModulatedLayer(nn.Module):
   index: int = 0                # position in the noise list
   style_bias_offset: float = 1.0
   kernel_size: int = 3
+  clamp: float | None = None    # NVIDIA conv_clamp: output clipped to ±clamp after the activation
 
   def setup(self):
     normal = nn.initializers.normal(1.0)
@@ -177,7 +183,7 @@ class ModulatedLayer(nn.Module):
     x = modulated_conv2d(x, self.weight, s, demodulate=True, up=self.up, padding=padding)
     n = resolve_noise(noise, self.index, self.res, x.shape[0], self.noise,
                       lambda: self.make_rng("noise"))
-    return fused_lrelu(noise_inject(x, n, self.noise_strength), self.bias)
+    return clip(fused_lrelu(noise_inject(x, n, self.noise_strength), self.bias), self.clamp)
 
 
 class ToRGB(nn.Module):
@@ -186,6 +192,7 @@ class ToRGB(nn.Module):
   cout: int
   w_dim: int
   style_bias_offset: float = 1.0
+  clamp: float | None = None
 
   def setup(self):
     normal = nn.initializers.normal(1.0)
@@ -198,7 +205,8 @@ class ToRGB(nn.Module):
     return style_affine(w, self.style_weight, self.style_bias, self.style_bias_offset)
 
   def __call__(self, x, w):
-    return modulated_conv2d(x, self.weight, self.style(w), demodulate=False) + self.bias
+    return clip(modulated_conv2d(x, self.weight, self.style(w), demodulate=False) + self.bias,
+                self.clamp)
 
 
 class _Const(nn.Module):
@@ -238,12 +246,16 @@ class StyleGAN2Config:
   mapping_lr_mul: float = 0.01
   style_bias_offset: float = 1.0    # constant added to the stored modulation bias (rosinality: 0)
   final_tanh: bool = False
+  c_dim: int = 0                    # NVIDIA StyleGAN2-ADA label size (0: unconditional)
+  conv_clamp: float | None = None   # NVIDIA StyleGAN2-ADA clamp of conv / toRGB outputs
 
   def __post_init__(self):
     r = self.resolution
     if r < 8 or r > 1024 or r & (r - 1):
       raise ValueError(f"StyleGAN2 resolution must be a power of two in [8, 1024], got {r}")
     object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+    if self.conv_clamp is not None:
+      object.__setattr__(self, "conv_clamp", float(self.conv_clamp))
     if len(self.channels) != self.num_blocks:
       raise ValueError(f"channels needs one entry per resolution 4..{r} ({self.num_blocks}), "
                        f"got {len(self.channels)}")
@@ -330,12 +342,20 @@ class _Mapping(nn.Module):
   cfg: StyleGAN2Config
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, c=None):
     cfg = self.cfg
     chex.assert_shape(z, (None, cfg.z_dim))
     x = L.pixel_norm(z)
+    if cfg.c_dim:
+      if c is None:
+        raise ValueError(f"this generator is conditional: it needs labels c [B, {cfg.c_dim}]")
+      chex.assert_shape(c, (z.shape[0], cfg.c_dim))
+      y = _Dense(cfg.c_dim, cfg.w_dim, name="embed")(c.astype(x.dtype))
+      x = jnp.concatenate([x, L.pixel_norm(y)], axis=1)
+    elif c is not None and c.size:
+      raise ValueError("this generator is unconditional: it takes no labels")
     for i in range(cfg.mapping_layers):
-      cin = cfg.z_dim if i == 0 else cfg.mapping_hidden
+      cin = (cfg.z_dim + (cfg.w_dim if cfg.c_dim else 0)) if i == 0 else cfg.mapping_hidden
       cout = cfg.w_dim if i == cfg.mapping_layers - 1 else cfg.mapping_hidden
       x = fused_lrelu(_Dense(cin, cout, cfg.mapping_lr_mul, 1.0, name=f"dense{i}")(x))
     return x
@@ -354,9 +374,10 @@ class _Synthesis(nn.Module):
       up = i % 2 == 1
       cin = cfg.channels_at(res // 2 if up else res)
       convs.append(ModulatedLayer(cin, cfg.channels_at(res), cfg.w_dim, res, up, i, off,
-                                  name=f"layer{i}"))
+                                  clamp=cfg.conv_clamp, name=f"layer{i}"))
     self.layers = convs
-    self.outputs = [ToRGB(cfg.channels[b], cfg.image_channels, cfg.w_dim, off, name=f"output{b}")
+    self.outputs = [ToRGB(cfg.channels[b], cfg.image_channels, cfg.w_dim, off,
+                          clamp=cfg.conv_clamp, name=f"output{b}")
                     for b in range(cfg.num_blocks)]
 
   def unit(self, k, state, wp, noise="const"):
@@ -420,15 +441,17 @@ class StyleGAN2Generator(nn.Module):
     self.synthesis_net = _Synthesis(self.config, name="synthesis")
 
   def __call__(self, z, truncation_psi: float = 1.0, truncation_layers: int | None = None,
-               noise="const"):
+               noise="const", c=None):
     if self.is_initializing():
       self.truncation.average()
-    wp = self.truncate(self.mapping(z), truncation_psi, truncation_layers)
+      if self.config.c_dim and c is None:
+        c = jnp.zeros((z.shape[0], self.config.c_dim), z.dtype)
+    wp = self.truncate(self.mapping(z, c), truncation_psi, truncation_layers)
     return self.synthesis_net(None, wp, 0, None, noise)
 
-  def mapping(self, z):
-    """z ``[B, z_dim]`` → w ``[B, w_dim]``."""
-    return self.mapping_net(z)
+  def mapping(self, z, c=None):
+    """z ``[B, z_dim]`` (and labels c ``[B, c_dim]`` when conditional) → w ``[B, w_dim]``."""
+    return self.mapping_net(z, c)
 
   def truncate(self, w, truncation_psi: float = 1.0, truncation_layers: int | None = None):
     """w ``[B, D]`` or w+ ``[B, L, D]`` → truncated w+ ``[B, L, D]`` (layers None: all rows)."""
