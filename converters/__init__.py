@@ -19,7 +19,7 @@ from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylega
 from converters import swapping_autoencoder
 from converters import padinv
 from converters import idinvert
-from converters import nvidia_stylegan2_ada
+from converters import nvidia_stylegan2_ada, nvidia_stylegan3
 from jaxinv.io import checkpoints, nvidia_pickle, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -39,6 +39,7 @@ FORMATS = {m.NAME: m for m in (
     padinv.ENCODER,
     *idinvert.KINDS,
     nvidia_stylegan2_ada,
+    nvidia_stylegan3,
 )}
 
 

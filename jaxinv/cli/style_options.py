@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxinv.cli.common import UserError
 
-FAMILIES = ("stylegan", "stylegan2")
+FAMILIES = ("stylegan", "stylegan2", "stylegan3")
 GENERATE_SPACES = ("z", "w", "wp")
 INVERT_SPACES = ("z", "w", "wp", "multi", "padding")
 
