@@ -118,6 +118,10 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
   space_kind = args.space or "wp"
   if space_kind == "padding":
     raise UserError("--space padding is PadInv's space: use --method padinv")
+  if getattr(model.config, "c_dim", 0) and space_kind in ("z", "multi"):
+    raise UserError(f"this generator is conditional (c_dim {model.config.c_dim}): --space "
+                    f"{space_kind} would need labels, which invert does not take yet; use "
+                    "--space w or wp")
   psi, layers = _truncation(model, args, space_kind)
   try:
     space = style_spaces.StyleSpace(space_kind, truncation_psi=psi, truncation_layers=layers,

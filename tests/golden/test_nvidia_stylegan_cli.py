@@ -95,3 +95,26 @@ def test_label_errors(g, converted, tmp_path, capsys):
     assert not (tmp_path / "o.npy").exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert err and all(line.startswith("jaxinv generate: error:") for line in err)
+
+
+@pytest.mark.slow       # ~50 s on the shared 2-core machine (SG3 gradient compile)
+def test_multicode_inversion_on_stylegan3(g, converted, tmp_path):
+  """Multi-code inversion (composition at an inner layer) runs on a converted StyleGAN3."""
+  root, tags = converted
+  sg3 = [t for t in tags if g.expected["models"][t]["kind"] == "sg3"]
+  if not sg3:
+    pytest.skip("no StyleGAN3 model in this case")
+  tag = sg3[0]
+  f = g.npz("fixtures.npz")
+  images = tmp_path / "targets"
+  images.mkdir()
+  Image.fromarray(f[f"{tag}.img_const_uint8"][0]).save(images / "target.png")
+  layer = len(g.expected["models"][tag]["layers"]) // 2
+  out = tmp_path / "inv"
+  assert main(["invert", "--generator", str(root / tag), "--images", str(images),
+               "--space", "multi", "--codes", "2", "--layer", str(layer), "--loss", "mse",
+               "--optimizer", "adam", "--lr", "0.05", "--steps", "3", "--out", str(out)]) == 0
+  with np.load(out / "result.npz") as r:
+    num_ws, w_dim = g.expected["models"][tag]["num_ws"], g.expected["models"][tag]["w_dim"]
+    assert r["codes"].shape == (1, 2, num_ws, w_dim)
+    assert r["loss"].shape == (3, 1) and r["loss"][-1, 0] < r["loss"][0, 0]
