@@ -54,9 +54,6 @@ def detect(obj) -> bool:
 def _part(obj, part):
   if part not in PARTS:
     raise ConversionError(f"part must be one of {', '.join(PARTS)} (got {part!r})")
-  if part == "D":
-    raise ConversionError("part=D: converting the StyleGAN2-ADA discriminator is not supported "
-                          "yet; convert G_ema (default) or G")
   if _is_tf(obj):
     net = obj[_TF_PARTS[part]]
     try:
@@ -140,8 +137,87 @@ RULES_COMMON = [
 FILTER_KEYS = r"synthesis\.b\d+(\.conv[01])?\.resample_filter"
 
 
+def discriminator_config(kw: dict) -> stylegan2.NvidiaDiscriminatorConfig:
+  """``training.networks.Discriminator`` init kwargs → :class:`NvidiaDiscriminatorConfig`."""
+  if kw.get("architecture", "resnet") != "resnet":
+    raise ConversionError(f"discriminator architecture {kw['architecture']!r}: only 'resnet' "
+                          "(NVIDIA's default) is supported")
+  mk, ek = dict(kw.get("mapping_kwargs") or {}), dict(kw.get("epilogue_kwargs") or {})
+  bk = dict(kw.get("block_kwargs") or {})
+  if list(bk.get("resample_filter", [1, 3, 3, 1])) != [1, 3, 3, 1] or \
+      bk.get("activation", "lrelu") != "lrelu":
+    raise ConversionError(f"discriminator block_kwargs {bk} are not supported")
+  res = int(kw["img_resolution"])
+  base, cmax = int(kw.get("channel_base", 32768)), int(kw.get("channel_max", 512))
+  channels = tuple(min(base // r, cmax) for r in (2 ** i for i in range(2, int(math.log2(res)) + 1)))
+  c_dim = int(kw.get("c_dim", 0))
+  cmap_dim = 0 if not c_dim else int(kw.get("cmap_dim") or channels[0])
+  return stylegan2.NvidiaDiscriminatorConfig(
+      resolution=res, channels=channels, image_channels=int(kw.get("img_channels", 3)),
+      c_dim=c_dim, cmap_dim=cmap_dim, mapping_layers=int(mk.get("num_layers", 8)),
+      mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
+      mbstd_group_size=int(ek.get("mbstd_group_size", 4)),
+      mbstd_num_channels=int(ek.get("mbstd_num_channels", 1)), conv_clamp=kw.get("conv_clamp"))
+
+
+D_RULES = [
+    Rule(r"b(\d+)\.(fromrgb|conv0|conv1|skip)\.weight", r"b\1_\2/weight", oihw_to_hwio),
+    Rule(r"b(\d+)\.(fromrgb|conv0|conv1)\.bias", r"b\1_\2/bias"),
+    Rule(r"b4\.conv\.weight", "b4_conv/weight", oihw_to_hwio),
+    Rule(r"b4\.conv\.bias", "b4_conv/bias"),
+    Rule(r"b4\.(fc|out)\.weight", r"b4_\1/weight", linear_to_io),
+    Rule(r"b4\.(fc|out)\.bias", r"b4_\1/bias"),
+    Rule(r"mapping\.embed\.weight", "embed/weight", linear_to_io),
+    Rule(r"mapping\.embed\.bias", "embed/bias"),
+    Rule(r"mapping\.fc(\d+)\.weight", r"mapping_\1/weight", linear_to_io),
+    Rule(r"mapping\.fc(\d+)\.bias", r"mapping_\1/bias"),
+]
+D_FILTER_KEYS = r"b\d+(\.(fromrgb|conv0|conv1|skip|conv))?\.resample_filter"
+
+
+def _check_filters(sd, pattern):
+  want = np.asarray(make_kernel([1, 3, 3, 1]))
+  for k, v in sd.items():
+    if re.fullmatch(pattern, k) and not np.allclose(v, want, rtol=0, atol=1e-7):
+      raise ConversionError(f"{k} is not the [1, 3, 3, 1] resampling filter")
+
+
+def _discriminator(obj):
+  if _is_tf(obj):
+    try:
+      return (nvidia_pickle.tf_discriminator_kwargs(obj[1]),
+              nvidia_pickle.tf_to_torch_discriminator_state(obj[1]))
+    except nvidia_pickle.CheckpointError as e:
+      raise ConversionError(f"TF network pickle: {e}") from None
+  d = obj.get("D") if isinstance(obj, dict) else None
+  if not isinstance(d, PersistentObject) or d.class_name != "Discriminator":
+    raise ConversionError("the pickle has no StyleGAN2-ADA discriminator under 'D'")
+  return d.init_kwargs, nvidia_pickle.state_dict(d)
+
+
+def convert_discriminator(obj) -> Converted:
+  kwargs, sd = _discriminator(obj)
+  try:
+    cfg = discriminator_config(kwargs)
+  except (KeyError, TypeError, ValueError) as e:
+    if isinstance(e, ConversionError):
+      raise
+    raise ConversionError(f"discriminator init_kwargs not understood: {e}") from None
+  _check_filters(sd, D_FILTER_KEYS)
+  module = stylegan2.NvidiaDiscriminator(cfg)
+  img = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.image_channels))
+  want = expected_shapes(module, img, jnp.zeros((1, cfg.c_dim)) if cfg.c_dim else None)
+  params = apply_rules(sd, D_RULES, [D_FILTER_KEYS], want, what="StyleGAN2-ADA D")
+  cond = f", c {cfg.c_dim} (cmap {cfg.cmap_dim})" if cfg.c_dim else ""
+  return Converted("stylegan2-nvidia-discriminator", cfg, params, extras={"nvidia_part": "D"},
+                   summary=f"StyleGAN2-ADA discriminator {cfg.resolution}px (NVIDIA){cond}, "
+                           f"channels {list(cfg.channels)}; {summarize(params)}")
+
+
 def convert(obj, part: str = "G_ema", truncation_psi=None, truncation_layers=None,
             **unused) -> Converted:
+  if part == "D":
+    return convert_discriminator(obj)
   kwargs, sd = _part(obj, part)
   try:
     cfg = config_from_kwargs(kwargs)

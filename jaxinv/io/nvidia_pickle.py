@@ -352,3 +352,62 @@ def tf_to_torch_generator_state(net: TFNetwork) -> dict[str, np.ndarray]:
   if left:
     raise CheckpointError(f"TF generator variables not understood: {left[:5]}")
   return sd
+
+
+_TF_D_KNOWN = {"num_channels", "resolution", "label_size", "fmap_base", "fmap_max",
+               "mbstd_group_size", "mbstd_num_features", "num_fp16_res", "conv_clamp",
+               "architecture", "nonlinearity", "is_template_graph", "structure"}
+
+
+def tf_discriminator_kwargs(net: TFNetwork) -> dict:
+  """The StyleGAN2-ADA ``Discriminator`` init kwargs of a TF ``D`` network (as legacy.py)."""
+  kw = dict(net.static_kwargs)
+  unknown = sorted(set(kw) - _TF_D_KNOWN)
+  if unknown:
+    raise CheckpointError(f"TF discriminator with unknown static kwargs {unknown}")
+  return {"c_dim": kw.get("label_size", 0), "img_resolution": kw.get("resolution", 1024),
+          "img_channels": kw.get("num_channels", 3), "architecture": kw.get("architecture", "resnet"),
+          "channel_base": kw.get("fmap_base", 16 << 10) * 2, "channel_max": kw.get("fmap_max", 512),
+          "num_fp16_res": kw.get("num_fp16_res", 0), "conv_clamp": kw.get("conv_clamp", None),
+          "cmap_dim": None, "mapping_kwargs": {"num_layers": 0},
+          "epilogue_kwargs": {"mbstd_group_size": kw.get("mbstd_group_size", 4),
+                              "mbstd_num_channels": kw.get("mbstd_num_features", 1)}}
+
+
+def tf_to_torch_discriminator_state(net: TFNetwork) -> dict[str, np.ndarray]:
+  """A TF ``D`` network's variables → the StyleGAN2-ADA PyTorch ``state_dict`` names (no filters)."""
+  tf = net.variables
+  sd, used = {}, set()
+
+  def take(name):
+    if name not in tf:
+      raise CheckpointError(f"TF discriminator variable {name} missing")
+    used.add(name)
+    return tf[name]
+
+  res = int(net.static_kwargs.get("resolution", 1024))
+  r = res
+  while r >= 8:
+    src = f"{r}x{r}"
+    if r == res:
+      sd[f"b{r}.fromrgb.weight"] = _tf_conv(take(f"{src}/FromRGB/weight"))
+      sd[f"b{r}.fromrgb.bias"] = take(f"{src}/FromRGB/bias")
+    sd[f"b{r}.conv0.weight"] = _tf_conv(take(f"{src}/Conv0/weight"))
+    sd[f"b{r}.conv0.bias"] = take(f"{src}/Conv0/bias")
+    sd[f"b{r}.conv1.weight"] = _tf_conv(take(f"{src}/Conv1_down/weight"))
+    sd[f"b{r}.conv1.bias"] = take(f"{src}/Conv1_down/bias")
+    sd[f"b{r}.skip.weight"] = _tf_conv(take(f"{src}/Skip/weight"))
+    r //= 2
+  if "LabelEmbed/weight" in tf:
+    sd["mapping.embed.weight"] = _tf_dense(take("LabelEmbed/weight"))
+    sd["mapping.embed.bias"] = take("LabelEmbed/bias")
+  sd["b4.conv.weight"] = _tf_conv(take("4x4/Conv/weight"))
+  sd["b4.conv.bias"] = take("4x4/Conv/bias")
+  sd["b4.fc.weight"] = _tf_dense(take("4x4/Dense0/weight"))
+  sd["b4.fc.bias"] = take("4x4/Dense0/bias")
+  sd["b4.out.weight"] = _tf_dense(take("Output/weight"))
+  sd["b4.out.bias"] = take("Output/bias")
+  left = sorted(set(tf) - used)
+  if left:
+    raise CheckpointError(f"TF discriminator variables not understood: {left[:5]}")
+  return sd

@@ -62,7 +62,7 @@ from jaxinv.models.upfirdn import make_kernel, upfirdn2d
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "StyleGAN2Discriminator",
            "DiscriminatorConfig", "style_affine", "modulated_conv2d", "noise_inject",
            "fused_lrelu", "upsample_conv_transpose", "upsample_skip", "blur", "ModulatedLayer",
-           "ToRGB", "minibatch_stddev", "infer_config", "rosinality_channels", "MODEL_SETTINGS",
+           "ToRGB", "minibatch_stddev", "clip", "NvidiaDiscriminatorConfig", "NvidiaDiscriminator", "infer_config", "rosinality_channels", "MODEL_SETTINGS",
            "LayerIndexError"]
 
 SQRT2 = math.sqrt(2.0)
@@ -618,3 +618,129 @@ class StyleGAN2Discriminator(nn.Module):
     x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)   # flatten in (C, H, W) order
     x = fused_lrelu(self.final_linear0(x))
     return self.final_linear1(x)
+
+
+# ----------------------------------------------------------------------------- NVIDIA (ADA) discriminator
+
+@dataclasses.dataclass(frozen=True)
+class NvidiaDiscriminatorConfig:
+  """NVIDIA StyleGAN2-ADA / StyleGAN3 ``Discriminator`` ("resnet"), channels per resolution 4 .. R."""
+  resolution: int = 1024
+  channels: tuple = (512,) * 9      # min(channel_base // r, channel_max) for r = 4 .. R
+  image_channels: int = 3
+  c_dim: int = 0
+  cmap_dim: int = 0                 # 0: unconditional
+  mapping_layers: int = 8
+  mapping_lr_mul: float = 0.01
+  mbstd_group_size: int = 4
+  mbstd_num_channels: int = 1
+  conv_clamp: float | None = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+    if self.conv_clamp is not None:
+      object.__setattr__(self, "conv_clamp", float(self.conv_clamp))
+
+  def channels_at(self, res):
+    return self.channels[int(math.log2(res)) - 2]
+
+
+class _NvConv(nn.Module):
+  """NVIDIA ``Conv2dLayer``: [FIR + stride-2 down] conv with ``1/√(in·k²)``, bias, act·gain, clamp."""
+  cin: int
+  cout: int
+  k: int
+  down: bool = False
+  activate: bool = True
+  use_bias: bool = True
+  gain: float = 1.0
+  clamp: float | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("weight", nn.initializers.normal(1.0), (self.k, self.k, self.cin, self.cout))
+    w = w * (1.0 / math.sqrt(self.cin * self.k * self.k))
+    if self.down:
+      p = self.k // 2 + 1 if self.k > 1 else 1
+      x = blur(x, pad=(p, p, p, p), down=1 if self.k > 1 else 2)
+      x = L.conv2d(x, w, stride=2 if self.k > 1 else 1)
+    else:
+      x = L.conv2d(x, w, padding=self.k // 2)
+    if self.use_bias:
+      x = x + self.param("bias", nn.initializers.zeros, (self.cout,))
+    gain = self.gain * (SQRT2 if self.activate else 1.0)
+    x = (L.lrelu(x) if self.activate else x) * gain
+    return clip(x, None if self.clamp is None else self.clamp * self.gain)
+
+
+class NvidiaDiscriminator(nn.Module):
+  """NVIDIA StyleGAN2-ADA discriminator (resnet): image ``[B, R, R, C]`` (+ labels) → ``[B, 1]``.
+
+  Params: ``b{r}/{fromrgb (first block), conv0, conv1, skip}``, ``b4/{conv, fc, out}``,
+  ``mapping/{embed, dense{i}}`` when conditional. ``intermediates`` returns every block's
+  output, ``cmap`` and the epilogue stages.
+  """
+  config: NvidiaDiscriminatorConfig
+
+  def setup(self):
+    cfg = self.config
+    n = int(math.log2(cfg.resolution))
+    blocks = {}
+    for i in range(n, 2, -1):
+      r = 2 ** i
+      tmp, out = cfg.channels_at(r), cfg.channels_at(r // 2)
+      parts = {"conv0": _NvConv(tmp, tmp, 3, clamp=cfg.conv_clamp, name=f"b{r}_conv0"),
+               "conv1": _NvConv(tmp, out, 3, down=True, gain=math.sqrt(0.5), clamp=cfg.conv_clamp,
+                                name=f"b{r}_conv1"),
+               "skip": _NvConv(tmp, out, 1, down=True, activate=False, use_bias=False,
+                               gain=math.sqrt(0.5), name=f"b{r}_skip")}
+      if i == n:
+        parts["fromrgb"] = _NvConv(cfg.image_channels, tmp, 1, clamp=cfg.conv_clamp,
+                                   name=f"b{r}_fromrgb")
+      blocks[r] = parts
+    self.blocks = blocks
+    c4 = cfg.channels_at(4)
+    self.b4_conv = _NvConv(c4 + cfg.mbstd_num_channels, c4, 3, clamp=cfg.conv_clamp)
+    self.b4_fc = _Dense(c4 * 16, c4)
+    self.b4_out = _Dense(c4, cfg.cmap_dim or 1)
+    if cfg.c_dim:
+      self.embed = _Dense(cfg.c_dim, cfg.cmap_dim)
+      self.mapping = [_Dense(cfg.cmap_dim, cfg.cmap_dim, cfg.mapping_lr_mul)
+                      for _ in range(cfg.mapping_layers)]
+
+  def cmap(self, c):
+    x = L.pixel_norm(self.embed(c))
+    for layer in self.mapping:
+      x = fused_lrelu(layer(x))
+    return x
+
+  def intermediates(self, img, c=None):
+    cfg = self.config
+    out, x = {}, None
+    for r, parts in self.blocks.items():
+      if "fromrgb" in parts:
+        x = parts["fromrgb"](img)
+      y = parts["skip"](x)
+      x = parts["conv1"](parts["conv0"](x))
+      x = y + x
+      out[f"b{r}"] = x
+    x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
+    out["b4.mbstd"] = x
+    x = self.b4_conv(x)
+    out["b4.conv"] = x
+    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)   # NCHW flatten
+    x = fused_lrelu(self.b4_fc(x))
+    out["b4.fc"] = x
+    x = self.b4_out(x)
+    out["b4.out"] = x
+    if cfg.c_dim:
+      if c is None:
+        raise ValueError(f"this discriminator is conditional: it needs labels c [B, {cfg.c_dim}]")
+      cmap = self.cmap(c)
+      out["cmap"] = cmap
+      x = jnp.sum(x * cmap, axis=1, keepdims=True) / math.sqrt(cfg.cmap_dim)
+    out["out"] = x
+    return out
+
+  def __call__(self, img, c=None):
+    return self.intermediates(img, c)["out"]
