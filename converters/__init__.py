@@ -19,7 +19,8 @@ from jaxinv.converters import genforce_stylegan, genforce_stylegan2, rosinality_
 from jaxinv.converters import swapping_autoencoder
 from jaxinv.converters import padinv
 from jaxinv.converters import idinvert
-from jaxinv.io import checkpoints, torch_pickle
+from jaxinv.converters import nvidia_stylegan2_ada, nvidia_stylegan3
+from jaxinv.io import checkpoints, nvidia_pickle, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
            "read_source"]
@@ -37,11 +38,19 @@ FORMATS = {m.NAME: m for m in (
     padinv.GENERATOR,
     padinv.ENCODER,
     *idinvert.KINDS,
+    nvidia_stylegan2_ada,
+    nvidia_stylegan3,
 )}
 
 
 def read_source(src: str | os.PathLike):
-  """Loads a checkpoint file safely (see :mod:`jaxinv.io.torch_pickle`)."""
+  """Loads a checkpoint file safely: a ``torch.save`` file (:mod:`jaxinv.io.torch_pickle`) or an
+  NVIDIA network pickle (:mod:`jaxinv.io.nvidia_pickle`); neither runs code from the file."""
+  if os.path.isfile(src):
+    with open(src, "rb") as f:
+      head = f.read(16)
+    if nvidia_pickle.is_network_pickle(head):
+      return nvidia_pickle.load(src)
   return torch_pickle.load(src)
 
 

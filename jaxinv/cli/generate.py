@@ -40,7 +40,7 @@ def run(args):
       raise UserError(f"{args.latents}: latents of shape {z.shape}; this PGGAN needs [B, {z_dim}]")
     img = model.module.apply(model.variables(), jnp.asarray(z, jnp.float32))
   # --- style generators (issue 5)
-  elif model.family in ("stylegan", "stylegan2"):
+  elif model.family in ("stylegan", "stylegan2", "stylegan3"):
     from jaxinv.cli import style_options
     img = style_options.generate(model, z, args)
   # ---

@@ -186,7 +186,7 @@ def run(args):
 
   task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
-  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
+  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2", "stylegan3"))
   # --- style generators (issue 5)
   if model.family != "pggan":
     if args.init == "encoder":

@@ -40,7 +40,8 @@ import numpy as np
 
 from jaxinv.io.errors import InputFileError, one_line
 
-__all__ = ["CheckpointError", "SafeNamespace", "load", "load_numpy_pickle", "UnsafeCheckpointError"]
+__all__ = ["CheckpointError", "SafeNamespace", "load", "load_numpy_pickle", "load_storage_stream",
+           "UnsafeCheckpointError"]
 
 
 class CheckpointError(InputFileError):
@@ -300,6 +301,24 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 def _load_legacy(f: BinaryIO):
+  obj, storages = _read_legacy(f)
+  return _resolve(obj, storages)
+
+
+def load_storage_stream(data: bytes) -> np.ndarray:
+  """The flat array of a legacy ``torch.save`` stream holding one bare storage.
+
+  NVIDIA network pickles embed each tensor's storage this way
+  (``torch.storage._load_from_bytes``); the stream is read by the same
+  restricted unpickler as a whole checkpoint.
+  """
+  obj, storages = _read_legacy(io.BytesIO(data))
+  if not isinstance(obj, str) or obj not in storages or len(storages) != 1:
+    raise CheckpointError("embedded storage stream does not hold exactly one storage")
+  return storages[obj][2]
+
+
+def _read_legacy(f: BinaryIO):
   def plain_load():
     return _RestrictedUnpickler(f, _no_storage).load()
 
@@ -332,7 +351,7 @@ def _load_legacy(f: BinaryIO):
     if len(raw) < n * dtype.itemsize or n < numel:
       raise CheckpointError(f"storage {key} truncated")
     storages[key][2] = np.frombuffer(raw, dtype=dtype)
-  return _resolve(obj, storages)
+  return obj, storages
 
 
 class _LazyTensor:

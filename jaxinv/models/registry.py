@@ -14,7 +14,7 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import stylegan, stylegan2
+from jaxinv.models import stylegan, stylegan2, stylegan3
 from jaxinv.models import biggan
 from jaxinv.models import swapping_autoencoder as sae
 from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
@@ -40,6 +40,10 @@ FAMILIES: dict[str, Family] = {
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
     "stylegan": Family("stylegan", stylegan.StyleGANConfig, stylegan.StyleGANGenerator),
     "stylegan2": Family("stylegan2", stylegan2.StyleGAN2Config, stylegan2.StyleGAN2Generator),
+    "stylegan3": Family("stylegan3", stylegan3.StyleGAN3Config, stylegan3.StyleGAN3Generator),
+    "stylegan2-nvidia-discriminator": Family("stylegan2-nvidia-discriminator",
+                                             stylegan2.NvidiaDiscriminatorConfig,
+                                             stylegan2.NvidiaDiscriminator),
     "stylegan2-discriminator": Family("stylegan2-discriminator", stylegan2.DiscriminatorConfig,
                                       stylegan2.StyleGAN2Discriminator),
     "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
