@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import converters
-from converters import nvidia_stylegan2_ada
+from jaxinv import converters
+from jaxinv.converters import nvidia_stylegan2_ada
 from jaxinv.cli import main
 from jaxinv.models import stylegan2
 from tests.conftest import assert_close

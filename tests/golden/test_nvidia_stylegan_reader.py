@@ -241,7 +241,7 @@ def test_embedded_source_never_runs(g, tmp_path, monkeypatch):
   assert main(["convert", str(poisoned), str(poisoned_dir)]) == 0
   assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED2").exists()   # ... never run
   from jaxinv.io.checkpoints import load_model_dir
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   a, b = (flatten_paths(load_model_dir(d)[1]) for d in (clean_dir, poisoned_dir))
   assert sorted(a) == sorted(b)
   for k in a:

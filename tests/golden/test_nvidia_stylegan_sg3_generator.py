@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import converters
-from converters import nvidia_stylegan3
+from jaxinv import converters
+from jaxinv.converters import nvidia_stylegan3
 from jaxinv.models import stylegan2, stylegan3
 from tests.conftest import assert_close
 
