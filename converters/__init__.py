@@ -19,6 +19,7 @@ from converters import genforce_stylegan, genforce_stylegan2, rosinality_stylega
 from converters import swapping_autoencoder
 from converters import padinv
 from converters import idinvert
+from converters import psp
 from jaxinv.io import checkpoints, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -37,6 +38,7 @@ FORMATS = {m.NAME: m for m in (
     padinv.GENERATOR,
     padinv.ENCODER,
     *idinvert.KINDS,
+    psp,
 )}
 
 
