@@ -15,14 +15,16 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e")
 
 
 def register(sub):
   p = sub.add_parser("invert", help="invert images into a generator",
                      description=__doc__.splitlines()[0])
   p.add_argument("--method", default="mganprior", choices=METHODS)
-  p.add_argument("--generator", required=True, help="converted generator directory or bundled name")
+  p.add_argument("--generator", default=None,
+                 help="converted generator directory or bundled name (every method but e4e, "
+                      "whose --encoder holds its decoder)")
   p.add_argument("--images", required=True, nargs="+", help="image files or folders")
   p.add_argument("--out", required=True, help="output directory")
   g = p.add_argument_group("mGANprior (defaults: official multi_code_inversion.py)")
@@ -164,6 +166,11 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  if args.method == "e4e":
+    from jaxinv.cli import e4e as e4e_cli
+    return e4e_cli.run_invert(args)
+  if args.generator is None:
+    raise UserError(f"--method {args.method} needs --generator DEST")
   if args.method == "dgp":  # --- dgp (issue 6) ---
     from jaxinv.cli import invert_dgp
     return invert_dgp.run(args)
