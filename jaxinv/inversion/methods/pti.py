@@ -207,13 +207,16 @@ def apply_delta(params, delta):
   return {**params, "synthesis": syn}
 
 
-def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_z=None) -> dict:
+def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_z=None,
+         lpips_threshold=None) -> dict:
   """Phase 2 for B images at once, one generator copy per image.
 
   Args:
     w_pivot: ``[B, L, D]``; real: ``[B, R, R, 3]`` in [-1, 1].
     lpips_fn: ``(x, y) -> [B]`` LPIPS of NHWC images in [-1, 1].
     reg_z: ``[T2, B, z_dim]`` the regulariser's z per step (needed when it is on).
+    lpips_threshold: ``[B]`` per-image early-stop thresholds (default
+      ``cfg.lpips_value_threshold`` for all; an array keeps it out of the compiled constants).
 
   Returns ``{"delta": tuned - original (synthesis tree, leading axis B), "loss", "l2", "lpips",
   "reg" [T2, B] (per loss evaluation; after an image stops, its entries repeat nothing and
@@ -236,7 +239,7 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
                                         else v) for k, v in theta.items()}}}
     return module.apply({"params": p}, None, ws, noise=noise, method=module.synthesis)
 
-  def one(wp, x, zs):
+  def one(wp, x, zs, threshold):
     wp, x = wp[None], x[None]
 
     def loss_fn(theta, z):
@@ -263,7 +266,7 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
       z, ss, b2 = xs
       (loss, (l2, lp, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(theta, z)
       evaluated = ~done
-      done = done | (lp <= cfg.lpips_value_threshold)
+      done = done | (lp <= threshold)
       take = ~done
       t2, m2, v2 = _adam(theta, g, m, v, ss, b2, cfg)
       sel = lambda a, b: jax.tree.map(lambda u, w: jnp.where(take, u, w), a, b)
@@ -277,8 +280,11 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
     delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
     return delta, n, render(theta, wp, "const")[0], hist
 
-  delta, n, img, (loss, l2, lp, reg, ev) = jax.vmap(one, in_axes=(0, 0, 1),
+  if lpips_threshold is None:
+    lpips_threshold = jnp.full((w_pivot.shape[0],), cfg.lpips_value_threshold, jnp.float32)
+  delta, n, img, (loss, l2, lp, reg, ev) = jax.vmap(one, in_axes=(0, 0, 1, 0),
                                                      out_axes=(0, 0, 0, 1))(
-      jnp.asarray(w_pivot), jnp.asarray(real), jnp.asarray(reg_z, jnp.float32))
+      jnp.asarray(w_pivot), jnp.asarray(real), jnp.asarray(reg_z, jnp.float32),
+      jnp.asarray(lpips_threshold, jnp.float32))
   return {"delta": delta, "steps": n, "final_image": img, "loss": loss, "l2": l2, "lpips": lp,
           "reg": reg, "evaluated": ev}
