@@ -15,7 +15,7 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti")
 
 
 def register(sub):
@@ -84,6 +84,8 @@ def register(sub):
   from jaxinv.cli import idinvert as idinvert_cli
   idinvert_cli.add_invert_arguments(p)
   # --- end idinvert ---
+  from jaxinv.cli import pti as pti_cli
+  pti_cli.add_invert_arguments(p)
   p.set_defaults(func=run)
 
 
@@ -171,6 +173,9 @@ def run(args):
     return e4e_cli.run_invert(args)
   if args.generator is None:
     raise UserError(f"--method {args.method} needs --generator DEST")
+  if args.method == "pti":
+    from jaxinv.cli import pti as pti_cli
+    return pti_cli.run_invert(args)
   if args.method == "dgp":  # --- dgp (issue 6) ---
     from jaxinv.cli import invert_dgp
     return invert_dgp.run(args)

@@ -288,3 +288,59 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
       jnp.asarray(lpips_threshold, jnp.float32))
   return {"delta": delta, "steps": n, "final_image": img, "loss": loss, "l2": l2, "lpips": lp,
           "reg": reg, "evaluated": ev}
+
+
+def lpips_features(lpips_module, lpips_params, max_size: int = 256):
+  """NVIDIA ``vgg16(img, resize_images=False, return_lpips=True)`` from an LPIPS model: per tap
+  the unit-normalised features times ``sqrt(lin / (h·w))``, flattened, so that the squared
+  distance of two vectors is their LPIPS distance. ``img`` NHWC in [0, 255]; images larger
+  than ``max_size`` are area-downsampled to it first, as the projector does."""
+  from jaxinv.models.lpips import _unit_normalize
+
+  def features(img):
+    if img.shape[1] > max_size:
+      f = img.shape[1] // max_size
+      b, h, w, c = img.shape
+      img = img.reshape(b, h // f, f, w // f, f, c).mean(axis=(2, 4))
+    x = img / 127.5 - 1
+    taps = lpips_module.apply({"params": lpips_params}, x, method=lpips_module.features)
+    out = []
+    for k, t in enumerate(taps):
+      lin = lpips_params[f"lin{k}"]["weight"]
+      n = _unit_normalize(t) * jnp.sqrt(lin / (t.shape[1] * t.shape[2]))
+      out.append(n.reshape(n.shape[0], -1))
+    return jnp.concatenate(out, axis=1)
+  return features
+
+
+def invert(module, params, images, cfg: PTIConfig, features: Callable, lpips_fn: Callable,
+           key, batch: int = 4) -> dict:
+  """PTI for ``images [N, R, R, 3]`` in [-1, 1], ``batch`` images (and generator copies) per
+  program, fresh draws per batch from ``fold_in(key, first image index)``.
+
+  Returns ``{"w_pivot" [N, L, D], "delta" (synthesis tree, leading axis N), "steps" [N],
+  "images" [N, R, R, 3] (the tuned generators' renders of their pivots), "loss" [T2, N]}``.
+  """
+  from jaxinv import sharding
+  n = len(images)
+  _, batch = sharding.batch_plan(batch, n, devices=jax.local_devices()[:1])
+  gcfg = module.config
+
+  @jax.jit
+  def run(x, d):
+    p1 = project_w(module, params, (x + 1) / 2 * 255, features, cfg, d["noise_init"], d["eps"])
+    p2 = tune(module, params, p1["w_pivot"], x, lpips_fn, cfg, d["reg_z"])
+    return p1["w_pivot"], p2
+
+  out = []
+  for start in range(0, n, batch):
+    x, real = sharding.pad_to_multiple(np.asarray(images[start:start + batch]), batch)
+    w, p2 = run(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch))
+    out.append(jax.tree.map(lambda a: np.asarray(a)[:real], (w, p2["delta"], p2["steps"],
+                                                           p2["final_image"])) +
+               (np.asarray(p2["loss"])[:, :real],))
+  w, delta, steps, imgs, loss = zip(*out)
+  return {"w_pivot": np.concatenate(w),
+          "delta": jax.tree.map(lambda *a: np.concatenate(a), *delta),
+          "steps": np.concatenate(steps), "images": np.concatenate(imgs),
+          "loss": np.concatenate(loss, axis=1)}
