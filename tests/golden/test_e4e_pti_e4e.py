@@ -74,22 +74,23 @@ def test_checkpoint_keys_and_inferred_sizes(case):
   np.testing.assert_array_equal(conv.params["latent_avg"], arrays["e4e.latent_avg"])
 
 
-@pytest.mark.parametrize("entry", ["e4e_ffhq_encode_1024", "e4e_cars_or_church_512", "e4e_256"])
-def test_released_sizes_convert_from_shapes(golden, entry):
-  """The unmodified classes' key -> shape lists convert strictly (no tensor data needed)."""
+def test_released_sizes_convert_from_shapes(golden):
+  """Every pSp/e4e entry of stock_key_shapes.json (the unmodified classes at released sizes)
+  converts strictly from its key -> shape list (no tensor data needed)."""
   stock = json.loads(golden(FOLDER).path("stock_key_shapes.json").read_text())
-  if entry not in stock:
-    pytest.skip(f"stock_key_shapes.json has no {entry}")
-  s = stock[entry]
-  sd = {k: np.broadcast_to(np.zeros((), np.int64 if k.endswith("num_batches_tracked")
-                                    else np.float32), v) for k, v in s["state_dict"].items()}
-  obj = {"state_dict": sd, "opts": {"encoder_type": "Encoder4Editing",
-                                    "start_from_latent_avg": True},
-         "latent_avg": np.zeros(s["latent_avg"], np.float32)}
-  assert converters.detect(obj) == psp_converter.NAME
-  conv = psp_converter.convert(obj)
-  assert conv.config.encoder.style_count == s["style_count"] == conv.config.decoder.num_ws
-  assert conv.config.decoder.resolution == 2 ** ((s["style_count"] + 2) // 2)
+  entries = {n: s for n, s in stock.items()
+             if any(k.startswith("encoder.styles.") for k in s.get("state_dict", {}))}
+  assert entries, "stock_key_shapes.json lists no pSp/e4e state_dict"
+  for name, s in entries.items():
+    sd = {k: np.broadcast_to(np.zeros((), np.int64 if k.endswith("num_batches_tracked")
+                                      else np.float32), v) for k, v in s["state_dict"].items()}
+    obj = {"state_dict": sd, "opts": {"encoder_type": "Encoder4Editing",
+                                      "start_from_latent_avg": True},
+           "latent_avg": np.zeros(s["latent_avg"], np.float32)}
+    assert converters.detect(obj) == psp_converter.NAME, name
+    conv = psp_converter.convert(obj)
+    assert conv.config.encoder.style_count == s["style_count"] == conv.config.decoder.num_ws, name
+    assert conv.config.decoder.resolution == 2 ** ((s["style_count"] + 2) // 2), name
 
 
 def test_converter_refuses_missing_and_foreign(case):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from jaxinv.inversion.methods import pti
-from tests.conftest import assert_close
+from jaxinv.io import images as image_io
+from tests.conftest import assert_close, golden_root
 from tests.golden import _pti_common as C
 
 LOSS_RTOL = 1e-4
@@ -31,6 +32,17 @@ def case(golden):
   arrays = {k: z[k] for k in z.files if k.startswith("pti.")}
   module, params = C.generator(g)
   return g, arrays, module, params
+
+
+def test_preprocessing(case):
+  """PTI's input: RGB, Lanczos resize to the generator size, u8/255*2-1; target in [0, 255]."""
+  g, a, module, params = case
+  path = golden_root().parent.parent / g.expected["case_config"]["pti"]["image"]
+  u8 = image_io.load_pti_uint8(path, module.config.resolution)
+  np.testing.assert_array_equal(u8, a["pti.image_uint8"])
+  x = image_io.load_images([path], module.config.resolution, loader="pti")
+  np.testing.assert_array_equal(x, C.nhwc(a["pti.image"]))
+  assert_close(C.nhwc(a["pti.proj.target"][None]), (x + 1) / 2 * 255, atol=1e-4, what="target")
 
 
 def test_generator_checks(case):
