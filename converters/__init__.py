@@ -20,6 +20,7 @@ from jaxinv.converters import swapping_autoencoder
 from jaxinv.converters import padinv
 from jaxinv.converters import idinvert
 from jaxinv.converters import nvidia_stylegan2_ada, nvidia_stylegan3
+from jaxinv.converters import psp
 from jaxinv.io import checkpoints, nvidia_pickle, torch_pickle
 
 __all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
@@ -40,6 +41,7 @@ FORMATS = {m.NAME: m for m in (
     *idinvert.KINDS,
     nvidia_stylegan2_ada,
     nvidia_stylegan3,
+    psp,
 )}
 
 

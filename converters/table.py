@@ -109,7 +109,7 @@ def apply_rules(state: Mapping[str, np.ndarray], rules: Iterable[Rule],
           raise ConversionError(f"{what}: {key} and {origin[target]} both map to {target}")
         arr = np.asarray(rule.fix(np.asarray(value)))
         if arr.dtype.kind == "f":
-          arr = arr.astype(np.float32)
+          arr = arr.astype(np.float32, copy=False)
         flat[target] = arr
         origin[target] = key
         break

@@ -16,15 +16,18 @@ from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
 from jaxinv.inversion.run import describe as describe_keys, image_keys
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti")
 
 
 def register(sub):
   p = sub.add_parser("invert", help="invert images into a generator",
                      description=__doc__.splitlines()[0])
   p.add_argument("--method", default="mganprior", choices=METHODS,
-                 help="inversion method (mGANprior multi-code, DGP, PadInv, IDInvert)")
-  p.add_argument("--generator", required=True, help="converted generator directory or bundled name")
+                 help="inversion method (mGANprior multi-code, DGP, PadInv, IDInvert, e4e/pSp "
+                      "encoder, PTI pivotal tuning)")
+  p.add_argument("--generator", default=None,
+                 help="converted generator directory or bundled name (every method but e4e, "
+                      "whose --encoder holds its decoder)")
   p.add_argument("--images", required=True, nargs="+", help="image files or folders")
   p.add_argument("--out", required=True, help="output directory")
   g = p.add_argument_group("mGANprior (defaults: official multi_code_inversion.py)")
@@ -92,6 +95,8 @@ def register(sub):
   from jaxinv.cli import idinvert as idinvert_cli
   idinvert_cli.add_invert_arguments(p)
   # --- end idinvert ---
+  from jaxinv.cli import pti as pti_cli
+  pti_cli.add_invert_arguments(p)
   p.set_defaults(func=run, out_kind="dir")
 
 
@@ -165,6 +170,14 @@ def _load_init(path, num_images):
 
 
 def run(args):
+  if args.method == "e4e":
+    from jaxinv.cli import e4e as e4e_cli
+    return e4e_cli.run_invert(args)
+  if args.generator is None:
+    raise UserError(f"--method {args.method} needs --generator DEST")
+  if args.method == "pti":
+    from jaxinv.cli import pti as pti_cli
+    return pti_cli.run_invert(args)
   if args.method == "dgp":  # --- dgp (issue 6) ---
     from jaxinv.cli import invert_dgp
     return invert_dgp.run(args)

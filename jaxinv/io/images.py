@@ -6,6 +6,9 @@ is an explicit, documented choice:
 * ``"mganprior"`` (default): PIL ``convert("RGB")`` → bicubic resize to the model
   resolution when the size differs → ``uint8 / 255`` → ``(x - 0.5) · 2``
   (float32, in that order), as mGANprior's scripts.
+* ``"psp"``: PIL ``convert("RGB")`` → PIL bilinear resize → ``uint8 / 255 · 2 − 1``, as
+  pSp/e4e's ``transform_test`` (``Resize``, ``ToTensor``, ``Normalize(0.5, 0.5)``).
+* ``"pti"``: PIL ``convert("RGB")`` → PIL Lanczos resize (PTI's alignment) → ``uint8 / 255 · 2 − 1``.
 * ``"idinvert"``: decode to RGB (as ``cv2.imread`` + BGR→RGB) → OpenCV's
   ``cv2.resize`` bilinear (``INTER_LINEAR``: half-pixel centres, no antialiasing
   when shrinking, 8-bit fixed point; bit-exact, :mod:`jaxinv.io.cv2_resize`) to the
@@ -34,7 +37,7 @@ from jaxinv.io import datasets
 from jaxinv.io.errors import InputFileError
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
-           "load_images",
+           "load_images", "load_psp_uint8", "load_pti_uint8",
            "to_uint8", "save_png", "list_images", "image_stem", "LOADERS", "uint8_to_tanh",
            "make_grid", "image_grid"]
 
@@ -163,9 +166,38 @@ def _load_idinvert(path, resolution: int | None) -> np.ndarray:
 # --- end idinvert loader ---
 
 
+def load_psp_uint8(path, resolution: int | None) -> np.ndarray:
+  """``[R, R, 3]`` uint8 as pSp/e4e's inference transform has it: RGB (alpha dropped), then
+  PIL bilinear resize (antialiased when shrinking) to ``R`` (torchvision ``Resize((R, R))``)."""
+  from PIL import Image
+  u8 = load_rgb_uint8(path)
+  if resolution is not None and u8.shape[:2] != (resolution, resolution):
+    u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.BILINEAR))
+  return u8
+
+
+def _load_psp(path, resolution: int | None) -> np.ndarray:
+  return uint8_to_tanh(load_psp_uint8(path, resolution))
+
+
+def load_pti_uint8(path, resolution: int | None) -> np.ndarray:
+  """``[R, R, 3]`` uint8 as PTI's alignment leaves it: RGB, PIL Lanczos resize to ``R``."""
+  from PIL import Image
+  u8 = load_rgb_uint8(path)
+  if resolution is not None and u8.shape[:2] != (resolution, resolution):
+    u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.LANCZOS))
+  return u8
+
+
+def _load_pti(path, resolution: int | None) -> np.ndarray:
+  return uint8_to_tanh(load_pti_uint8(path, resolution))
+
+
 LOADERS: dict[str, Callable[[str, int | None], np.ndarray]] = {
     "mganprior": _load_mganprior,
     "idinvert": _load_idinvert,
+    "psp": _load_psp,
+    "pti": _load_pti,
 }
 
 

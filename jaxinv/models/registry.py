@@ -19,6 +19,7 @@ from jaxinv.models import biggan
 from jaxinv.models import swapping_autoencoder as sae
 from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
 from jaxinv.models import idinvert_encoder, keras_vgg
+from jaxinv.models import psp
 
 __all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "BUILTIN_WEIGHTS",
            "LPIPS_NETS", "DEFAULT_VGG", "DEFAULT_LPIPS", "resolve_model_path"]
@@ -59,6 +60,7 @@ FAMILIES: dict[str, Family] = {
                                    padinv_discriminator.PadInvDiscriminator),
     "idinvert-encoder": Family("idinvert-encoder", idinvert_encoder.EncoderConfig,
                                idinvert_encoder.IDInvertEncoder),
+    "psp": Family("psp", psp.PSPConfig, psp.PSP),
     "keras-vgg16": Family("keras-vgg16", _dict_config, lambda c: keras_vgg.KerasVGG16(**c)),
     # The discriminator of jaxinv.training.gan (what train_demo_prior.py trains beside a PGGAN).
     "gan-discriminator": Family("gan-discriminator", lambda **c: _gan_d_config(**c),

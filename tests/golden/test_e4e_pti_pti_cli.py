@@ -1,0 +1,82 @@
+"""``jaxinv invert --method pti`` end to end on the fixture generator (rosinality file) and
+LPIPS files: a batch of photos, one generator copy per image, outputs consistent with each
+other; and the LPIPS feature wrapper the projector uses equals the LPIPS distance."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from converters.table import nest
+from jaxinv.cli import main
+from jaxinv.inversion.methods import pti
+from jaxinv.io import images as image_io
+from jaxinv.models.registry import load_model
+from tests.conftest import golden_root
+
+
+@pytest.fixture(scope="module")
+def models(golden, tmp_path_factory):
+  g = golden("e4e_pti")
+  d = tmp_path_factory.mktemp("pti")
+  gen, lp = str(d / "G"), str(d / "lpips")
+  assert main(["convert", str(g.path(g.expected["e4e"]["rosinality_conversion"]["file"])),
+               gen]) == 0
+  l = g.expected["pti"]["build"]["lpips"]
+  assert main(["convert", str(g.path(l["lin_file"])), lp, "--option",
+               f"backbone={g.path(l['backbone_file'])}"]) == 0
+  return g, gen, lp
+
+
+def test_lpips_features_give_the_lpips_distance(models):
+  g, gen, lp = models
+  m = load_model(lp)
+  k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+  a = jax.random.uniform(k1, (2, 64, 64, 3)) * 255
+  b = jax.random.uniform(k2, (2, 64, 64, 3)) * 255
+  f = pti.lpips_features(m.module, m.params)
+  dist = jnp.sum(jnp.square(f(a) - f(b)), axis=1)
+  want = m.module.apply({"params": m.params}, a / 127.5 - 1, b / 127.5 - 1)
+  np.testing.assert_allclose(dist, want, rtol=1e-5)   # float32 reordering of the same sum
+
+
+@pytest.mark.slow   # ~2 min wall on the shared 2-core machine (compiles both phases + LPIPS)
+def test_invert_pti_batch(models, tmp_path):
+  g, gen, lp = models
+  base = golden_root().parent.parent
+  paths = [str(base / g.expected["case_config"]["pti"]["image"]),
+           str(base / g.expected["e4e"]["images"][1]["path"])]
+  out = str(tmp_path / "out")
+  assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", lp, "--images",
+               *paths, "--out", out, "--projector-steps", "3", "--pti-steps", "2",
+               "--locality-reg", "--batch", "2"]) == 0
+  with np.load(os.path.join(out, "result.npz")) as r:
+    res = {k: r[k] for k in r.files}
+  assert res["w_pivot"].shape[0] == 2 and list(res["steps"]) == [2, 2]
+  delta = nest({k[len("delta/"):]: v for k, v in res.items() if k.startswith("delta/")})
+  model = load_model(gen)
+  for i, name in enumerate(res["names"]):
+    d = jax.tree.map(lambda v: v[i], delta)
+    assert any(np.abs(v).max() > 0 for v in jax.tree.leaves(d))
+    p = pti.apply_delta(model.params, d)
+    img = model.module.apply({"params": p}, None, res["w_pivot"][i:i + 1],
+                             method=model.module.synthesis)[0]
+    png = image_io.load_rgb_uint8(os.path.join(out, f"{name}.png")).astype(int)
+    assert np.abs(png - image_io.to_uint8(np.asarray(img)).astype(int)).max() <= 1
+  # each image has its own copy: the two deltas differ
+  a, b = (jax.tree.leaves(jax.tree.map(lambda v: v[i], delta)) for i in (0, 1))
+  assert any(np.abs(x - y).max() > 0 for x, y in zip(a, b))
+
+
+def test_invert_pti_refusals(models, tmp_path, capsys):
+  g, gen, lp = models
+  out = str(tmp_path / "out")
+  img = str(golden_root().parent.parent / g.expected["case_config"]["pti"]["image"])
+  assert main(["invert", "--method", "pti", "--generator", gen, "--images", img,
+               "--out", out]) == 2
+  assert "--lpips" in capsys.readouterr().err
+  assert main(["invert", "--method", "pti", "--generator", lp, "--lpips", lp, "--images", img,
+               "--out", out]) == 2
+  assert not os.path.exists(out)
