@@ -38,7 +38,7 @@ def run_invert(args):
   from jaxinv.inversion.methods import pti
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   if args.lpips is None:
     raise UserError("--method pti needs --lpips DEST (LPIPS-alex: jaxinv convert "
                     "alex.pth DEST --option backbone=ALEXNET.pth)")
