@@ -18,10 +18,28 @@ def golden_root() -> pathlib.Path:
 MISSING_FIXTURE = "<fixture missing>"
 
 
-def expected_at_collection(folder: str) -> dict | None:
-  """A fixture folder's expected.json read at collection time (for ``parametrize``); None if absent."""
+def expected_at_collection(folder: str) -> dict:
+  """A fixture folder's expected.json read at collection time (for ``parametrize``); ``{}`` when the
+  folder is absent (the ``golden`` fixture then fails the tests that need it)."""
   p = golden_root() / folder / "expected.json"
-  return json.loads(p.read_text()) if p.is_file() else None
+  return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def params(names, slow_after: int | None = None) -> list:
+  """``names`` as pytest params with their own ids; those from index ``slow_after`` on are slow."""
+  return [pytest.param(n, id=str(n), marks=[pytest.mark.slow] if slow_after is not None and i >= slow_after
+                       else []) for i, n in enumerate(names)]
+
+
+def optional_path(folder_dir, rel, what: str) -> pathlib.Path:
+  """A part a case may lack (example images beside the fixtures, a boundary file): ``rel``
+  resolved against the fixture folder, or a skip naming ``what`` when it is absent."""
+  if rel is None:
+    pytest.skip(f"this case has no {what} (expected.json gives none)")
+  p = (pathlib.Path(folder_dir) / rel).resolve()
+  if not p.exists():
+    pytest.skip(f"this case's {what} is absent: {p}")
+  return p
 
 
 def case_params(folder: str, pick) -> list:
@@ -31,9 +49,9 @@ def case_params(folder: str, pick) -> list:
   it (a missing fixture is a failure, not a skip); a case that lacks the part gives no values, which
   pytest reports as a skip of an empty parameter set.
   """
-  e = expected_at_collection(folder)
-  if e is None:
+  if not (golden_root() / folder / "expected.json").is_file():
     return [MISSING_FIXTURE]
+  e = expected_at_collection(folder)
   try:
     values = pick(e)
   except (KeyError, IndexError, TypeError):
@@ -72,12 +90,8 @@ class Golden:
     return np.load(self.path(name))
 
   def optional(self, relative: str, what: str) -> pathlib.Path:
-    """A file a case may lack (example images beside the fixtures): its path relative to this folder,
-    or a skip naming it."""
-    p = (self.dir / relative).resolve()
-    if not p.exists():
-      pytest.skip(f"{what} not in this case: {p}")
-    return p
+    """A file a case may lack, relative to this folder (:func:`optional_path`)."""
+    return optional_path(self.dir, relative, what)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from jaxinv.io import images as image_io
 from jaxinv.models import registry
 from tests.conftest import golden_root
 from tests.golden import padinv_common
-from tests.golden._case import optional_path
+from tests.conftest import optional_path
 
 GOLDEN = golden_root() / "padinv"
 # The case's images (config.json: images[].file) live under the shared data folder, two levels up

@@ -1,9 +1,7 @@
 """A method run batch after batch compiles its program once: the second batch compiles nothing."""
 
-import dataclasses
 
 import numpy as np
-import pytest
 
 from tests.conftest import count_compiles
 

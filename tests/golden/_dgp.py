@@ -39,7 +39,7 @@ EXAMPLES_REL = "../../data/dgp_examples"
 
 def example_image(gd, name):
   """An example image the case names, resolved next to the fixture folder (skip if held back)."""
-  from tests.golden._case import optional_path
+  from tests.conftest import optional_path
   return optional_path(gd.dir, f"{EXAMPLES_REL}/{name}", f"DGP example image {name}")
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxinv.cli import main
-from tests.conftest import assert_close
-from tests.golden import _case, _dgp
+from tests.conftest import assert_close, expected_at_collection, golden_root
+from tests.golden import _dgp
 
 # generate is one G forward: README's independent port matches G to 6.7e-7 (float order only);
 # 1e-5 is the README's forward bound (measured here <= 5.1e-7 under default, AVX2, AVX, SSE4_2).
@@ -54,11 +54,11 @@ def _cli_cases():
   """One CLI run per official DGP task the case records: each trajectory (its script's schedule,
   image and class as run) and the manipulation scripts of schedules.json that take images
   (category transfer, morphing) with the example images labels.json assigns to them."""
-  exp = _case.expected_at_collection("dgp")
+  exp = expected_at_collection("dgp")
   cases = []
   for task, te in exp.get("trajectories", {}).items():
     cases.append((task, _dgp.config_name(te["script"]), [te["image"]], [te["class_used"]]))
-  root = _case.golden_root() / "dgp"
+  root = golden_root() / "dgp"
   sched = root / "schedules.json"
   labels = (root / _dgp.EXAMPLES_REL / "labels.json").resolve()
   if not (sched.is_file() and labels.is_file()) or not exp:

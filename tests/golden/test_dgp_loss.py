@@ -9,10 +9,10 @@ import pytest
 
 from jaxinv.inversion.methods import dgp
 from jaxinv.models import biggan
-from tests.conftest import assert_close
-from tests.golden import _case, _dgp
+from tests.conftest import assert_close, expected_at_collection, params
+from tests.golden import _dgp
 
-TASKS = list(_case.expected_at_collection("dgp").get("trajectories", {}))
+TASKS = list(expected_at_collection("dgp").get("trajectories", {}))
 
 # README (verification): an independent float32 port matches the feature loss to 3.7e-7 relative
 # (float order only); its suggested loss bound 1e-5 relative is ~30x that floor. Measured here
@@ -119,6 +119,6 @@ def _check_step1(golden, models, task):
 
 
 # The first task runs in the default suite; each further one compiles its own G+D backward (slow).
-@pytest.mark.parametrize("task", _case.params(TASKS, slow_after=1))
+@pytest.mark.parametrize("task", params(TASKS, slow_after=1))
 def test_step1_objective(golden, models, task):
   _check_step1(golden, models, task)

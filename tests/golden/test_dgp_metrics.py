@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from jaxinv.inversion.methods import dgp
-from tests.conftest import assert_close
-from tests.golden import _case, _dgp
+from tests.conftest import assert_close, expected_at_collection, params
+from tests.golden import _dgp
 
-MODES = list(_case.expected_at_collection("dgp").get("degradations", {}).get("metrics_genx_vs_img0", {}))
+MODES = list(expected_at_collection("dgp").get("degradations", {}).get("metrics_genx_vs_img0", {}))
 # README: metrics PSNR/SSIM 1e-4 relative (the skimage version may move the Lab conversion slightly);
 # l1/mse share it. Measured here <= 3.8e-7 abs (PSNR ~ 10-30 dB), on all four ISAs.
 METRIC_RTOL = 1e-4
@@ -18,7 +18,7 @@ RESTORE_ATOL = 1e-5
 CSV_ATOL = 1e-6
 
 
-@pytest.mark.parametrize("mode", _case.params(MODES))
+@pytest.mark.parametrize("mode", params(MODES))
 def test_metrics_genx_vs_img0(golden, mode):
   gd = golden("dgp")
   ref = gd.expected["degradations"]["metrics_genx_vs_img0"][mode]

@@ -5,9 +5,10 @@ import pytest
 
 from jaxinv.inversion.methods import dgp
 from jaxinv.models import biggan
-from tests.golden import _case, _dgp
+from tests.conftest import expected_at_collection, params
+from tests.golden import _dgp
 
-TASKS = list(_case.expected_at_collection("dgp").get("trajectories", {}))
+TASKS = list(expected_at_collection("dgp").get("trajectories", {}))
 
 
 def test_every_official_script_has_a_config(golden):
@@ -33,7 +34,7 @@ def test_every_official_script_has_a_config(golden):
                                  err_msg=f"{script} stage {ref['stage']}")
 
 
-@pytest.mark.parametrize("task", _case.params(TASKS))
+@pytest.mark.parametrize("task", params(TASKS))
 def test_trajectory_lrs_and_groups(golden, task):
   """Per-step lrs (z and each G group) and the G param groups DGP's optimiser holds."""
   gd = golden("dgp")

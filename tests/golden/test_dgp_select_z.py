@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from jaxinv.inversion.methods import dgp
-from tests.conftest import assert_close
-from tests.golden import _case, _dgp
+from tests.conftest import assert_close, expected_at_collection, params
+from tests.golden import _dgp
 
-TASKS = list(_case.expected_at_collection("dgp").get("trajectories", {}))
+TASKS = list(expected_at_collection("dgp").get("trajectories", {}))
 # README (verification): an independent float32 port matches select_z losses to 6.4e-7 relative;
 # 1e-5 relative is its loss bound (~15x). Measured here <= 6.7e-7 relative (0.067 of the bound).
 SELECT_RTOL = 1e-5
@@ -22,7 +22,7 @@ def models(golden):
   return _dgp.load_g(gd), _dgp.load_d(gd)
 
 
-@pytest.mark.parametrize("task", _case.params(TASKS))
+@pytest.mark.parametrize("task", params(TASKS))
 def test_select_z(golden, models, task):
   gd = golden("dgp")
   (G, gp), (D, dp) = models
@@ -59,7 +59,7 @@ def test_draw_candidates_shapes_and_edge_cases():
   assert 0.7 < z.std() < 1.3
 
 
-@pytest.mark.parametrize("task", _case.params(TASKS))
+@pytest.mark.parametrize("task", params(TASKS))
 def test_get_img_matches_dgp(golden, task):
   """DGP's get_img (centre crop, PIL bilinear resize) on the example JPEG, bit-exact."""
   gd = golden("dgp")

@@ -10,10 +10,10 @@ import pytest
 
 from jaxinv.inversion.methods import dgp
 from jaxinv.models import biggan
-from tests.conftest import assert_close
-from tests.golden import _case, _dgp
+from tests.conftest import assert_close, expected_at_collection, params
+from tests.golden import _dgp
 
-TASKS = list(_case.expected_at_collection("dgp").get("trajectories", {}))
+TASKS = list(expected_at_collection("dgp").get("trajectories", {}))
 
 # Adam with beta1 = 0 normalises each coordinate: where the true gradient is ~0 (cancellations,
 # conv1.bias under use_in) float noise decides the sign and the update is up to +-lr per step, so
@@ -48,7 +48,7 @@ def models(golden):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", _case.params(TASKS))
+@pytest.mark.parametrize("task", params(TASKS))
 def test_trajectory(golden, models, task):
   gd = golden("dgp")
   (G, gp), (D, dp) = models

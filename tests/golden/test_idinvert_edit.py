@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from jaxinv import editing
-from tests.conftest import assert_close
-from tests.golden._case import expected_at_collection, optional_path
+from tests.conftest import assert_close, expected_at_collection, optional_path
 
 # README §8: edits (pure NumPy) <= 1e-6. They are a few float32 multiply-adds of codes |x| <= ~10
 # (step * boundary + code): rounding ~ 10 * 6e-8 = 6e-7 per element at worst; measured here

@@ -7,8 +7,7 @@ import pytest
 from jaxinv import converters
 from jaxinv.io import images
 from jaxinv.models import registry
-from tests.conftest import assert_close
-from tests.golden._case import optional_path
+from tests.conftest import assert_close, optional_path
 from tests.golden._idinvert import fwd_tol
 
 

@@ -8,8 +8,7 @@ import pytest
 from jaxinv import converters
 from jaxinv.inversion.methods import idinvert as M
 from jaxinv.models import registry
-from tests.conftest import assert_close
-from tests.golden._case import expected_at_collection
+from tests.conftest import assert_close, expected_at_collection
 from tests.golden._idinvert import fwd_tol
 
 # README §8 (one vs two torch threads, i.e. summation order only): losses of steps 1-3 move by

@@ -9,8 +9,7 @@ import pytest
 
 from jaxinv import converters
 from jaxinv.models import registry
-from tests.conftest import assert_close
-from tests.golden._case import expected_at_collection, params
+from tests.conftest import assert_close, expected_at_collection, params
 
 # README (verification): a fresh torch reload reproduces every array to 2.2e-6 relative and an
 # independent JAX port matches distances and maps to 1e-6 relative; suggested bound rtol 1e-5.

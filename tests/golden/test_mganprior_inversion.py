@@ -9,7 +9,7 @@ from jaxinv.inversion import objectives, spaces
 from jaxinv.inversion.methods import mganprior
 from jaxinv.io import images as image_io
 from tests.conftest import ADAM_BULK_ATOL, assert_close, case_params, check_adam_bulk
-from tests.golden.mganprior_common import check_final_image, converted, nchw, nhwc, parse_run
+from tests.golden.mganprior_common import check_final_image, converted, nhwc, parse_run
 
 
 # Bounds from float32 noise (README §7: the official code in float64 vs float32):

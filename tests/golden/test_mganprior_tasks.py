@@ -16,7 +16,7 @@ from jaxinv import tasks
 from jaxinv.inversion import objectives, spaces
 from jaxinv.inversion.methods import mganprior
 from tests.conftest import assert_close, case_params
-from tests.golden.mganprior_common import check_final_image, converted, nchw, nhwc
+from tests.golden.mganprior_common import check_final_image, converted, nhwc
 
 # Bounds from float32 noise (README §7 and the official code's float64 rerun):
 # - Losses: the official float32 and float64 runs agree to 3e-8 absolute on losses ~0.3 (1e-7
