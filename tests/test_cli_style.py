@@ -29,13 +29,13 @@ def test_generate_spaces(converted, tmp_path):
   for args, key in ((["--latents", str(tmp_path / "z.npy")], "img_trunc1"),
                     (["--latents", str(tmp_path / "z.npy"), "--truncation", "0.7"], "img_trunc07"),
                     (["--latents", str(tmp_path / "wp.npy"), "--space", "wp"], "img_wplus")):
-    assert main(["generate", G, "--out", str(tmp_path / "o.npy")] + args) == 0
+    assert main(["generate", G, "--out", str(tmp_path / "o.npy"), "--overwrite"] + args) == 0
     assert_close(np.load(tmp_path / "o.npy"), f[key], atol=1e-4 * max(1, np.ptp(f[key])), what=key)
   # zero / random noise change the image; random is reproducible from --seed
   outs = {}
   for mode, seed in (("zero", "0"), ("random", "1"), ("random", "1")):
     assert main(["generate", G, "--latents", str(tmp_path / "z.npy"), "--noise", mode,
-                 "--seed", seed, "--out", str(tmp_path / "n.npy")]) == 0
+                 "--seed", seed, "--out", str(tmp_path / "n.npy"), "--overwrite"]) == 0
     outs.setdefault(mode, []).append(np.load(tmp_path / "n.npy"))
   assert np.abs(outs["zero"][0] - f["img_trunc1"]).max() > 1e-3
   assert_close(outs["random"][0], outs["random"][1], what="random noise, same seed")
