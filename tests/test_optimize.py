@@ -188,3 +188,19 @@ def test_default_loop_follows_the_backend():
   with pytest.raises(ValueError, match="unknown loop"):
     opt_lib.optimize(_parabola, {"x": np.zeros((1, 2))}, {"target": np.zeros((1, 2))},
                      optax.sgd(1.0), 1, shared={"scale": 1.0}, progress=False, loop="while")
+
+
+def test_step_loop_reads_the_device_once_per_chunk(monkeypatch):
+  # Steps are dispatched without waiting; the host reads the losses once per chunk, all of its
+  # steps together (10 steps in chunks of 4: reads of 4, 4 and 2 steps).
+  reads = []
+  real = opt_lib._to_host_stepwise
+
+  def counting(outs):
+    reads.append(len(outs))
+    return real(outs)
+  monkeypatch.setattr(opt_lib, "_to_host_stepwise", counting)
+  res = opt_lib.optimize(_parabola, {"x": np.zeros((2, 3), np.float32)},
+                         {"target": np.ones((2, 3), np.float32)}, optax.sgd(0.1), 10,
+                         shared={"scale": 1.0}, chunk=4, progress=False, loop="step")
+  assert reads == [4, 4, 2] and res.loss.shape == (10, 2)

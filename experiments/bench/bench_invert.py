@@ -5,20 +5,23 @@ codes, composing layer ℓ = 6, loss L2 + VGG16 features[:16] (random weights, m
 resize to 256), plain SGD, batches 1 / 4 / 8, float32 and the opt-in bf16 compute mode
 (``MultiCode(compute_dtype="bfloat16")`` + ``VGGLossConfig(compute_dtype="bfloat16")``).
 
-Prints, per (dtype, batch): image-steps/s, achieved FLOP/s (XLA cost analysis of one step ×
-steps / wall time of a compiled chunk, compile excluded), the fraction of this machine's
-measured dense matmul and 3×3-conv peaks, and compiled memory (total and per image); then how
-far bf16 moves the loss trajectory from float32 (same init, same target). It never passes or
-fails: it reports figures and ratios.
+Prints, per (dtype, batch): image-steps/s and process CPU seconds per image-step of
+:func:`jaxinv.inversion.optimize.optimize` as users run it (its default loop structure for the
+backend, compile excluded, best of ``--repeats``), achieved FLOP/s (XLA cost analysis of the
+single-step program × steps / wall time), the fraction of this process's measured dense matmul
+and 3×3-conv peaks, and compiled memory (total and per image); then how far bf16 moves the loss
+trajectory from float32 (same init, same target). It never passes or fails: it reports figures
+and ratios. The load average is printed first: the CPU machine is shared, so quote CPU seconds.
 
 ``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
-``--profile DIR`` writes a ``jax.profiler`` trace of one timed chunk per setting.
+``--profile DIR`` writes a ``jax.profiler`` trace of one timed run per setting.
+``--official-src DIR``: side by side with the official loop (see :func:`official_figures`);
+without it the figures are printed alone.
 
-Then a waste audit of the whole loop (:func:`jaxinv.inversion.optimize.optimize`, as users
-run it, chunked with checkpoint callbacks): XLA compilations during a warm second run (must be
-0: no retracing), the loop's wall time over the bare compiled chunks' (host round trips and
-dispatch between chunks), and the transpose / copy ops left in the optimised step (layout
-changes XLA could not fuse away).
+Then a waste audit: XLA compilations during a warm rerun (must be 0: no retracing); CPU and wall
+time, best of interleaved repeats, of the loop against the bare jitted step called from a Python
+loop (the loop's overhead) and against the ``lax.scan`` structure; the largest loss difference
+between the two structures; and the transpose / copy ops left in the optimised step.
 """
 
 from __future__ import annotations
