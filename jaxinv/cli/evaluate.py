@@ -30,7 +30,7 @@ def register(sub):
                  help="inpainting mask (white = missing); evaluate the hole only (resized nearest)")
   p.add_argument("--lpips", default=None, metavar="DEST",
                  help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
-  p.add_argument("--out", required=True, help="CSV file to write (atomically)")
+  p.add_argument("--out", required=True, help="CSV file to write (atomically) in an existing folder; a folder is refused")
   # --- padinv (issue 9) --- (+ "dgp", issue 6)
   p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
                  help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
@@ -173,6 +173,9 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
 
 
 def run(args):
+  d = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(d):
+    raise UserError(f"--out {args.out}: folder {d} does not exist")
   if args.protocol == "dgp":  # --- dgp (issue 6) ---
     return _run_dgp(args)
   # --- padinv (issue 9) ---
@@ -188,9 +191,6 @@ def run(args):
     return 0
   # --- end padinv ---
   rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips)
-  d = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(d):
-    raise UserError(f"--out {args.out}: folder {d} does not exist")
   write_csv(args.out, rows)
   m = rows[-1]
   extra = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""
