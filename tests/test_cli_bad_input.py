@@ -173,12 +173,17 @@ def test_conversions_are_announced_on_one_line(tmp_path, capsys):
   m = np.zeros((16, 16), np.uint8)
   m[4:12, 4:12] = 255
   _png(mask, m)
-  rc, err = _run(capsys, ["evaluate", pred, gt, "--mask", mask, "--lpips", "none", "--out", tmp_path / "m.csv"])
+  with pytest.warns(UserWarning) as record:
+    rc, err = _run(capsys, ["evaluate", pred, gt, "--mask", mask, "--lpips", "none",
+                            "--out", tmp_path / "m.csv"])
   assert rc == 0, err
-  assert any(str(rgba) in line and "alpha" in line for line in err), err
-  assert any(str(deep) in line and "16-bit" in line for line in err), err
-  assert any(str(mask) in line and "16x16 resized" in line for line in err), err
-  assert all(line.startswith("jaxinv evaluate: warning: ") for line in err), err
+  notes = [str(w.message) for w in record]
+  assert any(str(rgba) in n and "alpha" in n for n in notes), notes
+  assert any(str(deep) in n and "16-bit" in n for n in notes), notes
+  assert any(str(mask) in n and "16x16 resized" in n for n in notes), notes
+  from jaxinv.cli import warning_line
+  shown = warning_line("evaluate")(record[0].message, UserWarning, "f.py", 1)
+  assert shown == f"jaxinv evaluate: warning: {record[0].message}\n" and shown.count("\n") == 1
 
 
 def test_sweep_override_error_is_one_line(capsys):

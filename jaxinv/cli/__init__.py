@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _warn_on_one_line(command):
-  def show(message, category, filename, lineno, file=None, line=None):
+def warning_line(command):
+  """``warnings.formatwarning`` for the CLI: ``jaxinv COMMAND: warning: MESSAGE`` on one line."""
+  def format_warning(message, category, filename, lineno, line=None):
     kind = "warning" if category is UserWarning else category.__name__
-    print(one_line(f"jaxinv {command}: {kind}: {message}", limit=1000), file=file or sys.stderr)
-  return show
+    return one_line(f"jaxinv {command}: {kind}: {message}", limit=1000) + "\n"
+  return format_warning
 
 
 def _check_out(args):
@@ -70,13 +71,13 @@ def main(argv=None) -> int:
   import warnings
   parser = build_parser()
   args = parser.parse_args(argv)
+  default_format = warnings.formatwarning
+  warnings.formatwarning = warning_line(args.command)
   claimed = None
   try:
-    with warnings.catch_warnings():
-      warnings.showwarning = _warn_on_one_line(args.command)
-      _check_out(args)
-      claimed = outputs.claim(args)
-      return int(args.func(args) or 0)
+    _check_out(args)
+    claimed = outputs.claim(args)
+    return int(args.func(args) or 0)
   except (UserError, InputFileError) as e:
     outputs.release_unused(claimed)
     print(one_line(f"jaxinv {args.command}: error: {e}", limit=1000), file=sys.stderr)
@@ -84,6 +85,8 @@ def main(argv=None) -> int:
   except KeyboardInterrupt:
     print(f"jaxinv {args.command}: interrupted", file=sys.stderr)
     return 130
+  finally:
+    warnings.formatwarning = default_format
 
 
 if __name__ == "__main__":

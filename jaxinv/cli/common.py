@@ -69,7 +69,7 @@ def check_out_file(path, flag: str = "--out") -> str:
   """Refuses, before any work, an output file that is a folder or cannot be written."""
   path = os.fspath(path)
   if os.path.isdir(path):
-    raise UserError(f"{flag} {path} is a folder; name the file to write (e.g. {path}/out.json)")
+    raise UserError(f"{flag} {path} is a folder; name the file to write (a path inside it)")
   base = _nearest_existing(os.path.dirname(os.path.abspath(path)))
   if not os.path.isdir(base):
     raise UserError(f"{flag} {path}: {base} is a file, so the output cannot be made there")

