@@ -15,7 +15,7 @@ import numpy as np
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "nvidia-projector")
 
 
 def register(sub):
@@ -172,6 +172,9 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     return padinv_cli.run_invert(args)
   # --- end padinv ---
+  if args.method == "nvidia-projector":
+    from jaxinv.cli import nvidia_projector
+    return nvidia_projector.run_invert(args)
   if args.method == "idinvert":  # --- idinvert (issue 12) ---
     from jaxinv.cli import idinvert as idinvert_cli
     return idinvert_cli.run_invert(args)

@@ -118,3 +118,34 @@ def test_multicode_inversion_on_stylegan3(g, converted, tmp_path):
     num_ws, w_dim = g.expected["models"][tag]["num_ws"], g.expected["models"][tag]["w_dim"]
     assert r["codes"].shape == (1, 2, num_ws, w_dim)
     assert r["loss"].shape == (3, 1) and r["loss"][-1, 0] < r["loss"][0, 0]
+
+
+@pytest.mark.slow       # ~40 s on the shared 2-core machine (projector gradient compile)
+def test_nvidia_projector_method(g, converted, tmp_path, capsys):
+  """``invert --method nvidia-projector`` runs NVIDIA's recipe from the CLI (mse image term)."""
+  root, tags = converted
+  tags = [t for t in tags if g.expected["models"][t].get("projector")
+          and g.expected["models"][t]["kind"] in ("ada", "tf")]
+  if not tags:
+    pytest.skip("no StyleGAN2 projector model in this case")
+  tag = tags[0]
+  f = g.npz("fixtures.npz")
+  images = tmp_path / "targets"
+  images.mkdir()
+  Image.fromarray(f[f"{tag}.proj.target_uint8"].transpose(1, 2, 0)).save(images / "t.png")
+  out = tmp_path / "proj"
+  base = ["invert", "--method", "nvidia-projector", "--generator", str(root / tag),
+          "--images", str(images), "--steps", "4", "--out", str(out)]
+  assert main(base + ["--loss", "lpips"]) == 2                 # LPIPS needs --lpips DEST
+  assert "--lpips" in capsys.readouterr().err
+  assert main(base + ["--loss", "mse"]) == 0
+  m = g.expected["models"][tag]
+  with np.load(out / "result.npz") as r:
+    assert r["w"].shape == (1, m["num_ws"], m["w_dim"])
+    assert np.all(r["w"] == r["w"][:, :1])                      # one w, repeated
+    assert r["loss"].shape == (4, 1) and np.all(np.isfinite(r["loss"]))
+    noise_keys = sorted(k for k in r.files if k.startswith("noise"))
+    assert len(noise_keys) == len(m["projector"]["noise_buffers"])
+    for k in noise_keys:     # renormalised every step: zero mean, unit population std
+      assert abs(float(r[k].mean())) < 1e-5 and abs(float(r[k].std()) - 1) < 1e-4
+  assert (out / "t.png").exists()
