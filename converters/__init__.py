@@ -4,7 +4,8 @@ Each format is one module with ``NAME``, ``DESCRIPTION``, ``detect(obj) -> bool`
 and ``convert(obj, **options) -> Converted``. :data:`FORMATS` lists them in the
 order detection tries them; add a format by adding its module there.
 
-Files are read with :mod:`jaxinv.io.torch_pickle` (numpy only, refuses pickled code).
+Files are read with :mod:`jaxinv.io.torch_pickle` (numpy only, refuses pickled code), NVIDIA
+network pickles with :mod:`jaxinv.io.nvidia_pickle` (allow-list, embedded sources never run).
 """
 
 from __future__ import annotations

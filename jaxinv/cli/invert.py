@@ -16,7 +16,7 @@ from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
 from jaxinv.inversion.run import describe as describe_keys, image_keys
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector")
 
 
 def register(sub):
@@ -186,6 +186,9 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     return padinv_cli.run_invert(args)
   # --- end padinv ---
+  if args.method == "nvidia-projector":
+    from jaxinv.cli import nvidia_projector
+    return nvidia_projector.run_invert(args)
   if args.method == "idinvert":  # --- idinvert (issue 12) ---
     from jaxinv.cli import idinvert as idinvert_cli
     return idinvert_cli.run_invert(args)

@@ -86,7 +86,8 @@ def _labels(model, path, space, batch):
   if not c_dim:
     raise UserError("--labels given, but this generator is unconditional; drop --labels")
   if space != "z":
-    raise UserError("--labels only applies to --space z (w and w+ latents already carry them)")
+    raise UserError("--labels only applies to z latents (--space z, or multi-code); w and w+ "
+                    "latents already carry them")
   try:
     c = np.load(path)
   except (OSError, ValueError) as e:
@@ -105,6 +106,9 @@ def add_invert_args(p):
                  help="style generators: z, w, w+ (wp, Image2StyleGAN) or multi-code at --layer "
                       "(default wp); PGGAN always uses mGANprior's multi-code z; "
                       "--method padinv: padding (default) or wp")
+  g.add_argument("--labels", default=None, metavar="C.npy",
+                 help="conditional generators: labels c [B, c_dim], one row per image (--space z "
+                      "or multi)")
   g.add_argument("--code-space", default="wp", choices=("w", "wp"),
                  help="--space multi: each code is one w or a w+")
 
@@ -118,10 +122,8 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
   space_kind = args.space or "wp"
   if space_kind == "padding":
     raise UserError("--space padding is PadInv's space: use --method padinv")
-  if getattr(model.config, "c_dim", 0) and space_kind in ("z", "multi"):
-    raise UserError(f"this generator is conditional (c_dim {model.config.c_dim}): --space "
-                    f"{space_kind} would need labels, which invert does not take yet; use "
-                    "--space w or wp")
+  labels = _labels(model, getattr(args, "labels", None), "z" if space_kind == "multi" else space_kind,
+                   len(targets))
   psi, layers = _truncation(model, args, space_kind)
   try:
     space = style_spaces.StyleSpace(space_kind, truncation_psi=psi, truncation_layers=layers,
@@ -142,7 +144,8 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
       res = style_spaces.invert(model.module, model.params, obs, space, objective, optimizer,
                                 args.steps, vgg_params=vgg_params,
                                 keys=keys[start:start + args.batch], chunk=args.chunk,
-                                progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}")
+                                progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}",
+                                labels=None if labels is None else labels[start:start + args.batch])
     except NonFiniteLossError as e:
       raise UserError(str(e)) from None
     out["loss"].append(res.loss)

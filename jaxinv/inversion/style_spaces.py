@@ -128,8 +128,23 @@ def compose(features, alpha):
   return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / n
 
 
-def init(space: StyleSpace, module, params, key, batch: int):
-  """Initial variables for ``batch`` images (leading axis ``batch``)."""
+def init(space: StyleSpace, module, params, key, batch: int, labels=None):
+  """Initial variables for ``batch`` images (leading axis ``batch``).
+
+  ``labels [B, c_dim]`` (conditional generators) ride along as ``variables["c"]``; rendering
+  reads them through ``stop_gradient``, so the optimiser never moves them.
+  """
+  out = _init(space, module, params, key, batch, labels)
+  if labels is not None:
+    out["c"] = jnp.asarray(labels, jnp.float32)
+  return out
+
+
+def _mapping_args(z, labels):
+  return (z,) if labels is None else (z, labels)
+
+
+def _init(space, module, params, key, batch, labels):
   cfg = _cfg(module)
   w_avg = module.apply({"params": params}, method=module.average_w)
   if space.kind == "z":
@@ -142,7 +157,8 @@ def init(space: StyleSpace, module, params, key, batch: int):
   cfg.check_layer(space.layer, allow_ends=False)
   n = space.num_codes
   z = jax.random.normal(key, (batch * n, cfg.z_dim))
-  w = module.apply({"params": params}, z, method=module.mapping)
+  c = None if labels is None else jnp.repeat(jnp.asarray(labels, jnp.float32), n, axis=0)
+  w = module.apply({"params": params}, *_mapping_args(z, c), method=module.mapping)
   if w.ndim == 3:         # repeat_w=False generators map to w+ directly
     w = w[:, 0]
   codes = (w_avg + space.init_spread * (w - w_avg)).reshape(batch, n, cfg.w_dim)
@@ -167,7 +183,8 @@ def render(space: StyleSpace, module, params, variables):
   if layers is None:
     layers = cfg.num_ws
   if space.kind == "z":
-    w = apply(variables["z"][None], method=module.mapping)
+    c = None if "c" not in variables else jax.lax.stop_gradient(variables["c"])[None]
+    w = apply(*_mapping_args(variables["z"][None], c), method=module.mapping)
     wp = apply(w, psi, layers, method=module.truncate)
   elif space.kind == "w":
     wp = apply(variables["w"][None], psi, layers, method=module.truncate)
@@ -218,7 +235,7 @@ def make_loss_fn(space: StyleSpace, module, objective, degrade=None):
 
 def invert(module, params, observations, space: StyleSpace, objective, optimizer, steps: int, *,
            vgg_params=None, key=None, keys=None, init_variables=None, degrade=None, progress=True,
-           chunk=None) -> StyleInversion:
+           chunk=None, labels=None) -> StyleInversion:
   """Inverts observations ``[B, H, W, C]`` in ``space`` with the shared loop (Image2StyleGAN-style).
 
   ``objective(x, y, vgg_params) -> (loss, parts)`` (see
@@ -231,10 +248,16 @@ def invert(module, params, observations, space: StyleSpace, objective, optimizer
   if init_variables is not None:
     v0 = init_variables
   elif keys is not None:
-    v0 = jax.vmap(lambda k: jax.tree_util.tree_map(
-        lambda x: x[0], init(space, module, params, k, 1)))(jnp.asarray(keys))
+    if labels is None:
+      v0 = jax.vmap(lambda k: jax.tree_util.tree_map(
+          lambda x: x[0], init(space, module, params, k, 1)))(jnp.asarray(keys))
+    else:
+      v0 = jax.vmap(lambda k, c: jax.tree_util.tree_map(
+          lambda x: x[0], init(space, module, params, k, 1, c[None])))(
+              jnp.asarray(keys), jnp.asarray(labels))
   else:
-    v0 = init(space, module, params, jax.random.key(0) if key is None else key, observations.shape[0])
+    v0 = init(space, module, params, jax.random.key(0) if key is None else key,
+              observations.shape[0], labels)
   loss_fn = _cached_loss_fn(space, module, objective, degrade)
   res = opt_lib.optimize(loss_fn, v0, {"observation": observations}, optimizer, steps,
                          shared={"generator": params, "vgg": vgg_params}, progress=progress,

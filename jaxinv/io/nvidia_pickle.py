@@ -32,7 +32,8 @@ from jaxinv.io import torch_pickle
 from jaxinv.io.torch_pickle import CheckpointError, UnsafeCheckpointError
 
 __all__ = ["PersistentObject", "TFNetwork", "UnsafePickleError", "load", "is_network_pickle",
-           "state_dict", "init_kwargs", "tf_to_torch_generator_state", "tf_generator_kwargs"]
+           "state_dict", "plain", "tf_to_torch_generator_state", "tf_generator_kwargs",
+           "tf_to_torch_discriminator_state", "tf_discriminator_kwargs"]
 
 
 class UnsafePickleError(UnsafeCheckpointError):
@@ -249,10 +250,6 @@ def state_dict(obj: PersistentObject, prefix: str = "") -> dict[str, np.ndarray]
     elif child is not None:
       raise CheckpointError(f"module {prefix}{name} is not a persistent object")
   return out
-
-
-def init_kwargs(obj: PersistentObject) -> dict:
-  return obj.init_kwargs
 
 
 # ----------------------------------------------------------------------------- legacy TF

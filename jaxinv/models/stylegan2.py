@@ -1,7 +1,9 @@
 """StyleGAN2 generator (config F, "skip" architecture) and the rosinality discriminator.
 
-One generator module serves both PyTorch formats (genforce/mGANprior and
-rosinality ``stylegan2-pytorch``); the converters map their key names onto the
+One generator module serves the PyTorch formats (genforce/mGANprior, rosinality
+``stylegan2-pytorch`` and NVIDIA's StyleGAN2-ADA pickles — the last add ``c_dim``, a
+label embedding ``mapping/embed`` concatenated to the normalised z, and ``conv_clamp``,
+a clip of every conv / toRGB output); the converters map their key names onto the
 genforce-style tree below, and the two formats' differences are explicit:
 the channel table is a config field (``channels``), the modulation bias offset
 (genforce/NVlabs add a constant +1 at run time, rosinality stores it included)

@@ -37,7 +37,6 @@ import math
 
 import chex
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import lax
 

@@ -109,12 +109,75 @@ def test_multicode_inversion_on_stylegan3(g, converted, tmp_path):
   images = tmp_path / "targets"
   images.mkdir()
   Image.fromarray(f[f"{tag}.img_const_uint8"][0]).save(images / "target.png")
+  labels = []
+  if g.expected["models"][tag]["c_dim"]:
+    np.save(tmp_path / "c.npy", f[f"{tag}.c"][:1])
+    labels = ["--labels", str(tmp_path / "c.npy")]
   layer = len(g.expected["models"][tag]["layers"]) // 2
   out = tmp_path / "inv"
   assert main(["invert", "--generator", str(root / tag), "--images", str(images),
                "--space", "multi", "--codes", "2", "--layer", str(layer), "--loss", "mse",
-               "--optimizer", "adam", "--lr", "0.05", "--steps", "3", "--out", str(out)]) == 0
+               "--optimizer", "adam", "--lr", "0.05", "--steps", "3", "--out", str(out)]
+              + labels) == 0
   with np.load(out / "result.npz") as r:
     num_ws, w_dim = g.expected["models"][tag]["num_ws"], g.expected["models"][tag]["w_dim"]
     assert r["codes"].shape == (1, 2, num_ws, w_dim)
     assert r["loss"].shape == (3, 1) and r["loss"][-1, 0] < r["loss"][0, 0]
+
+
+@pytest.mark.slow       # ~40 s on the shared 2-core machine (projector gradient compile)
+def test_nvidia_projector_method(g, converted, tmp_path, capsys):
+  """``invert --method nvidia-projector`` runs NVIDIA's recipe from the CLI (mse image term)."""
+  root, tags = converted
+  tags = [t for t in tags if g.expected["models"][t].get("projector")
+          and g.expected["models"][t]["kind"] in ("ada", "tf")]
+  if not tags:
+    pytest.skip("no StyleGAN2 projector model in this case")
+  tag = tags[0]
+  f = g.npz("fixtures.npz")
+  images = tmp_path / "targets"
+  images.mkdir()
+  Image.fromarray(f[f"{tag}.proj.target_uint8"].transpose(1, 2, 0)).save(images / "t.png")
+  out = tmp_path / "proj"
+  base = ["invert", "--method", "nvidia-projector", "--generator", str(root / tag),
+          "--images", str(images), "--steps", "4", "--out", str(out)]
+  assert main(base + ["--loss", "lpips"]) == 2                 # LPIPS needs --lpips DEST
+  assert "--lpips" in capsys.readouterr().err
+  assert main(base + ["--loss", "mse"]) == 0
+  m = g.expected["models"][tag]
+  with np.load(out / "result.npz") as r:
+    assert r["w"].shape == (1, m["num_ws"], m["w_dim"])
+    assert np.all(r["w"] == r["w"][:, :1])                      # one w, repeated
+    assert r["loss"].shape == (4, 1) and np.all(np.isfinite(r["loss"]))
+    noise_keys = sorted(k for k in r.files if k.startswith("noise"))
+    assert len(noise_keys) == len(m["projector"]["noise_buffers"])
+    for k in noise_keys:     # renormalised every step: zero mean, unit population std
+      assert abs(float(r[k].mean())) < 1e-5 and abs(float(r[k].std()) - 1) < 1e-4
+  assert (out / "t.png").exists()
+
+
+def test_invert_conditional_with_labels(g, converted, tmp_path, capsys):
+  """A conditional StyleGAN2-ADA inverts in z (and multi-code) with --labels; labels stay fixed."""
+  root, tags = converted
+  tags = [t for t in tags if g.expected["models"][t]["c_dim"]
+          and g.expected["models"][t]["kind"] in ("ada", "tf")]
+  if not tags:
+    pytest.skip("no conditional StyleGAN2-ADA model in this case")
+  tag = tags[0]
+  f = g.npz("fixtures.npz")
+  images = tmp_path / "targets"
+  images.mkdir()
+  for i, im in enumerate(f[f"{tag}.img_const_uint8"][:2]):
+    Image.fromarray(im).save(images / f"{i}.png")
+  np.save(tmp_path / "c.npy", f[f"{tag}.c"][:2])
+  base = ["invert", "--generator", str(root / tag), "--images", str(images), "--loss", "mse",
+          "--optimizer", "adam", "--lr", "0.05", "--steps", "3", "--batch", "2"]
+  assert main(base + ["--space", "z", "--out", str(tmp_path / "nolabels")]) == 2
+  assert "--labels" in capsys.readouterr().err
+  for space, extra in (("z", []), ("multi", ["--codes", "2", "--layer", "3"])):
+    out = tmp_path / space
+    assert main(base + ["--space", space, "--labels", str(tmp_path / "c.npy"), "--out", str(out)]
+                + extra) == 0
+    with np.load(out / "result.npz") as r:
+      np.testing.assert_array_equal(r["c"], f[f"{tag}.c"][:2])
+      assert r["loss"].shape == (3, 2) and np.all(r["loss"][-1] < r["loss"][0])

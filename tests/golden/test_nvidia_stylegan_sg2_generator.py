@@ -10,7 +10,6 @@ forward arrays (mapping layers, styles, feature maps, images) ≤ 1e-4 · max(1,
 w / ws arrays ≤ 1e-5 absolute.
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -135,8 +134,6 @@ def test_images_noise_modes_and_truncation(g, models):
   f = g.npz("fixtures.npz")
   for tag, (_, conv, m, v) in models.items():
     cfg = conv.config
-    syn = jax.jit(lambda wp, noise: m.apply(v, None, wp, 0, None, noise, method=m.synthesis),
-                  static_argnums=())
     ws = jnp.asarray(f[f"{tag}.ws"])
     checks = [("img_const", ws, "const"), ("img_none", ws, "zero"),
               ("img_wplus", jnp.asarray(f[f"{tag}.wplus"]), "const")]

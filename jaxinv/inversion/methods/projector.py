@@ -63,9 +63,20 @@ class ProjectorConfig:
   mse: float = 0.0                # extra MSE weight
   w_plus: bool = False            # optimise w+ instead of one w
   n_mean_latent: int = 10000      # z samples for the mean / std of w
-  image_loss: str = "lpips"       # "lpips" (VGG, summed over the group) | "mse" (mean)
+  image_loss: str = "lpips"       # "lpips" (VGG, summed over the group) | "mse" (mean) |
+                                  # "features": Σ (features(target) − features(img))²
   lpips_net: str = "vgg"
   seed: int = 0
+  noise_std_ddof: int = 1         # noise renormalisation std: 1 rosinality, 0 NVIDIA (population)
+  features: Any = None            # image_loss "features": fn(params, img [G,R,R,C] in [-1,1]) → [G, F]
+
+  @classmethod
+  def nvidia(cls, steps: int = 1000, **kw):
+    """NVIDIA stylegan2-ada-pytorch ``projector.py`` defaults: the same schedule, noise
+    regulariser and Adam as rosinality's, feature-distance image loss, population-std
+    renormalisation of the noise buffers."""
+    kw.setdefault("image_loss", "features")
+    return cls(steps=steps, noise_std_ddof=0, **kw)
 
 
 def lr_schedule(t, lr: float, rampdown: float = 0.25, rampup: float = 0.05):
@@ -96,9 +107,9 @@ def noise_regularize(noises):
   return loss
 
 
-def noise_normalize(noises):
-  """Each map → ``(n - mean) / std`` over the whole ``[G, r, r]`` tensor, std unbiased."""
-  return tuple((n - jnp.mean(n)) / jnp.std(n, ddof=1) for n in noises)
+def noise_normalize(noises, ddof: int = 1):
+  """Each map → ``(n - mean) / std`` over the whole ``[G, r, r]`` tensor (std with ``ddof``)."""
+  return tuple((n - jnp.mean(n)) / jnp.std(n, ddof=ddof) for n in noises)
 
 
 def latent_stats(module, params, key, n: int, z=None):
@@ -166,22 +177,24 @@ def make_loss_fn(module, cfg: ProjectorConfig):
     mse = jnp.mean(jnp.square(img_small - target))
     if cfg.image_loss == "mse":
       p_loss = mse
+    elif cfg.image_loss == "features":
+      diff = cfg.features(shared["lpips"], target) - cfg.features(shared["lpips"], img_small)
+      p_loss = jnp.sum(jnp.square(diff))
     else:
       from jaxinv.models import lpips
       p_loss = jnp.sum(lpips.lpips_distance(shared["lpips"], img_small, target, net=cfg.lpips_net))
     n_loss = noise_regularize(variables["noises"])
     loss = p_loss + cfg.noise_regularize * n_loss + cfg.mse * mse
-    return loss, {"mse_loss": mse, "n_loss": n_loss, "noise_strength": ns,
+    return loss, {"mse_loss": mse, "n_loss": n_loss, "p_loss": p_loss, "noise_strength": ns,
                   "latent_n": latent_n, "img_gen": img}
   return loss_fn
 
 
 @functools.lru_cache(maxsize=16)
 def make_post_update(cfg: ProjectorConfig):
-  del cfg
-
   def post_update(variables, step):
-    return {"latent": variables["latent"], "noises": noise_normalize(variables["noises"]),
+    return {"latent": variables["latent"],
+            "noises": noise_normalize(variables["noises"], cfg.noise_std_ddof),
             "t": jnp.asarray(step + 1, jnp.float32)}
   return post_update
 
@@ -218,6 +231,8 @@ def project(module, params, targets, cfg: ProjectorConfig, *, lpips_params=None,
   b, g = targets.shape[:2]
   if cfg.image_loss == "lpips" and lpips_params is None:
     raise ValueError("the projector's image loss is LPIPS: pass lpips_params (or image_loss='mse')")
+  if cfg.image_loss == "features" and cfg.features is None:
+    raise ValueError("image_loss='features' needs cfg.features (and its params as lpips_params)")
   key = jax.random.key(cfg.seed) if key is None else key
   k_mean, k_init, k_eps = jax.random.split(key, 3)
   if latent_mean is None or latent_std is None:
