@@ -67,7 +67,7 @@ def test_generate_official_images(g, converted, tmp_path):
     # psi 1 (NVIDIA's default) → the PNGs generate.py writes
     png_dir = tmp_path / f"{tag}_png"
     assert main(["generate", str(root / tag), "--latents", str(tmp_path / "z.npy"), *labels,
-                 "--out", str(tmp_path / "psi1.npy"), "--png-dir", str(png_dir)]) == 0
+                 "--out", str(tmp_path / f"{tag}_psi1.npy"), "--png-dir", str(png_dir)]) == 0
     want8 = f[f"{tag}.img_const_uint8"]
     for i, w8 in enumerate(want8):
       got8 = np.asarray(Image.open(png_dir / f"{i:06d}.png"))
