@@ -29,6 +29,9 @@ def add_invert_arguments(parser):
   g.add_argument("--pti-lr", type=float, default=d.pti_learning_rate)
   g.add_argument("--lpips-threshold", type=float, default=d.lpips_value_threshold,
                  help="phase 2 stops once LPIPS(G(pivot), x) <= this")
+  g.add_argument("--pivots", default=None, metavar="E4E_DEST",
+                 help="take each image's pivot from this converted e4e/pSp encoder (its w+ codes, "
+                      "PTI's first_inv_type 'w+') instead of the w projector")
   g.add_argument("--locality-reg", action="store_true",
                  help="add the locality regulariser (off in PTI's stock settings)")
 
@@ -59,10 +62,23 @@ def run_invert(args):
   cfg = pti.PTIConfig(first_inv_steps=args.projector_steps, max_pti_steps=args.pti_steps,
                       pti_learning_rate=args.pti_lr, lpips_value_threshold=args.lpips_threshold,
                       use_locality_regularization=args.locality_reg)
+  pivots = None
+  if args.pivots:
+    from jaxinv.inversion.methods import e4e
+    enc = load_generator(args.pivots, families="psp")
+    want = (gen.config.num_ws, gen.config.w_dim)
+    if (enc.config.encoder.style_count, enc.config.encoder.w_dim) != want:
+      raise UserError(f"--pivots {args.pivots} encodes to w+ [{enc.config.encoder.style_count}, "
+                      f"{enc.config.encoder.w_dim}]; this generator needs {list(want)}")
+    try:
+      ex = e4e.load_inputs(paths, enc)
+    except image_io.ImageError as e:
+      raise UserError(str(e)) from None
+    pivots = e4e.encode(enc, ex, batch=args.batch, decode=False)["wp"]
   features = pti.lpips_features(lp1.module, lp1.params)
   lpips_fn = lambda a, b: lp2.module.apply({"params": lp2.params}, a, b)
   res = pti.invert(gen.module, gen.params, x, cfg, features, lpips_fn,
-                   jax.random.PRNGKey(args.seed), batch=args.batch)
+                   jax.random.PRNGKey(args.seed), batch=args.batch, pivots=pivots)
   if not (np.isfinite(res["w_pivot"]).all() and np.isfinite(res["images"]).all()):
     raise UserError("PTI produced non-finite values (check the models and --pti-lr)")
   os.makedirs(args.out, exist_ok=True)
