@@ -92,3 +92,65 @@ def run_invert(args):
   write_config(args.out, settings)
   print(f"wrote {args.out}: {len(stems)} images, phase-2 steps "
         + ", ".join(f"{s} {int(n)}" for s, n in zip(stems, res["steps"])))
+
+
+EDIT_MODES = ("interfacegan",)
+
+
+def add_edit_arguments(parser):
+  g = parser.add_argument_group("interfacegan (e4e / PTI results; e4e's LatentEditor)")
+  g.add_argument("--factors", type=float, nargs="+", default=[-3, -2, -1, 0, 1, 2],
+                 help="code + f · direction for each f (e4e's factor_range (-3, 3) by default)")
+
+
+def run_edit(args):
+  """``edit --mode interfacegan``: ``w + f·d`` rendered with each image's generator — the
+  tuned one of a PTI result (its ``delta/*``), else the plain one — and written as
+  ``OUT/<name>_strip.png`` (frames side by side, e4e's ``tensor2im``: truncated to uint8)
+  plus ``OUT/edits.npz`` (``latents [B, F, L, D]``)."""
+  import jax
+  from converters.table import nest
+  from jaxinv import editing
+  from jaxinv.inversion.methods import pti
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_npz
+  from jaxinv.models import stylegan2
+  if args.boundary is None:
+    raise UserError("--mode interfacegan needs --boundary DIRECTION (.npy/.npz, [1, D] or [1, L, D])")
+  model = load_generator(args.generator, families=("stylegan2", "psp"))
+  if model.family == "psp":
+    module, params = stylegan2.StyleGAN2Generator(model.config.decoder), model.params["decoder"]
+  else:
+    module, params = model.module, model.params
+  try:
+    with np.load(args.result) as f:
+      key = "w_pivot" if "w_pivot" in f else "wp"
+      codes = np.asarray(f[key], np.float32)
+      names = [str(s) for s in f["names"]]
+      delta = nest({k[len("delta/"):]: f[k] for k in f.files if k.startswith("delta/")})
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"--result {args.result}: needs wp or w_pivot [B, L, D] and names ({e})") from None
+  try:
+    d = np.asarray(editing.load_boundary(args.boundary)["boundary"], np.float32)
+  except (OSError, ValueError) as e:
+    raise UserError(f"--boundary {args.boundary}: {e}") from None
+  L, D = module.config.num_ws, module.config.w_dim
+  if codes.shape[1:] != (L, D) or d.shape[-1] != D:
+    raise UserError(f"codes {list(codes.shape[1:])} / direction {list(d.shape)} do not fit this "
+                    f"generator's w+ [{L}, {D}]")
+  d = d.reshape((1, -1, D))
+  factors = np.asarray(args.factors, np.float32)
+  render = jax.jit(lambda p, w: module.apply({"params": p}, None, w, method=module.synthesis))
+  os.makedirs(args.out, exist_ok=True)
+  lat_all = []
+  for i, name in enumerate(names):
+    lat = codes[i][None] + factors[:, None, None] * d
+    p = pti.apply_delta(params, jax.tree.map(lambda v: v[i], delta)) if delta else params
+    img = np.asarray(render(p, lat))
+    u8 = (np.clip((img + 1) / 2, 0, 1) * 255).astype(np.uint8)       # tensor2im: truncation
+    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"),
+                      np.concatenate(list(u8), axis=1))
+    lat_all.append(lat)
+  write_npz(os.path.join(args.out, "edits.npz"), latents=np.stack(lat_all), factors=factors,
+            names=np.asarray(names))
+  print(f"wrote {args.out}: {len(names)} strips of {len(factors)} edits")
