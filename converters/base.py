@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from converters.table import ConversionError, flatten_paths
+from jaxinv.converters.table import ConversionError, flatten_paths
 
 __all__ = ["Converted", "ConversionError", "FormatError", "summarize", "expected_shapes",
            "state_dict_of"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.models import biggan
 
 NAME = "dgp-biggan"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import jax.numpy as jnp
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.models import stylegan
 
 NAME = "genforce-stylegan"

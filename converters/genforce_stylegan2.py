@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import jax.numpy as jnp
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, linear_to_io
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, linear_to_io
 from jaxinv.models import stylegan2
 
 NAME = "genforce-stylegan2"

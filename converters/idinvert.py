@@ -19,8 +19,8 @@ from typing import Callable
 
 import jax.numpy as jnp
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.models import idinvert_encoder, keras_vgg, vgg
 
 __all__ = ["ENCODER", "PERCEPTUAL", "KINDS", "convert_encoder", "convert_vgg"]

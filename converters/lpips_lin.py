@@ -18,8 +18,8 @@ import re
 
 import numpy as np
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, flatten_paths, oihw_to_hwio
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, flatten_paths, oihw_to_hwio
 from jaxinv.models import lpips
 
 NAME = "lpips"

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 import jax.numpy as jnp
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
 from jaxinv.models import padinv as padinv_model
 
 __all__ = ["GENERATOR", "ENCODER", "convert_generator_state", "convert_encoder_state",

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import jax.numpy as jnp
 
-from converters import rosinality_stylegan2
-from converters.base import Converted, ConversionError, expected_shapes, summarize
-from converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
+from jaxinv.converters import rosinality_stylegan2
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
+from jaxinv.converters.table import Rule, apply_rules, oihw_to_hwio, linear_to_io
 from jaxinv.models import psp as psp_model
 
 NAME = "psp-e4e"

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from converters.base import Converted, ConversionError, expected_shapes, summarize
-from converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
+from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.models import stylegan2
 
 NAME = "rosinality-stylegan2"

@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
-from converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.base import Converted, ConversionError, expected_shapes, state_dict_of, summarize
+from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.models import swapping_autoencoder as sae
 from jaxinv.models.upfirdn import make_kernel
 

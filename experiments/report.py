@@ -1,4 +1,4 @@
-"""Tables, plots and image grids of a sweep: ``python -m experiments.report RUN_DIR [--out DIR]``.
+"""Tables, plots and image grids of a sweep: ``python -m jaxinv.experiments.report RUN_DIR [--out DIR]``.
 
 Reads every ``RUN_DIR/results*.jsonl`` (see :mod:`experiments.runlog`) and writes to
 ``DIR`` (default ``RUN_DIR/report``):
@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from experiments import runlog
+from jaxinv.experiments import runlog
 
 __all__ = ["summarize", "write_report", "main"]
 
@@ -30,6 +30,7 @@ CSV_FIELDS = ("config_hash", "image", "generator", "task", "codes", "layer", "se
               "optimizer", "lr", "loss_type", "loss", "psnr", "ssim", "lpips")
 METRICS = ("loss", "psnr", "ssim", "lpips")
 PLOTTED = ("psnr", "ssim", "lpips")
+UNITS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS (lower is closer)"}
 
 
 def _group_key(r):
@@ -43,7 +44,8 @@ def summarize(records) -> list[dict]:
     groups[_group_key(r)].append(r)
   rows = []
   for (gen, task, codes, layer), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0][:2])) + kv[0][2:]):
-    row = {"generator": gen, "task": task, "codes": codes, "layer": layer, "n": len(rs)}
+    row = {"generator": gen, "task": task, "codes": codes, "layer": layer, "n": len(rs),
+           "steps": ",".join(str(v) for v in sorted({r.get("steps", "") for r in rs}, key=str))}
     for m in METRICS:
       vals = np.asarray([r[m] for r in rs if m in r], np.float64)
       if len(vals):
@@ -76,8 +78,9 @@ def _markdown(summary, grids):
              str(r["n"])]
     cells += [f"{r[m + '_mean']:.4g} ± {r[m + '_std']:.2g}" if f"{m}_mean" in r else "" for m in metrics]
     lines.append("| " + " | ".join(cells) + " |")
-  for name, cols in grids.items():
-    lines += ["", f"![{name}]({name})", "", f"`{name}` columns: " + ", ".join(cols)]
+  for name, layout in grids.items():
+    lines += ["", f"![{name}]({name})", "",
+              f"`{name}` columns: " + ", ".join(layout.col_labels) + "; PSNR (dB) under each result"]
   return "\n".join(lines) + "\n"
 
 
@@ -110,9 +113,13 @@ def _plots(summary, out_dir) -> list[str]:
                        if r[line_key] == lv and f"{m}_mean" in r)
           xs, ys, es = map(np.asarray, zip(*pts))
           ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=f"{line_name}={lv}")
+        ax.set_xticks(sorted({r[x_key] for r in rows}))   # N and ℓ are integers: no 2.5 ticks
         ax.set_xlabel("N (latent codes)" if x_name == "N" else "composing layer ℓ")
-        ax.set_ylabel(m.upper())
-        ax.set_title(f"{task}: {m.upper()} vs {x_name}", fontsize=9)
+        ax.set_ylabel(UNITS.get(m, m.upper()))
+        n_img = sorted({r["n"] for r in rows})
+        steps = sorted({r["steps"] for r in rows})
+        ax.set_title(f"{task}: {m.upper()} vs {x_name}; mean ± std over "
+                     f"{'/'.join(map(str, n_img))} images·seeds, {'/'.join(steps)} steps", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         name = f"{m}_vs_{x_name}{tag}.png"
@@ -123,6 +130,8 @@ def _plots(summary, out_dir) -> list[str]:
 
 
 def _grids(run_dir, records, out_dir) -> dict:
+  """One labelled grid per task (rows: images; columns: target, then each setting; PSNR under each
+  result). Returns ``{name: GridLayout}``."""
   from PIL import Image
   from jaxinv.io import images as image_io
   grids = {}
@@ -134,29 +143,33 @@ def _grids(run_dir, records, out_dir) -> dict:
     rs = [r for r in rs if r["seed"] == seed]
     cols = sorted({(os.path.basename(str(r["generator"])), r["codes"], r["layer"], r["config_hash"])
                    for r in rs})
-    images = sorted({r["image"] for r in rs})
-    rows = []
-    for img in images:
+    psnr = {(r["config_hash"], r["image"]): r.get("psnr") for r in rs}
+    rows, row_labels, captions = [], [], []
+    for img in sorted({r["image"] for r in rs}):
       target = os.path.join(run_dir, "images", "targets", f"{img}.png")
       if not os.path.isfile(target):
         continue
-      row = [np.asarray(Image.open(target).convert("RGB"))]
+      row, caps = [np.asarray(Image.open(target).convert("RGB"))], [""]
       for _, _, _, h in cols:
         p = os.path.join(run_dir, "images", h, f"{img}.png")
-        row.append(np.asarray(Image.open(p).convert("RGB")) if os.path.isfile(p)
-                   else np.full_like(row[0], 255))
+        row.append(np.asarray(Image.open(p).convert("RGB")) if os.path.isfile(p) else None)
+        caps.append(f"{psnr[(h, img)]:.2f} dB" if psnr.get((h, img)) is not None else "")
       rows.append(row)
+      row_labels.append(str(img))
+      captions.append(caps)
     if not rows:
       continue
+    several = len({c[0] for c in cols}) > 1
+    col_labels = ["target"] + [f"N={n} layer={l}" + (f" ({g})" if several else "") for g, n, l, _ in cols]
     name = f"grid_{task}.png"
-    image_io.save_png(os.path.join(out_dir, name), image_io.make_grid(rows))
-    grids[name] = ["target"] + [f"N={n} ℓ={l}" + (f" ({g})" if len({c[0] for c in cols}) > 1 else "")
-                                for g, n, l, _ in cols]
+    picture, grids[name] = image_io.labeled_grid(rows, row_labels, col_labels, captions)
+    image_io.save_png(os.path.join(out_dir, name), picture)
   return grids
 
 
 def write_report(run_dir: str, out_dir: str | None = None) -> dict:
-  """Writes the report files; returns ``{"records", "summary", "files"}``."""
+  """Writes the report files; returns ``{"records", "summary", "files", "grids"}`` (grids: name ->
+  :class:`jaxinv.io.images.GridLayout`)."""
   records = runlog.read_results(run_dir)
   if not records:
     raise SystemExit(f"{run_dir}: no results*.jsonl records yet (run experiments.sweep first)")
@@ -172,11 +185,11 @@ def write_report(run_dir: str, out_dir: str | None = None) -> dict:
   _atomic_text(os.path.join(out_dir, "summary.md"), _markdown(summary, grids)
                + "".join(f"\n![{p}]({p})\n" for p in plots))
   files = ["results.csv", "summary.csv", "summary.md"] + plots + list(grids)
-  return {"records": records, "summary": summary, "files": files}
+  return {"records": records, "summary": summary, "files": files, "grids": grids}
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m jaxinv.experiments.report", description=__doc__.splitlines()[0])
   p.add_argument("run_dir")
   p.add_argument("--out", default=None, help="report directory (default RUN_DIR/report)")
   args = p.parse_args(argv)

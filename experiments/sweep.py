@@ -1,9 +1,16 @@
-"""Sharded, resumable sweeps of mGANprior inversions: ``python -m experiments.sweep --config C.py --out RUN_DIR``.
+"""Sharded, resumable sweeps of mGANprior inversions: ``python -m jaxinv.experiments.sweep --config C.py --out RUN_DIR``.
 
 A config file defines ``get_config(arg)`` (an ``ml_collections.ConfigDict`` with
 every knob, see ``experiments/configs/tiny.py``) and ``sweep(add)``, which calls
 ``add(key=value, ...)`` once per point (dotted keys reach nested fields, e.g.
-``add(**{"loss.vgg_lambda": 0.1})``). ``--config C.py:ARG`` passes ``ARG``.
+``add(**{"loss.vgg_lambda": 0.1})``). ``--config C.py:ARG`` passes ``ARG``; a bare
+``NAME[:ARG]`` names a config shipped in ``jaxinv.experiments.configs`` (``tiny``,
+``mganprior_inversion``...).
+
+Relative paths in a config (models, images, masks) resolve against the working directory,
+then against the data root ``$JAXINV_DATA_ROOT`` (default: the source checkout's root, so the
+shipped configs' ``../shared/...`` is the ``shared/`` folder beside the clone). Model paths
+may also name built-in models (``imagenet-vgg16``, ``alex``/``vgg`` for ``lpips``).
 
 Each point × image is one work item. Points that differ only in their seed have
 equal shapes and share one compiled program, so their items are batched
@@ -41,7 +48,18 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG_DIR = os.path.join(_HERE, "configs")
+
+
+def data_root() -> str | None:
+  """``$JAXINV_DATA_ROOT``, else the source checkout's root (None for an installed package)."""
+  env = os.environ.get("JAXINV_DATA_ROOT")
+  if env:
+    return env
+  checkout = os.path.dirname(_HERE)
+  return checkout if os.path.isfile(os.path.join(checkout, "setup.cfg")) else None
+
 
 # Fields of a point that describe execution, not the experiment (not hashed).
 EXECUTION_KEYS = ("images", "max_images", "batch", "chunk", "save_images", "lpips", "model_cache")
@@ -57,8 +75,13 @@ __all__ = ["load_config", "expand", "config_hash", "run_sweep", "main"]
 def load_config(spec: str):
   """``path.py[:arg]`` → ``(base ConfigDict, [points as ConfigDicts])``."""
   path, _, arg = spec.partition(":")
+  if not os.path.isfile(path) and os.sep not in path and not path.endswith(".py"):
+    path = os.path.join(CONFIG_DIR, f"{path}.py")
   if not os.path.isfile(path):
-    raise SystemExit(f"--config {path}: no such file")
+    known = sorted(f[:-3] for f in os.listdir(CONFIG_DIR)
+                   if f.endswith(".py") and f not in ("__init__.py", "common.py"))
+    raise SystemExit(f"--config {spec.partition(':')[0]}: no such file or shipped config "
+                     f"(shipped: {', '.join(known)})")
   mod_spec = importlib.util.spec_from_file_location(f"_sweep_config_{abs(hash(path))}", path)
   mod = importlib.util.module_from_spec(mod_spec)
   mod_spec.loader.exec_module(mod)
@@ -114,9 +137,10 @@ def config_hash(setting: dict) -> str:
 
 
 def _resolve(path: str) -> str:
-  if not path or os.path.isabs(path) or os.path.exists(path):
+  root = data_root()
+  if not path or os.path.isabs(path) or os.path.exists(path) or root is None:
     return path
-  alt = os.path.join(REPO, path)
+  alt = os.path.join(root, path)
   return alt if os.path.exists(alt) else path
 
 
@@ -130,13 +154,16 @@ def _digest_file(path):
 @functools.lru_cache(maxsize=None)
 def load_model_cached(path: str, cache_dir: str):
   """A model dir as is; a checkpoint file converted once into ``cache_dir`` (then loaded)."""
-  import converters
-  from jaxinv.models.registry import load_model
+  from jaxinv import converters
+  from jaxinv.models.registry import BUILTIN_WEIGHTS, LPIPS_NETS, load_model
+  if path in BUILTIN_WEIGHTS or path in LPIPS_NETS:
+    return load_model(path, expect_family="lpips" if path in LPIPS_NETS else None)
   path = _resolve(path)
   if os.path.isdir(path):
     return load_model(path)
   if not os.path.isfile(path):
-    raise SystemExit(f"model {path}: no such file or directory")
+    raise SystemExit(f"model {path}: no such file or directory (relative paths resolve against "
+                     "the working directory, then $JAXINV_DATA_ROOT)")
   dest = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{_digest_file(path)}")
   if not os.path.isdir(dest):
     os.makedirs(cache_dir, exist_ok=True)
@@ -190,7 +217,7 @@ class Item:
   chash: str
   image: str            # stem
   path: str
-  index: int            # position in the full image list (seeds the init)
+  index: int            # position in the full image list (order of the records only)
 
   @property
   def key(self):
@@ -221,7 +248,7 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
   """Runs (or resumes) every point × image not yet in ``run_dir``; returns this process's new records."""
   import jax
   from jaxinv import distributed, sharding
-  from experiments import runlog
+  from jaxinv.experiments import runlog
 
   info = distributed.initialize()
   suffix = distributed.process_suffix(info)
@@ -295,6 +322,7 @@ def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
   import jax.numpy as jnp
   from jaxinv import metrics, sharding
   from jaxinv.inversion import optimize as opt_lib, spaces
+  from jaxinv.inversion import run
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
 
@@ -310,7 +338,7 @@ def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
 
   gt = image_io.load_images([it.path for it in items], res, point.image_loader)
   obs = np.asarray(task.observe(jnp.asarray(gt)))
-  keys = [jax.random.fold_in(jax.random.PRNGKey(it.setting["seed"]), it.index) for it in items]
+  keys = [run.image_key(it.setting["seed"], it.image) for it in items]
   init = [jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, point.init)) for k in keys]
   init = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *init)
   (init, obs_p), real = sharding.pad_to_multiple((init, obs), batch)
@@ -366,14 +394,21 @@ def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__.splitlines()[0])
-  p.add_argument("--config", required=True, help="CONFIG.py or CONFIG.py:ARG")
+  p = argparse.ArgumentParser(prog="python -m jaxinv.experiments.sweep", description=__doc__.splitlines()[0])
+  p.add_argument("--config", required=True,
+                 help="CONFIG.py[:ARG], or NAME[:ARG] of a shipped config (e.g. tiny:test)")
   p.add_argument("--out", required=True, help="run directory (created; rerun to resume)")
   p.add_argument("--no-progress", action="store_true")
   args = p.parse_args(argv)
   from jaxinv import distributed
   distributed.initialize()
-  _, points = load_config(args.config)
+  try:
+    _, points = load_config(args.config)
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    # A config's get_config(ARG) and sweep() reject unknown variants, options and keys.
+    message = " ".join(str(e).strip("'\"").split())
+    print(f"{p.prog}: error: --config {args.config}: {message}", file=sys.stderr)
+    raise SystemExit(2) from None
   t0 = time.time()
   new = run_sweep(points, args.out, progress=not args.no_progress)
   print(f"sweep done: {len(new)} new results in {time.time() - t0:.1f}s -> "

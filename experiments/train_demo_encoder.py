@@ -47,7 +47,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
 
 
 def train_demo_encoder(c, out: str, progress: bool = True) -> dict:
-  from experiments.train_encoder import train
+  from jaxinv.experiments.train_encoder import train
   from jaxinv.models.registry import load_model
   from jaxinv.training import digits, encoder as T
 

@@ -2,8 +2,8 @@
 
 Usage::
 
-  python -m experiments.train_sae --workdir /tmp/sae --config experiments/train_sae.py:tiny
-  python -m experiments.train_sae --workdir /tmp/sae --data /path/to/images \\
+  python -m jaxinv.experiments.train_sae --workdir /tmp/sae --config experiments/train_sae.py:tiny
+  python -m jaxinv.experiments.train_sae --workdir /tmp/sae --data /path/to/images \\
       --init_from CONVERTED_MODEL_DIR --iterations 1000
 
 Re-running with the same ``--workdir`` resumes from the last orbax checkpoint.

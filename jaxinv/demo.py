@@ -135,7 +135,8 @@ def _observation_picture(task, obs: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] = print) -> dict:
-  """Runs the study; returns ``{"rows": [...], "pictures": {...}, "config", "seconds", "model"}``.
+  """Runs the study; returns ``{"rows": [...], "pictures": {...}, "curves": {(task, layer, N): mean
+  loss per step}, "config", "seconds", "model"}``.
 
   ``rows`` holds one dict per (task, layer, codes, image) with ``psnr``, ``ssim``
   (``psnr_hole`` for inpaint), the final ``loss`` and ``seconds``: wall time of that
@@ -159,7 +160,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] 
   if progress:
     from tqdm.auto import tqdm
     bar = tqdm(total=len(grid), desc="demo", unit="inversion", dynamic_ncols=True)
-  rows, pictures = [], {}
+  rows, pictures, curves = [], {}, {}
   t_all = time.time()
   try:
     for name, layer, n in grid:
@@ -177,6 +178,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] 
       seconds = time.time() - t0
       restored = task.restore(out.images, obs)
       pictures[(name, layer, n)] = restored
+      curves[(name, int(layer), int(n))] = np.asarray(out.loss).mean(axis=1)
       final_loss = out.loss[-1]
       for i in range(len(gt)):
         row = {"method": "mganprior", "task": name, "codes": int(n), "layer": int(layer),
@@ -196,8 +198,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True, log: Callable[[str], None] 
   finally:
     if bar is not None:
       bar.close()
-  return {"rows": rows, "pictures": pictures, "config": cfg, "seconds": time.time() - t_all,
-          "model": model.path}
+  return {"rows": rows, "pictures": pictures, "curves": curves, "config": cfg,
+          "seconds": time.time() - t_all, "model": model.path}
 
 
 def encoder_comparison(cfg: DemoConfig, model, data: dict) -> tuple[list, dict]:
@@ -241,19 +243,19 @@ def encoder_comparison(cfg: DemoConfig, model, data: dict) -> tuple[list, dict]:
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
-  """Mean ``psnr`` / ``ssim`` (and ``psnr_hole``) over images per (method, task, layer, codes);
-  encoder-comparison groups also carry their ``steps``."""
+  """Mean and standard deviation (``<metric>_std``) of ``psnr`` / ``ssim`` (and ``psnr_hole``) over
+  images per (method, task, layer, codes); encoder-comparison groups also carry their ``steps``."""
   groups: dict = {}
   for r in rows:
     key = (r.get("method", "mganprior"), r["task"], r["layer"], r["codes"])
     groups.setdefault(key, []).append(r)
   out = []
   for (method, task, layer, codes), rs in groups.items():
-    s = {"method": method, "task": task, "layer": layer, "codes": codes, "images": len(rs),
-         "psnr": float(np.mean([r["psnr"] for r in rs])),
-         "ssim": float(np.mean([r["ssim"] for r in rs]))}
-    if "psnr_hole" in rs[0]:
-      s["psnr_hole"] = float(np.mean([r["psnr_hole"] for r in rs]))
+    s = {"method": method, "task": task, "layer": layer, "codes": codes, "images": len(rs)}
+    for k in ("psnr", "ssim", "psnr_hole"):
+      if k in rs[0]:
+        vals = [r[k] for r in rs]
+        s[k], s[f"{k}_std"] = float(np.mean(vals)), float(np.std(vals))
     if method != "mganprior":
       s["steps"] = rs[0]["steps"]
     out.append(s)
@@ -272,17 +274,27 @@ def _csv_bytes(rows: Sequence[dict]) -> bytes:
   return buf.getvalue().encode()
 
 
-def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
+def plot_figure(summary: Sequence[dict], cfg: DemoConfig, curves: dict | None = None):
+  """The study's figure (a matplotlib Figure): per task, PSNR vs N with one line per layer (mean ±
+  standard deviation over the images; inpainting also the hole-only PSNR, dashed), and with
+  ``curves`` a last panel of the mean loss per step at the largest N."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   import matplotlib.ticker
-  fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(4.2 * len(cfg.tasks), 3.4), squeeze=False)
+  study = [s for s in summary if s["method"] == "mganprior"]
+  panels = len(cfg.tasks) + (1 if curves else 0)
+  fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
   for ax, task in zip(axes[0], cfg.tasks):
     for layer in cfg.layers:
-      pts = sorted((s["codes"], s["psnr"]) for s in summary
-                   if s["method"] == "mganprior" and s["task"] == task and s["layer"] == layer)
-      ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"layer {layer}")
+      pts = sorted((s["codes"], s) for s in study if s["task"] == task and s["layer"] == layer)
+      xs = [n for n, _ in pts]
+      line = ax.errorbar(xs, [s["psnr"] for _, s in pts], yerr=[s["psnr_std"] for _, s in pts],
+                         marker="o", capsize=3, label=f"layer {layer}")
+      if pts and "psnr_hole" in pts[0][1]:
+        ax.errorbar(xs, [s["psnr_hole"] for _, s in pts], yerr=[s["psnr_hole_std"] for _, s in pts],
+                    marker="s", capsize=3, linestyle="--", color=line.lines[0].get_color(),
+                    label=f"layer {layer}, hole only")
     ax.set_xscale("log")
     ax.set_xticks(list(cfg.codes))
     ax.set_xticklabels([str(c) for c in cfg.codes])
@@ -291,9 +303,30 @@ def _plot_png(summary: Sequence[dict], cfg: DemoConfig) -> bytes:
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(task)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.suptitle("mGANprior on held-out digits (demo-digits prior)")
+    ax.legend(fontsize=7)
+  if curves:
+    ax = axes[0][-1]
+    n_max = max(cfg.codes)
+    for (task, layer, n), curve in sorted(curves.items()):
+      if n == n_max:
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=f"{task}, layer {layer}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (MSE, mean over images)")
+    ax.set_title(f"loss per step, N={n_max}")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  images = max((s["images"] for s in study), default=0)
+  fig.suptitle(f"mGANprior on {images} held-out digits (demo-digits prior), {cfg.steps} Adam steps; "
+               "mean ± std over images")
   fig.tight_layout()
+  return fig
+
+
+def _plot_png(summary: Sequence[dict], cfg: DemoConfig, curves: dict | None = None) -> bytes:
+  import matplotlib.pyplot as plt
+  fig = plot_figure(summary, cfg, curves)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100)
   plt.close(fig)
@@ -315,29 +348,45 @@ def write_outputs(result: dict, out_dir: str) -> dict:
   summary = summarize(result["rows"])
   put("results.csv", _csv_bytes(result["rows"]))
   put("summary.csv", _csv_bytes(summary))
-  put("psnr_vs_codes.png", _plot_png(summary, cfg))
+  put("psnr_vs_codes.png", _plot_png(summary, cfg, result.get("curves")))
   pics = result["pictures"]
-  for task in cfg.tasks:
-    cols = [pics[(task, "gt")], pics[(task, "obs")]]
-    cols += [pics[(task, l, n)] for l in cfg.layers for n in cfg.codes]
-    cells = np.stack(cols, axis=1).reshape((-1,) + cols[0].shape[1:])
-    name = f"grid_{task}.png"
-    image_io.save_png(os.path.join(out_dir, name), image_io.image_grid(cells, len(cols)), scale=2)
+  rows_by = {}
+  for r in result["rows"]:
+    rows_by[(r.get("method", "mganprior"), r["task"], r["layer"], r["codes"], r["image"])] = r
+  images = _image_order(result["rows"])   # the pictures' order: the held-out digits as loaded
+  row_labels = [f"digit {label} (#{index})" for index, label in images]
+  grids = {}
+
+  def grid(name, columns, col_labels, key_of):
+    cells = [[pics[c][i] for c in columns] for i in range(len(images))]
+    captions = []
+    for i, (index, _) in enumerate(images):
+      caps = []
+      for c in columns:
+        r = rows_by.get(key_of(c, index))
+        caps.append(f"{r['psnr']:.1f} dB" if r else "")
+      captions.append(caps)
+    picture, layout = image_io.labeled_grid(cells, row_labels, col_labels, captions)
     paths[name] = os.path.join(out_dir, name)
-  encoder_columns = []
+    image_io.save_png(paths[name], picture)
+    grids[name] = {"rows": list(layout.row_labels), "columns": list(layout.col_labels),
+                   "cell": layout.cell, "scale": layout.scale, "origin": list(layout.origin),
+                   "pitch": list(layout.pitch), "captions": "PSNR (dB) against the ground truth"}
+
+  for task in cfg.tasks:
+    columns = [(task, "gt"), (task, "obs")] + [(task, l, n) for l in cfg.layers for n in cfg.codes]
+    labels = ["ground truth", "observation"] + [f"layer {l}, N={n}" for l in cfg.layers for n in cfg.codes]
+    grid(f"grid_{task}.png", columns, labels,
+         lambda c, index: ("mganprior", c[0], c[1], c[2], index) if len(c) == 3 else None)
   if ("encoder", "encoder") in pics:
-    encoder_columns = ["ground truth"] + list(ENCODER_METHODS)
-    cols = [pics[("reconstruct", "gt")]] + [pics[("encoder", m)] for m in ENCODER_METHODS]
-    cells = np.stack(cols, axis=1).reshape((-1,) + cols[0].shape[1:])
-    paths["grid_encoder.png"] = os.path.join(out_dir, "grid_encoder.png")
-    image_io.save_png(paths["grid_encoder.png"], image_io.image_grid(cells, len(cols)), scale=2)
+    columns = [("reconstruct", "gt")] + [("encoder", m) for m in ENCODER_METHODS]
+    grid("grid_encoder.png", columns, ["ground truth"] + list(ENCODER_METHODS),
+         lambda c, index: (c[1], "reconstruct", "", "", index) if c[0] == "encoder" else None)
   meta = {"config": dataclasses.asdict(cfg), "model": result["model"],
           "seconds": round(result["seconds"], 1),
-          "grid_columns": ["ground truth", "observation"] + [f"layer {l}, N {n}"
-                                                             for l in cfg.layers for n in cfg.codes],
+          "grids": grids,
           "loss": "mse", "optimizer": "adam", "metrics": "uint8, data_range 255; SSIM Wang et al."}
-  if encoder_columns:
-    meta["grid_encoder_columns"] = encoder_columns
+  if "grid_encoder.png" in grids:
     meta["encoder_rows"] = (f"reconstruct in z [1, 512] with {cfg.encoder}: encoder = G(E(x)) "
                             f"(0 steps); optimisation = z ~ N(0, 1), {cfg.steps} Adam steps; "
                             f"hybrid = z from E(x), {cfg.steps} steps; hybrid+indomain = hybrid "
@@ -345,6 +394,14 @@ def write_outputs(result: dict, out_dir: str) -> dict:
   checkpoints.atomic_write_json(os.path.join(out_dir, "config.json"), meta)
   paths["config.json"] = os.path.join(out_dir, "config.json")
   return paths
+
+
+def _image_order(rows):
+  """(index, label) of the held-out images in the order the study saw them."""
+  seen = {}
+  for r in rows:
+    seen.setdefault(r["image"], r["label"])
+  return list(seen.items())
 
 
 def format_encoder_table(summary: Sequence[dict]) -> str:

@@ -33,6 +33,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from jaxinv.io.errors import InputFileError
+
 __all__ = ["interpolate", "mix_style", "manipulate", "parse_indices",
            "layerwise_manipulation_strength", "BoundaryError", "Boundary", "load_boundary",
            "save_boundary", "crop_boundary", "sefa_directions", "pca_directions"]
@@ -160,7 +162,7 @@ def manipulate(codes: np.ndarray, boundary: np.ndarray, start: float = -5.0, end
 
 # --- boundary files ---------------------------------------------------------------------------
 
-class BoundaryError(ValueError):
+class BoundaryError(InputFileError):
   """A boundary file with an unexpected structure (or unsafe content)."""
 
 
@@ -239,7 +241,23 @@ def load_boundary(path: str | os.PathLike) -> Boundary:
   Returns:
     ``Boundary(boundary=[1, L, D] or [1, D] float32, manipulate_layers=list or None)``.
   """
+  import zipfile
+  import zlib
+  from jaxinv.io.errors import one_line
   path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise BoundaryError(f"{path}: no such file")
+  try:
+    return _load_boundary(path)
+  except BoundaryError:
+    raise
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+          NotImplementedError, MemoryError) as e:
+    raise BoundaryError(f"{path}: not a readable boundary file, it is truncated or corrupt "
+                        f"({one_line(e, 160)})") from None
+
+
+def _load_boundary(path: str) -> Boundary:
   with open(path, "rb") as f:
     head = f.read(6)
   if head[:2] == b"PK":
@@ -277,7 +295,8 @@ def load_boundary(path: str | os.PathLike) -> Boundary:
 def save_boundary(path: str | os.PathLike, boundary: np.ndarray,
                   manipulate_layers: Sequence[int] | None = None, **extra_arrays):
   """Writes the plain form: ``.npz`` with ``boundary`` and ``manipulate_layers`` (atomic)."""
-  import tempfile
+  import io
+  from jaxinv.io.checkpoints import atomic_write_bytes
   path = os.fspath(path)
   arrays = {"boundary": np.asarray(boundary, np.float32)}
   if manipulate_layers is None:
@@ -286,11 +305,9 @@ def save_boundary(path: str | os.PathLike, boundary: np.ndarray,
   else:
     arrays["manipulate_layers"] = np.asarray(list(manipulate_layers), np.int64)
   arrays.update({k: np.asarray(v) for k, v in extra_arrays.items()})
-  d = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz")
-  os.close(fd)
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  buf = io.BytesIO()
+  np.savez(buf, **arrays)
+  atomic_write_bytes(path, buf.getvalue())
 
 
 def crop_boundary(boundary: np.ndarray, num_layers: int, w_dim: int) -> np.ndarray:
@@ -348,7 +365,7 @@ def pca_directions(samples: np.ndarray, num: int | None = None):
 # --- directions for a loaded generator ---------------------------------------------------------
 
 def _flat_params(params):
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   return flatten_paths(params)
 
 

@@ -39,7 +39,8 @@ def load_images(paths: Sequence[str], size: int) -> np.ndarray:
 def load_mask(path: str, size: int) -> np.ndarray:
   """A grayscale mask file → ``[size, size, 1]`` in [0, 1] (white = where the texture is transferred)."""
   from PIL import Image
-  with Image.open(path) as im:
+  from jaxinv.io.images import open_image
+  with open_image(path) as im:
     im = im.convert("L").resize((size, size), Image.BILINEAR)
     return (np.asarray(im, np.float32) / 255.0)[:, :, None]
 

@@ -28,11 +28,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import pathlib
+import warnings
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxinv.ops import resize as ops_resize
+from jaxinv.ops.resize import apply_axes, resize_matrix
 
 __all__ = [
     "TASKS", "DOWNSAMPLE_MODES", "GRAY_WEIGHTS", "GRAY_WEIGHTS_DGP",
@@ -50,7 +54,6 @@ GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 #: The same weights as DGP's ``pre_process`` writes them.
 GRAY_WEIGHTS_DGP = (0.2989, 0.5870, 0.1140)
 
-_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 # ----------------------------------------------------------------------------- grayscale
@@ -68,72 +71,13 @@ def to_gray(x: jax.Array, weights=GRAY_WEIGHTS) -> jax.Array:
 
 # ----------------------------------------------------------------------------- resampling
 
-def _cubic(t: np.ndarray, a: float = -0.75) -> np.ndarray:
-  t = np.abs(t)
-  return np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1,
-                  np.where(t < 2, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a, 0.0))
-
-
-@functools.lru_cache(maxsize=None)
-def resize_matrix(n_in: int, n_out: int, mode: str, scale: Optional[float] = None) -> np.ndarray:
-  """The ``[n_out, n_in]`` float64 matrix of a 1-D PyTorch ``F.interpolate`` (align_corners=False).
-
-  Args:
-    n_in, n_out: input and output lengths.
-    mode: ``bilinear`` | ``bicubic`` | ``nearest`` | ``area``.
-    scale: source pixels per output pixel as torch uses it (``1/scale_factor`` when a scale factor
-      is passed); default ``n_in / n_out`` (the ``size=`` form). Ignored by ``area``.
-  """
-  m = np.zeros((n_out, n_in), np.float64)
-  dst = np.arange(n_out)
-  if mode == "area":
-    for i in range(n_out):
-      s, e = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-      m[i, s:e] = 1.0 / (e - s)
-    return m
-  if mode == "nearest":
-    if n_out == n_in:
-      src = dst
-    elif n_out == 2 * n_in:
-      src = dst >> 1
-    else:
-      s = np.float32(n_in / n_out) if scale is None else np.float32(scale)
-      src = np.minimum(np.floor(dst.astype(np.float32) * s).astype(np.int64), n_in - 1)
-    m[dst, src] = 1.0
-    return m
-  s = n_in / n_out if scale is None else scale
-  src = (dst + 0.5) * s - 0.5
-  if mode == "bilinear":
-    src = np.maximum(src, 0.0)
-    i0 = np.floor(src).astype(np.int64)
-    lam = src - i0
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    i0 = np.minimum(i0, n_in - 1)
-    np.add.at(m, (dst, i0), 1.0 - lam)
-    np.add.at(m, (dst, i1), lam)
-    return m
-  if mode == "bicubic":
-    i0 = np.floor(src).astype(np.int64)
-    t = src - i0
-    for k in range(-1, 3):
-      idx = np.clip(i0 + k, 0, n_in - 1)
-      np.add.at(m, (dst, idx), _cubic(t - k))
-    return m
-  raise ValueError(f"unknown resize mode {mode!r}; expected bilinear, bicubic, nearest or area")
-
-
-def _apply_axes(x: jax.Array, mh: np.ndarray, mw: np.ndarray) -> jax.Array:
-  """``mh @ x @ mw.T`` over the H, W axes of ``[..., H, W, C]``."""
-  dt = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-  x = jnp.einsum("oh,...hwc->...owc", jnp.asarray(mh, dt), x.astype(dt), precision=_HIGHEST)
-  return jnp.einsum("pw,...owc->...opc", jnp.asarray(mw, dt), x, precision=_HIGHEST)
-
-
 def resize(x: jax.Array, size, mode: str = "bilinear") -> jax.Array:
   """``F.interpolate(x, size=size, mode=mode, align_corners=False)`` on ``[..., H, W, C]``."""
-  h, w = x.shape[-3], x.shape[-2]
-  oh, ow = (size, size) if isinstance(size, int) else size
-  return _apply_axes(x, resize_matrix(h, oh, mode), resize_matrix(w, ow, mode))
+  return ops_resize.resize(x, size, mode)
+
+
+#: Smallest observation side (px) a super-resolution task accepts.
+MIN_OBSERVATION = 4
 
 
 def _check_factor(n: int, factor: int) -> None:
@@ -157,14 +101,14 @@ def downsample(x: jax.Array, factor: int, mode: str = "bilinear") -> jax.Array:
     return lanczos_downsample(x, factor)
   if mode not in DOWNSAMPLE_MODES:
     raise ValueError(f"unknown downsample mode {mode!r}; expected one of {DOWNSAMPLE_MODES}")
-  return _apply_axes(x, resize_matrix(h, h // factor, mode, float(factor)),
+  return apply_axes(x, resize_matrix(h, h // factor, mode, float(factor)),
                      resize_matrix(w, w // factor, mode, float(factor)))
 
 
 def upsample(x: jax.Array, factor: int, mode: str = "bilinear") -> jax.Array:
   """``F.interpolate(x, scale_factor=factor, mode=mode, align_corners=False)`` on ``[..., H, W, C]``."""
   h, w = x.shape[-3], x.shape[-2]
-  return _apply_axes(x, resize_matrix(h, h * factor, mode, 1.0 / factor),
+  return apply_axes(x, resize_matrix(h, h * factor, mode, 1.0 / factor),
                      resize_matrix(w, w * factor, mode, 1.0 / factor))
 
 
@@ -206,7 +150,7 @@ def lanczos_downsample(x: jax.Array, factor: int) -> jax.Array:
   ``[..., H, W, C] → [..., H/f, W/f, C]``.
   """
   h, w = x.shape[-3], x.shape[-2]
-  y = _apply_axes((x + 1.0) / 2.0, _lanczos_matrix(h, factor), _lanczos_matrix(w, factor))
+  y = apply_axes((x + 1.0) / 2.0, _lanczos_matrix(h, factor), _lanczos_matrix(w, factor))
   return y * 2.0 - 1.0
 
 
@@ -232,10 +176,10 @@ def load_mask(path, resolution: Optional[int] = None) -> np.ndarray:
   level repeated to 3 channels, 16-bit scaled by 1/65535). With ``resolution`` the mask is
   resized nearest (torch rule) to ``[res, res, 3]``. Refuses masks that hide nothing or everything.
   """
-  from PIL import Image
+  from jaxinv.io.images import open_image
   path = pathlib.Path(path)
   try:
-    with Image.open(path) as im:
+    with open_image(path) as im:
       im.load()
       mode = im.mode
       if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -251,8 +195,13 @@ def load_mask(path, resolution: Optional[int] = None) -> np.ndarray:
           a = np.asarray(im.convert("L"), np.uint8)[..., None].repeat(3, axis=-1)
         a = a.astype(np.float32) / np.float32(255)
   except (OSError, ValueError) as e:
-    raise ValueError(f"cannot read mask {path}: {e}") from e
+    raise ValueError(f"cannot read mask {path}: {e}") from None
+  if mode not in ("RGB", "L", "1", "P"):
+    warnings.warn(f"mask {path}: {mode} read as " + ("RGB, alpha dropped" if mode == "RGBA" else
+                  "[0, 1] grey repeated to 3 channels"), stacklevel=2)
   if resolution is not None and a.shape[:2] != (resolution, resolution):
+    warnings.warn(f"mask {path}: {a.shape[1]}x{a.shape[0]} resized (nearest) to "
+                  f"{resolution}x{resolution}", stacklevel=2)
     a = resize_mask(a, resolution)
   check_mask(a, str(path))
   return a
@@ -472,6 +421,13 @@ def make_task(name: str, resolution: int, factor: Optional[int] = None, downsamp
     if factor is None:
       raise ValueError("super-resolve needs a factor (e.g. --factor 4)")
     _check_factor(resolution, factor)
+    if resolution // factor < MIN_OBSERVATION:
+      sensible = [f for f in range(1, resolution + 1)
+                  if resolution % f == 0 and resolution // f >= MIN_OBSERVATION]
+      raise ValueError(
+          f"factor {factor} leaves a {resolution // factor}x{resolution // factor} observation of "
+          f"the {resolution} px image (under {MIN_OBSERVATION} px there is almost nothing to "
+          f"restore from); the largest sensible factor here is {max(sensible)} (--factor)")
     if downsample not in DOWNSAMPLE_MODES:
       raise ValueError(f"unknown downsample mode {downsample!r}; expected one of {DOWNSAMPLE_MODES}")
     return Task(name, resolution, factor=int(factor), downsample=downsample)

@@ -11,7 +11,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 
 # One compiled program: 1 (N, ℓ) point × 2 seeds × 2 images = 4 results in 2 batches of 2.
 TEST_CONFIG = '''
-from experiments.configs import tiny
+from jaxinv.experiments.configs import tiny
 
 
 def get_config(arg=""):
@@ -47,7 +47,7 @@ def env(**extra) -> dict:
 
 
 def sweep_cmd(config, out):
-  return [sys.executable, "-m", "experiments.sweep", "--config", config, "--out", str(out),
+  return [sys.executable, "-m", "jaxinv.experiments.sweep", "--config", config, "--out", str(out),
           "--no-progress"]
 
 
@@ -65,7 +65,7 @@ def free_port() -> int:
 
 
 def table(out):
-  from experiments import runlog
+  from jaxinv.experiments import runlog
   return runlog.read_results(str(out))
 
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.cli import main
 
 DATA = "idinvert"
@@ -39,10 +39,32 @@ def test_invert_encoder_only_then_edit(dirs):
   np.testing.assert_array_equal(r["wp"], r["init_wp"])
   for mode in ("idinvert-manipulate", "idinvert-interpolate", "idinvert-mix"):
     e = dirs["root"] / mode
+    crop = ["--crop-boundary"] if mode == "idinvert-manipulate" else []
     assert main(["edit", "--mode", mode, "--generator", dirs["generator"], "--result",
                  str(out / "result.npz"), "--boundary", dirs["boundary"], "--steps", "3",
-                 "--out", str(e)]) == 0
+                 *crop, "--out", str(e)]) == 0
     assert (e / "grid.png").is_file()
+
+
+def test_boundary_of_another_shape_needs_crop_flag(dirs, tmp_path, capsys):
+  """A boundary made for another model is refused (one line) unless --crop-boundary asks."""
+  from jaxinv.cli.common import load_generator
+  cfg = load_generator(dirs["generator"]).config
+  result = tmp_path / "result.npz"
+  np.savez(result, wp=np.zeros((1, cfg.num_ws, cfg.w_dim), np.float32))
+  from jaxinv import editing
+  boundary = tmp_path / "bigger.npz"     # a boundary for a model with more layers and a wider w
+  big = np.random.default_rng(0).standard_normal((1, cfg.num_ws + 2, cfg.w_dim + 8))
+  editing.save_boundary(boundary, (big / np.linalg.norm(big)).astype(np.float32), None)
+  argv = ["edit", "--mode", "idinvert-manipulate", "--generator", dirs["generator"], "--result",
+          str(result), "--boundary", str(boundary), "--steps", "2"]
+  capsys.readouterr()
+  assert main(argv + ["--out", str(tmp_path / "refused")]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and str(boundary) in err[0] and "--crop-boundary" in err[0], err
+  assert not (tmp_path / "refused").exists()
+  assert main(argv + ["--crop-boundary", "--out", str(tmp_path / "cropped")]) == 0
+  assert (tmp_path / "cropped" / "grid.png").is_file()
 
 
 def test_directions_sefa(dirs):

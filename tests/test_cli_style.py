@@ -29,13 +29,13 @@ def test_generate_spaces(converted, tmp_path):
   for args, key in ((["--latents", str(tmp_path / "z.npy")], "img_trunc1"),
                     (["--latents", str(tmp_path / "z.npy"), "--truncation", "0.7"], "img_trunc07"),
                     (["--latents", str(tmp_path / "wp.npy"), "--space", "wp"], "img_wplus")):
-    assert main(["generate", G, "--out", str(tmp_path / "o.npy")] + args) == 0
+    assert main(["generate", G, "--out", str(tmp_path / "o.npy"), "--overwrite"] + args) == 0
     assert_close(np.load(tmp_path / "o.npy"), f[key], atol=1e-4 * max(1, np.ptp(f[key])), what=key)
   # zero / random noise change the image; random is reproducible from --seed
   outs = {}
   for mode, seed in (("zero", "0"), ("random", "1"), ("random", "1")):
     assert main(["generate", G, "--latents", str(tmp_path / "z.npy"), "--noise", mode,
-                 "--seed", seed, "--out", str(tmp_path / "n.npy")]) == 0
+                 "--seed", seed, "--out", str(tmp_path / "n.npy"), "--overwrite"]) == 0
     outs.setdefault(mode, []).append(np.load(tmp_path / "n.npy"))
   assert np.abs(outs["zero"][0] - f["img_trunc1"]).max() > 1e-3
   assert_close(outs["random"][0], outs["random"][1], what="random noise, same seed")
@@ -79,3 +79,16 @@ def test_convert_discriminator_part(tmp_path):
   assert main(["convert", str(ROS / exp["checkpoint"]["file"]), str(dest), "--option", "part=d"]) == 0
   d = registry.load_model(dest, expect_family="stylegan2-discriminator")
   assert d.config.resolution == exp["config"]["size"]
+
+
+@pytest.mark.parametrize("space,extra,keys", [
+    ("z", [], ("z",)),
+    ("multi", ["--codes", "2", "--layer", "4"], ("codes", "alpha", "wp"))])
+def test_invert_style_result_independent_of_position_and_batch(converted, tmp_path, space, extra, keys):
+  from tests.test_cli_core import assert_same_image_result, images_alone_and_in_a_list
+  full, alone, name = images_alone_and_in_a_list(tmp_path)
+  common = ["invert", "--generator", str(converted / "G"), "--space", space, "--loss", "mse",
+            "--optimizer", "adam", "--lr", "0.05", "--steps", "3"] + extra
+  assert main(common + ["--images", str(full), "--batch", "4", "--out", str(tmp_path / "a")]) == 0
+  assert main(common + ["--images", str(alone), "--batch", "1", "--out", str(tmp_path / "c")]) == 0
+  assert_same_image_result(tmp_path / "a", tmp_path / "c", name, keys)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.models import pggan
 from jaxinv.models.registry import load_model
 from tests.conftest import assert_close, golden_root

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-import converters
-from converters import padinv as C
+from jaxinv import converters
+from jaxinv.converters import padinv as C
 from jaxinv.io import torch_pickle
 from tests.conftest import golden_root
 

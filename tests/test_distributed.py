@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from experiments import sweep
+from jaxinv.experiments import sweep
 from jaxinv import distributed
 from tests import sweep_helpers as H
 

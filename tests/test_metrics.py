@@ -93,6 +93,15 @@ def test_evaluate_writes_rows_and_mean(dirs):
   assert _run("evaluate", pred, gt, "--out", out) == 0
   rows = _read(out)
   assert [r["name"] for r in rows] == ["0000", "0001", "0002", "mean"]
+  assert list(rows[0]) == ["name", "psnr", "ssim", "ssim_skimage", "lpips"]  # built-in AlexNet LPIPS
+  from jaxinv.models.registry import load_model
+  p = np.asarray(Image.open(pred / "0001.png")).astype(np.float32) / 255 * 2 - 1
+  g = np.asarray(Image.open(gt / "0001.png")).astype(np.float32) / 255 * 2 - 1
+  # same model, same code path up to the CSV's float formatting
+  assert float(rows[1]["lpips"]) == pytest.approx(float(metrics.lpips(load_model("lpips-alex"), p, g)),
+                                                  abs=1e-6)
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out, "--overwrite") == 0
+  rows = _read(out)
   assert list(rows[0]) == ["name", "psnr", "ssim", "ssim_skimage"]
   vals = np.array([[float(r[k]) for k in ("psnr", "ssim", "ssim_skimage")] for r in rows])
   np.testing.assert_allclose(vals[-1], vals[:-1].mean(0), atol=2e-6)
@@ -107,7 +116,7 @@ def test_evaluate_converts_modes_and_resizes_with_warning(dirs):
   _save(pred / "0002.png", g, "RGBA")  # RGBA: alpha dropped explicitly
   _save(pred / "0001.png", np.asarray(Image.fromarray(g).resize((48, 48))))
   with pytest.warns(UserWarning, match=r"48x48.*32x32"):
-    assert _run("evaluate", pred, gt, "--out", tmp / "m.csv") == 0
+    assert _run("evaluate", pred, gt, "--lpips", "none", "--out", tmp / "m.csv") == 0
   rows = _read(tmp / "m.csv")
   assert rows[2]["psnr"] == "inf"
 
@@ -116,15 +125,15 @@ def test_evaluate_refusals(dirs, capsys):
   pred, gt, tmp = dirs
   out = tmp / "m.csv"
   os.remove(gt / "0002.png")
-  assert _run("evaluate", pred, gt, "--out", out) == 2
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out) == 2
   assert "do not pair up" in capsys.readouterr().err and not out.exists()
   _save(gt / "0002.png", _rand_u8((32, 32, 3), 0))
   (pred / "0001.png").write_bytes(b"")
-  assert _run("evaluate", pred, gt, "--out", out) == 2
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out) == 2
   err = capsys.readouterr().err
   assert "0001.png" in err and "empty" in err and not out.exists()
   (pred / "0001.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-  assert _run("evaluate", pred, gt, "--out", out) == 2
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--out", out) == 2
   assert "0001.png" in capsys.readouterr().err and not out.exists()
 
 
@@ -132,17 +141,17 @@ def test_evaluate_mask_refusals_and_hole(dirs, capsys):
   pred, gt, tmp = dirs
   zero = tmp / "zero.png"
   _save(zero, np.zeros((64, 64), np.uint8))
-  assert _run("evaluate", pred, gt, "--mask", zero, "--out", tmp / "m.csv") == 2
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--mask", zero, "--out", tmp / "m.csv") == 2
   assert "all zero" in capsys.readouterr().err
   ones = tmp / "ones.png"
   _save(ones, np.full((64, 64), 255, np.uint8))
-  assert _run("evaluate", pred, gt, "--mask", ones, "--out", tmp / "m.csv") == 2
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--mask", ones, "--out", tmp / "m.csv") == 2
   assert "all one" in capsys.readouterr().err
   hole = np.zeros((64, 64), np.uint8)
   hole[16:48, 16:48] = 255
   mpath = tmp / "hole.png"
   _save(mpath, hole)
-  assert _run("evaluate", pred, gt, "--mask", mpath, "--out", tmp / "m.csv") == 0
+  assert _run("evaluate", pred, gt, "--lpips", "none", "--mask", mpath, "--out", tmp / "m.csv") == 0
   rows = _read(tmp / "m.csv")
   p = np.asarray(Image.open(pred / "0001.png"))[8:24, 8:24]
   g = np.asarray(Image.open(gt / "0001.png"))[8:24, 8:24]
@@ -152,7 +161,7 @@ def test_evaluate_mask_refusals_and_hole(dirs, capsys):
 
 @pytest.mark.slow  # compiles AlexNet's backward pass (~1 min on the shared CPUs)
 def test_invert_with_lpips_loss(tmp_path):
-  import converters
+  from jaxinv import converters
   from tests.conftest import golden_root
   g = golden_root()
   lp = tmp_path / "lpips"
@@ -170,7 +179,7 @@ def test_invert_with_lpips_loss(tmp_path):
 
 
 def test_evaluate_lpips_column(dirs):
-  import converters
+  from jaxinv import converters
   from jaxinv.models.registry import load_model
   from tests.conftest import golden_root
   pred, gt, tmp = dirs

@@ -4,7 +4,7 @@ import csv
 
 import numpy as np
 
-from experiments import report, runlog
+from jaxinv.experiments import report, runlog
 from jaxinv.io import images as image_io
 
 
@@ -31,10 +31,17 @@ def _fake_run(run_dir, with_lpips):
   return recs
 
 
-def test_report_files(tmp_path):
+def test_report_files(tmp_path, monkeypatch):
   for d in ("h22", "h24", "h42", "h44", "targets"):
     (tmp_path / "images" / d).mkdir(parents=True)
   recs = _fake_run(tmp_path, with_lpips=True)
+  figures = {}
+  save_fig = report._save_fig
+
+  def keep(fig, path):
+    figures[path.rsplit("/", 1)[-1]] = fig
+    save_fig(fig, path)
+  monkeypatch.setattr(report, "_save_fig", keep)
   rep = report.write_report(str(tmp_path))
   out = tmp_path / "report"
   assert len(rep["records"]) == len(recs) == 8
@@ -47,5 +54,36 @@ def test_report_files(tmp_path):
   assert float(r["psnr_mean"]) == 16.5 and r["n"] == "2"
   md = (out / "summary.md").read_text()
   assert "| g.pth | reconstruct | 4 | 2 | 2 |" in md and "lpips" in md
+  # PSNR vs N: one line per layer, x = N, y = mean over the two images, error bar = their spread.
+  ax = figures["psnr_vs_N.png"].get_axes()[0]
+  assert ax.get_xlabel().startswith("N") and ax.get_ylabel() == "PSNR (dB)"
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "4"] and "2 images" in ax.get_title()
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ℓ=2", "ℓ=4"]
+  assert len(ax.containers) == 2
+  for bars, layer in zip(ax.containers, (2, 4)):
+    line = bars.lines[0]
+    np.testing.assert_array_equal(line.get_xdata(), [2, 4])
+    np.testing.assert_allclose(line.get_ydata(), [10.5 + n + layer for n in (2, 4)])
+  ax = figures["psnr_vs_layer.png"].get_axes()[0]
+  assert [t.get_text() for t in ax.get_legend().get_texts()] == ["N=2", "N=4"]
+  for bars, n in zip(ax.containers, (2, 4)):
+    line = bars.lines[0]
+    np.testing.assert_array_equal(line.get_xdata(), [2, 4])
+    np.testing.assert_allclose(line.get_ydata(), [10.5 + n + layer for layer in (2, 4)])
+  ax = figures["lpips_vs_N.png"].get_axes()[0]
+  assert len(ax.containers) == 2
+  for bars in ax.containers:
+    np.testing.assert_allclose(bars.lines[0].get_ydata(), [0.3, 0.3])
+  # Grid: rows images a, b (labelled), columns target + the 4 settings (labelled), PSNR under each
+  # result; the target column holds the targets (white), the settings' columns the renders (zeros).
+  lay = rep["grids"]["grid_reconstruct.png"]
+  assert lay.row_labels == ("a", "b")
+  assert lay.col_labels == ("target", "N=2 layer=2", "N=2 layer=4", "N=4 layer=2", "N=4 layer=4")
+  assert lay.captions[1][1:] == ("15.00 dB", "17.00 dB", "17.00 dB", "19.00 dB")
   grid = image_io.load_rgb_uint8(str(out / "grid_reconstruct.png"))
-  assert grid.shape[0] > 2 * 8 and grid.shape[1] > 5 * 8     # 2 rows × (target + 4 settings)
+  assert grid.shape[:2] == (lay.top(2), lay.left(5))
+  zero = image_io.to_uint8(np.zeros((8, 8, 3), np.float32))
+  for i in range(2):
+    for j in range(5):
+      cell = grid[lay.top(i):lay.top(i) + lay.cell:lay.scale, lay.left(j):lay.left(j) + lay.cell:lay.scale]
+      np.testing.assert_array_equal(cell, np.full_like(zero, 255) if j == 0 else zero)

@@ -15,7 +15,7 @@ from tests import sweep_helpers as H
 SCRIPT = r'''
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
-import converters
+from jaxinv import converters
 from jaxinv import sharding
 from jaxinv.inversion import objectives
 from jaxinv.inversion.methods import mganprior

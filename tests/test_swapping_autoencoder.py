@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from jaxinv.models import swapping_autoencoder as sae
-from converters.table import flatten_paths
+from jaxinv.converters.table import flatten_paths
+from jaxinv.ops.resize import resize_nearest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -45,7 +46,7 @@ def test_swap_pairs_and_noise_resize():
   np.testing.assert_array_equal(sae.swap_pairs(v), [1, 0, 3, 2, 5, 4])
   z = np.random.default_rng(2).normal(size=(1, 1, 4, 4)).astype(np.float32)
   ref = F.interpolate(torch.from_numpy(z), size=(12, 8), mode="nearest").numpy()
-  got = sae._resize_nearest(jnp.transpose(z, (0, 2, 3, 1)), 12, 8)
+  got = resize_nearest(jnp.transpose(z, (0, 2, 3, 1)), (12, 8))
   np.testing.assert_array_equal(np.transpose(got, (0, 3, 1, 2)), ref)
 
 
@@ -64,7 +65,7 @@ def test_make_noise_modes():
 
 
 def test_church_channel_rules_give_the_official_sizes():
-  from experiments.train_sae import CHURCH_OPTIONS
+  from jaxinv.experiments.train_sae import CHURCH_OPTIONS
   cfg = sae.from_options(CHURCH_OPTIONS)
   shapes = jax.eval_shape(lambda: sae.init_params(cfg, jax.random.key(0)))
   count = {k: sum(int(np.prod(v.shape)) for v in flatten_paths(shapes[k]).values())

@@ -107,3 +107,27 @@ def test_argparse_namespace_becomes_attribute_bag(tmp_path):
   torch.save({"g_ema": {"w": torch.ones(2)}, "args": argparse.Namespace(size=32, lr=0.002)}, path)
   got = torch_pickle.load(path)
   assert got["args"].size == 32 and got["args"].lr == 0.002
+
+
+def _zip_pickle(tmp_path, pickled, name="x.pth"):
+  path = tmp_path / name
+  with zipfile.ZipFile(path, "w") as zf:
+    zf.writestr("archive/data.pkl", pickled)
+  return path
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_plain_python_values_of_any_protocol(tmp_path, protocol):
+  obj = {"c": complex(1, 2), "s": {1, 2}, "f": frozenset([3]), "sl": slice(1, 5)}
+  assert torch_pickle.load(_zip_pickle(tmp_path, pickle.dumps(obj, protocol=protocol))) == obj
+
+
+def test_stream_cannot_set_state_on_allowed_functions(tmp_path):
+  """BUILD on an allow-listed function (e.g. to replace its defaults) is refused, and the
+  reader's own functions stay as they were."""
+  before = torch_pickle._rebuild_parameter.__defaults__
+  stream = (b"\x80\x02ctorch._utils\n_rebuild_parameter\n"
+            b"N}X\x0c\x00\x00\x00__defaults__(K\x01ts\x86b.")
+  with pytest.raises(torch_pickle.CheckpointError):
+    torch_pickle.load(_zip_pickle(tmp_path, stream))
+  assert torch_pickle._rebuild_parameter.__defaults__ == before

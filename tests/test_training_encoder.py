@@ -141,7 +141,7 @@ def fast_compile():
 def test_training_resumes_from_checkpoint(tmp_path, fast_compile):
   """2 iterations, stop, resume to 4 == 4 uninterrupted (same batches, same state)."""
   import orbax.checkpoint as ocp
-  from experiments.train_encoder import train
+  from jaxinv.experiments.train_encoder import train
   from jaxinv.models.registry import load_model
   gen, data = _tiny_generator()
   cfg = T.EncoderTrainConfig(batch_size=4, max_iters=4, learning_rate=1e-3, feat_weight=0.0)
@@ -167,7 +167,7 @@ def test_training_resumes_from_checkpoint(tmp_path, fast_compile):
 
 def test_discriminator_starts_from_the_gans_own(tmp_path, fast_compile):
   import orbax.checkpoint as ocp
-  from experiments.train_encoder import train
+  from jaxinv.experiments.train_encoder import train
   from jaxinv.io import checkpoints
   from jaxinv.models.registry import load_model
   gen, data = _tiny_generator()
@@ -190,7 +190,7 @@ def test_discriminator_starts_from_the_gans_own(tmp_path, fast_compile):
 def test_main_trains_on_a_tfds_split(tmp_path, fast_compile):
   """``train_encoder.py --data tfds:…`` reads a prepared TFDS split (no TensorFlow)."""
   import json
-  from experiments import train_encoder
+  from jaxinv.experiments import train_encoder
   from jaxinv.io import checkpoints
   from jaxinv.io.images import to_uint8
   from tests import tfds_images

@@ -30,7 +30,7 @@ def _write_images(folder, n, size=64, seed=0):
 
 
 def _config(folder, iterations, **over):
-  from experiments.train_sae import get_config
+  from jaxinv.experiments.train_sae import get_config
   c = get_config("tiny")
   with c.unlocked():
     c.options = dict(SMALL_OPTIONS, **over.pop("options", {}))
@@ -110,7 +110,7 @@ DEMO_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 def test_reconstruction_loss_falls_on_demo_images(tmp_path):
   if not os.path.isdir(DEMO_IMAGES):
     pytest.skip(f"demo images missing: {DEMO_IMAGES}")
-  from experiments.train_sae import get_config
+  from jaxinv.experiments.train_sae import get_config
   c = get_config("tiny")       # the fixture architecture, official losses and Adam settings
   with c.unlocked():
     c.data.images = DEMO_IMAGES

@@ -1,4 +1,4 @@
-"""Encoder-training and in-domain-inversion throughput: ``python -m experiments.bench.bench_encoder``.
+"""Encoder-training and in-domain-inversion throughput: ``python -m jaxinv.experiments.bench.bench_encoder``.
 
 Setting: the bundled ``demo-digits`` PGGAN (32 px, z 512) with the shipped encoder's
 architecture (``experiments/train_demo_encoder.py``: channels 16..64, D widths 8..64, no
@@ -36,7 +36,7 @@ def _train_child(batch: int, iters: int) -> dict:
   from jaxinv.training import encoder as T
   from jaxinv.training.gan import Discriminator, DiscriminatorConfig
   sys.path.insert(0, REPO)
-  from experiments.train_demo_encoder import get_config
+  from jaxinv.experiments.train_demo_encoder import get_config
 
   c = get_config()
   gen = load_model("demo-digits", expect_family="pggan")
@@ -74,7 +74,7 @@ def bench_training(batch: int, iters: int, devices: int) -> dict:
   if devices > 1:
     flags.append(f"--xla_force_host_platform_device_count={devices}")
   env["XLA_FLAGS"] = " ".join(flags)
-  out = subprocess.run([sys.executable, "-m", "experiments.bench.bench_encoder", "--child-train",
+  out = subprocess.run([sys.executable, "-m", "jaxinv.experiments.bench.bench_encoder", "--child-train",
                         str(batch), str(iters)], env=env, cwd=REPO, capture_output=True,
                        text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,24 +1,27 @@
-"""Benchmark of the multi-code inversion step: ``python -m experiments.bench.bench_invert [--quick|--tiny]``.
+"""Benchmark of the multi-code inversion step: ``python -m jaxinv.experiments.bench.bench_invert [--quick|--tiny]``.
 
 Setting (the issue's): PGGAN-64 (fmaps_base 16384, fmaps_max 512, random weights), N = 20
 codes, composing layer ℓ = 6, loss L2 + VGG16 features[:16] (random weights, mGANprior's
 resize to 256), plain SGD, batches 1 / 4 / 8, float32 and the opt-in bf16 compute mode
 (``MultiCode(compute_dtype="bfloat16")`` + ``VGGLossConfig(compute_dtype="bfloat16")``).
 
-Prints, per (dtype, batch): image-steps/s, achieved FLOP/s (XLA cost analysis of one step ×
-steps / wall time of a compiled chunk, compile excluded), the fraction of this machine's
-measured dense matmul and 3×3-conv peaks, and compiled memory (total and per image); then how
-far bf16 moves the loss trajectory from float32 (same init, same target). It never passes or
-fails: it reports figures and ratios.
+Prints, per (dtype, batch): image-steps/s and process CPU seconds per image-step of
+:func:`jaxinv.inversion.optimize.optimize` as users run it (its default loop structure for the
+backend, compile excluded, best of ``--repeats``), achieved FLOP/s (XLA cost analysis of the
+single-step program × steps / wall time), the fraction of this process's measured dense matmul
+and 3×3-conv peaks, and compiled memory (total and per image); then how far bf16 moves the loss
+trajectory from float32 (same init, same target). It never passes or fails: it reports figures
+and ratios. The load average is printed first: the CPU machine is shared, so quote CPU seconds.
 
 ``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
-``--profile DIR`` writes a ``jax.profiler`` trace of one timed chunk per setting.
+``--profile DIR`` writes a ``jax.profiler`` trace of one timed run per setting.
+``--official-src DIR``: side by side with the official loop (see :func:`official_figures`);
+without it the figures are printed alone.
 
-Then a waste audit of the whole loop (:func:`jaxinv.inversion.optimize.optimize`, as users
-run it, chunked with checkpoint callbacks): XLA compilations during a warm second run (must be
-0: no retracing), the loop's wall time over the bare compiled chunks' (host round trips and
-dispatch between chunks), and the transpose / copy ops left in the optimised step (layout
-changes XLA could not fuse away).
+Then a waste audit: XLA compilations during a warm rerun (must be 0: no retracing); CPU and wall
+time, best of interleaved repeats, of the loop against the bare jitted step called from a Python
+loop (the loop's overhead) and against the ``lax.scan`` structure; the largest loss difference
+between the two structures; and the transpose / copy ops left in the optimised step.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def _params(module, *example):
 
 
 def build(cfg: dict, compute_dtype: str):
-  """(loss_fn, optimizer, shared, space, target) for the benchmark setting."""
+  """(loss_fn, optimizer, shared, space, batch_data) for the benchmark setting; ``batch_data(B)``
+  is the loop's data for B copies of one target, made as ``mganprior.invert`` makes it."""
   gcfg = pggan.PGGANConfig(resolution=cfg["resolution"], fmaps_base=cfg["fmaps_base"],
                            fmaps_max=cfg["fmaps_max"])
   gen = pggan.PGGANGenerator(gcfg)
@@ -62,18 +66,21 @@ def build(cfg: dict, compute_dtype: str):
   optimizer = mganprior._optimizer("sgd", cfg["lr"])
   target = jnp.tanh(gen.apply({"params": gparams}, jax.random.normal(jax.random.PRNGKey(1),
                                                                       (1, gcfg.z_dim))))[0]
-  return loss_fn, optimizer, {"generator": gparams, "vgg": vparams}, space, target
+  batch_data = lambda b: mganprior.make_data(jnp.broadcast_to(target, (b,) + target.shape),
+                                             loss_cfg, vparams)
+  return loss_fn, optimizer, {"generator": gparams, "vgg": vparams}, space, batch_data
 
 
 def _chunk_fn(loss_fn, optimizer, length):
-  # The loop's own compiled chunk (cached on the same objects optimize() uses).
+  # The loop's own compiled program (cached on the same objects optimize() uses): a lax.scan
+  # chunk of ``length`` steps, or with length None the single step the "step" loop dispatches.
   return opt_lib._cached_chunk(loss_fn, optimizer, None, False, length)
 
 
 def _inputs(space, optimizer, target, batch):
   init = space.init(jax.random.PRNGKey(2), batch)
   state = opt_lib.init_state(init, optimizer)
-  data = {"observation": jnp.broadcast_to(target, (batch,) + target.shape)}
+  data = target(batch)
   return state, data
 
 
@@ -81,48 +88,55 @@ _FLOPS_B1: dict = {}
 
 
 def _flops_per_image_step(cfg, compute_dtype, loss_fn, optimizer, space, target, shared):
-  # XLA's cost analysis counts a while-loop body once, so cost one step (a chunk of length 1)
-  # at batch 1, once per dtype; a step of batch B does B times that work (vmap, no coupling).
+  # Cost analysis of the single-step program at batch 1, once per dtype; a step of batch B does
+  # B times that work (vmap, no coupling).
   if compute_dtype not in _FLOPS_B1:
     state, data = _inputs(space, optimizer, target, 1)
-    one = _chunk_fn(loss_fn, optimizer, 1).lower(state, data, shared).compile()
+    one = _chunk_fn(loss_fn, optimizer, None).lower(state, data, shared).compile()
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     _FLOPS_B1[compute_dtype] = float(cost.get("flops", float("nan")))
   return _FLOPS_B1[compute_dtype]
 
 
+def _timed(fn, repeats):
+  """Best (wall s, process CPU s) of ``repeats`` calls of ``fn`` (which blocks)."""
+  ts = []
+  for _ in range(repeats):
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    ts.append((time.perf_counter() - t0, time.process_time() - c0))
+  return min(t[0] for t in ts), min(t[1] for t in ts)
+
+
 def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
+  """The loop as users run it (optimize(), default structure for this backend), compile excluded."""
   loss_fn, optimizer, shared, space, target = build(cfg, compute_dtype)
   flops_step = batch * _flops_per_image_step(cfg, compute_dtype, loss_fn, optimizer, space, target,
                                              shared)
   state, data = _inputs(space, optimizer, target, batch)
-  t0 = time.perf_counter()
-  compiled = _chunk_fn(loss_fn, optimizer, steps).lower(state, data, shared).compile()
-  compile_s = time.perf_counter() - t0
-  mem = compiled.memory_analysis()
+  loop = opt_lib.default_loop()
+  prog = _chunk_fn(loss_fn, optimizer, None if loop == "step" else steps)
+  mem = prog.lower(state, data, shared).compile().memory_analysis()
   mem_total = None
   if mem is not None:
     mem_total = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
                     - getattr(mem, "alias_size_in_bytes", 0))
-  # The AOT executable is called directly: no second compile through jit dispatch.
-  state, loss, _, _ = compiled(state, data, shared)
-  jax.block_until_ready(loss)
-  times = []
-  for r in range(repeats):
-    if profile_dir and r == repeats - 1:
-      jax.profiler.start_trace(profile_dir)
-    t0 = time.perf_counter()
-    state, loss, _, _ = compiled(state, data, shared)
-    jax.block_until_ready(loss)
-    times.append(time.perf_counter() - t0)
-    if profile_dir and r == repeats - 1:
-      jax.profiler.stop_trace()
-  t = float(np.median(times))
-  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "seconds": t,
-          "compile_s": compile_s, "image_steps_per_s": batch * steps / t,
-          "flops_per_step": flops_step, "flops_per_s": flops_step * steps / t,
-          "mem_total_bytes": mem_total, "final_loss": float(np.asarray(loss)[-1].mean())}
+  run = lambda: opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
+                                 progress=False, chunk=steps)
+  t0 = time.perf_counter()
+  res = run()                                        # compiles
+  compile_s = time.perf_counter() - t0
+  if profile_dir:
+    jax.profiler.start_trace(profile_dir)
+    run()
+    jax.profiler.stop_trace()
+  wall, cpu = _timed(run, repeats)
+  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "loop": loop, "seconds": wall,
+          "cpu_seconds": cpu, "cpu_s_per_image_step": cpu / (batch * steps),
+          "compile_s": compile_s, "image_steps_per_s": batch * steps / wall,
+          "flops_per_step": flops_step, "flops_per_s": flops_step * steps / wall,
+          "mem_total_bytes": mem_total, "final_loss": float(res.loss[-1].mean())}
 
 
 def _hlo_op_counts(compiled) -> dict:
@@ -132,38 +146,54 @@ def _hlo_op_counts(compiled) -> dict:
 
 
 def waste_audit(cfg, compute_dtype, batch, steps, chunk, repeats=3) -> dict:
-  """Compiles during warm reruns, loop overhead over bare chunks (best of ``repeats`` each,
-  interleaved), layout ops in the step."""
+  """The loop against the bare step and the scan structure.
+
+  Compiles during warm reruns; best-of-``repeats`` wall and process CPU time, interleaved, of
+  (a) optimize() as users run it (default structure, chunked, checkpoint-free), (b) the bare
+  jitted step called from a Python loop with no host reads, (c) optimize(loop="scan"); the
+  largest loss difference between the structures; layout ops in the optimised step.
+  """
   loss_fn, optimizer, shared, space, target = build(cfg, compute_dtype)
   state, data = _inputs(space, optimizer, target, batch)
   compiles = []
-  jax.monitoring.register_event_duration_secs_listener(
-      lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None)
-  run = lambda: opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
-                                 progress=False, chunk=chunk)
-  jax.block_until_ready(run().loss)                # compiles
-  compiled = _chunk_fn(loss_fn, optimizer, chunk).lower(state, data, shared).compile()
+  listener = lambda name, secs, **kw: compiles.append(name) if "backend_compile" in name else None
+  runs = {}
+  for loop in ("step", "scan"):
+    runs[loop] = lambda loop=loop: opt_lib.optimize(
+        loss_fn, state.variables, data, optimizer, steps, shared=shared, progress=False,
+        chunk=chunk, loop=loop)
+  default = opt_lib.default_loop()
+  step_fn = _chunk_fn(loss_fn, optimizer, None)
 
   def bare():
     st = opt_lib.init_state(state.variables, optimizer)
-    for _ in range(steps // chunk):
-      st, loss, _, _ = compiled(st, data, shared)
+    for _ in range(steps):
+      st, loss, _, _ = step_fn(st, data, shared)
     jax.block_until_ready(loss)
 
+  losses = {loop: run().loss for loop, run in runs.items()}   # compiles
   bare()
-  compiles.clear()
-  loop_ts, bare_ts = [], []
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    runs[default]()
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  fns = {"loop": runs[default], "bare_step": bare, "scan": runs["scan"]}
+  times = {name: [] for name in fns}
   for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(run().loss)
-    loop_ts.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    bare()
-    bare_ts.append(time.perf_counter() - t0)
-  loop_s, bare_s = min(loop_ts), min(bare_ts)
-  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "chunk": chunk,
-          "repeats": repeats, "warm_compiles": len(compiles), "loop_s": loop_s,
-          "bare_chunks_s": bare_s, "loop_overhead": loop_s / bare_s - 1.0,
+    for name, fn in fns.items():
+      times[name].append(_timed(fn, 1))          # optimize() returns host arrays: it has waited
+  best = {k: (min(t[0] for t in v), min(t[1] for t in v)) for k, v in times.items()}
+  compiled = step_fn.lower(state, data, shared).compile()
+  diff = np.abs(losses["step"] - losses["scan"]) / np.abs(losses["scan"])
+  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "chunk": chunk, "loop": default,
+          "repeats": repeats, "warm_compiles": len(compiles),
+          **{f"{k}_wall_s": v[0] for k, v in best.items()},
+          **{f"{k}_cpu_s": v[1] for k, v in best.items()},
+          "loop_overhead_cpu": best["loop"][1] / best["bare_step"][1] - 1.0,
+          "loop_overhead_wall": best["loop"][0] / best["bare_step"][0] - 1.0,
+          "scan_over_step_cpu": best["scan"][1] / best["bare_step"][1],
+          "step_vs_scan_max_rel_loss_diff": float(diff.max()),
           "hlo_ops": _hlo_op_counts(compiled)}
 
 
@@ -209,6 +239,32 @@ def bf16_effect(cfg, steps) -> dict:
           "bf16_decrease": float(out["bfloat16"][0] - out["bfloat16"][-1])}
 
 
+OFFICIAL_RUNNER = "jaxinv_bench_step.py"
+
+
+def official_figures(src: str | None, python: str | None, cfg: dict, steps: int) -> dict | None:
+  """Figures of the official loop on the same setting, or None when unavailable.
+
+  The official code is not vendored here. ``DIR`` must hold ``jaxinv_bench_step.py``, a runner
+  written against that checkout which takes ``--resolution --fmaps-base --fmaps-max --codes
+  --layer --vgg-layer --vgg-size --lr --steps`` and prints one JSON line with ``cpu_s_per_step``,
+  ``wall_s_per_step`` and ``loss`` (the per-step trajectory).
+  """
+  if not src:
+    return None
+  runner = os.path.join(src, OFFICIAL_RUNNER)
+  if not os.path.isfile(runner):
+    print(f"official loop: not run ({runner} not found); figures below are jaxinv's alone")
+    return None
+  import subprocess
+  import sys
+  cmd = [python or sys.executable, runner, "--steps", str(steps)]
+  for k in ("resolution", "fmaps_base", "fmaps_max", "codes", "layer", "vgg_layer", "vgg_size", "lr"):
+    cmd += [f"--{k.replace('_', '-')}", str(cfg[k])]
+  out = subprocess.run(cmd, cwd=src, capture_output=True, text=True, check=True)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _fmt(x, unit=""):
   if x is None or (isinstance(x, float) and math.isnan(x)):
     return "n/a"
@@ -219,7 +275,7 @@ def _fmt(x, unit=""):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(prog="python -m experiments.bench.bench_invert",
+  p = argparse.ArgumentParser(prog="python -m jaxinv.experiments.bench.bench_invert",
                               description=__doc__.splitlines()[0])
   p.add_argument("--quick", action="store_true", help="batches 1 and 8, fewer steps")
   p.add_argument("--tiny", action="store_true", help="32 px narrow model (CPU smoke run)")
@@ -231,6 +287,10 @@ def main(argv=None):
                  help="jax_default_matmul_precision for float32 (GPU: default may use TF32)")
   p.add_argument("--profile", default=None, help="write a jax.profiler trace per setting here")
   p.add_argument("--json", default=None, help="also write every figure to this JSON file")
+  p.add_argument("--official-src", default=None, metavar="DIR",
+                 help="official mGANprior checkout to run side by side (see official_figures)")
+  p.add_argument("--official-python", default=None,
+                 help="the Python (torch venv) that runs the official code (default: this one)")
   args = p.parse_args(argv)
   cfg = {"resolution": 64, "fmaps_base": 16384, "fmaps_max": 512, "codes": 20, "layer": 6,
          "vgg_layer": 16, "vgg_size": 256, "lr": 1.0}
@@ -246,6 +306,8 @@ def main(argv=None):
   dtypes = tuple(args.dtypes.split(","))
   jax.config.update("jax_default_matmul_precision", args.precision)
   dev = jax.devices()[0]
+  print(f"load average (1/5/15 min) at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
+        f"{os.cpu_count()} CPUs; CPU-s are process CPU time (less sensitive to other load)")
   print(f"device: {dev.device_kind} ({dev.platform}) × {jax.device_count()}; jax {jax.__version__}; "
         f"matmul precision {args.precision}")
   print(f"setting: PGGAN-{cfg['resolution']} fmaps_base {cfg['fmaps_base']} fmaps_max {cfg['fmaps_max']} "
@@ -267,14 +329,15 @@ def main(argv=None):
       rows.append(r)
   base = {r["batch"]: r for r in rows if r["dtype"] == "float32"}
   print()
-  print(f"{'dtype':9} {'B':>3} {'img-steps/s':>12} {'FLOP/step':>11} {'FLOP/s':>11} "
+  print(f"{'dtype':9} {'B':>3} {'img-steps/s':>12} {'CPU-s/img-step':>14} {'FLOP/step':>11} {'FLOP/s':>11} "
         f"{'%mm peak':>8} {'%conv pk':>8} {'mem total':>10} {'mem/img':>10} {'vs f32':>7} {'vs B=1':>7}")
   for r in rows:
     same = [q for q in rows if q["dtype"] == r["dtype"]]
     b1 = min(same, key=lambda q: q["batch"])
     mem_img = r["mem_total_bytes"] / r["batch"] if r["mem_total_bytes"] else None
     f32 = base.get(r["batch"])
-    print(f"{r['dtype']:9} {r['batch']:>3} {r['image_steps_per_s']:>12.4g} {_fmt(r['flops_per_step']):>11} "
+    print(f"{r['dtype']:9} {r['batch']:>3} {r['image_steps_per_s']:>12.4g} {r['cpu_s_per_image_step']:>14.4g} "
+          f"{_fmt(r['flops_per_step']):>11} "
           f"{_fmt(r['flops_per_s']):>11} {100 * r['frac_matmul_peak']:>7.1f}% {100 * r['frac_conv_peak']:>7.1f}% "
           f"{_fmt(r['mem_total_bytes'], 'B'):>10} {_fmt(mem_img, 'B'):>10} "
           f"{r['image_steps_per_s'] / f32['image_steps_per_s'] if f32 else float('nan'):>6.2f}x "
@@ -298,14 +361,29 @@ def main(argv=None):
   audit = waste_audit(cfg, dtypes[0], batches[0], 4 * max(1, steps // 4), max(1, steps // 4),
                       repeats=max(2, repeats))
   ops = ", ".join(f"{k} {v}" for k, v in audit["hlo_ops"].items())
-  print(f"waste audit ({audit['dtype']}, B={audit['batch']}, {audit['steps']} steps in chunks of "
-        f"{audit['chunk']}, best of {audit['repeats']}): {audit['warm_compiles']} compilations in "
-        f"warm reruns; loop wall time {audit['loop_s']:.3g}s vs bare compiled chunks {audit['bare_chunks_s']:.3g}s "
-        f"(overhead {100 * audit['loop_overhead']:+.1f}%); optimised step HLO: {ops}")
+  a = audit
+  print(f"waste audit ({a['dtype']}, B={a['batch']}, {a['steps']} steps in chunks of {a['chunk']}, "
+        f"best of {a['repeats']} interleaved): {a['warm_compiles']} compilations in a warm rerun; "
+        f"CPU s / wall s: loop ({a['loop']}) {a['loop_cpu_s']:.3g} / {a['loop_wall_s']:.3g}, bare jitted "
+        f"step {a['bare_step_cpu_s']:.3g} / {a['bare_step_wall_s']:.3g} (loop overhead CPU "
+        f"{100 * a['loop_overhead_cpu']:+.1f}%, wall {100 * a['loop_overhead_wall']:+.1f}%), lax.scan chunks "
+        f"{a['scan_cpu_s']:.3g} / {a['scan_wall_s']:.3g} ({a['scan_over_step_cpu']:.2f}x the bare step's CPU); "
+        f"step vs scan loss max relative difference {a['step_vs_scan_max_rel_loss_diff']:.2g}; "
+        f"optimised step HLO: {ops}")
+  official = official_figures(args.official_src, args.official_python, cfg, steps)
+  if official is not None:
+    off = 1.0 / official["wall_s_per_step"]
+    for r in (r for r in rows if r["dtype"] == "float32"):
+      print(f"vs official (float32, B={r['batch']}): image-steps/s {r['image_steps_per_s']:.4g} vs "
+            f"{off:.4g} ({r['image_steps_per_s'] / off:.2f}x); CPU-s per image-step "
+            f"{r['cpu_s_per_image_step']:.4g} vs {official['cpu_s_per_step']:.4g} "
+            f"({official['cpu_s_per_step'] / r['cpu_s_per_image_step']:.2f}x)")
+  elif not args.official_src:
+    print("official loop: not run (no --official-src); figures above are jaxinv's alone")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"config": cfg, "peaks": pk, "rows": rows, "bf16_effect": effect, "waste_audit": audit},
-                f, indent=1)
+      json.dump({"config": cfg, "peaks": pk, "rows": rows, "bf16_effect": effect, "waste_audit": audit,
+                 "official": official, "loadavg": os.getloadavg()}, f, indent=1)
 
 
 if __name__ == "__main__":

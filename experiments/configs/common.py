@@ -1,8 +1,8 @@
 """The base ConfigDict every sweep config starts from (each field documented once, here).
 
 A config file imports :func:`base`, changes what its experiment fixes and lists its
-grid in ``sweep(add)``. Paths are relative to the working directory or, failing
-that, to the repository root.
+grid in ``sweep(add)``. Relative paths resolve against the working directory, then the
+data root ``$JAXINV_DATA_ROOT`` (default: the source checkout's root; see ``sweep``).
 """
 
 import ml_collections
@@ -26,9 +26,9 @@ def base() -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict({
       "loss": "combine", "l1_lambda": 0.0, "l2_lambda": 1.0, "vgg_lambda": 1.0,
       "vgg_layer": 16, "vgg_size": 256, "vgg_loss": "l1"})
-  c.vgg = f"{GOLDEN}/vgg16_features16_seed0.pth"  # VGG16 features (only read when the loss uses it)
+  c.vgg = "imagenet-vgg16"         # VGG16 of the perceptual loss (built-in, or a model dir/checkpoint)
   c.init = "normal"                # z init: normal | zero (alpha = 1/N)
-  c.seed = 0                       # init of image i: fold_in(PRNGKey(seed), i)
+  c.seed = 0                       # init of an image: fold_in(PRNGKey(seed), crc32(image name))
   c.image_loader = "mganprior"     # jaxinv.io.images loader convention
   c.compute_dtype = "float32"      # float32 | bfloat16 (opt-in mixed precision)
   # --- execution (not hashed: they do not change the numbers)
@@ -37,7 +37,7 @@ def base() -> ml_collections.ConfigDict:
   c.batch = 8                      # items per compiled batch (rounded up to the device count)
   c.chunk = 50                     # steps per compiled chunk = checkpoint interval
   c.save_images = True             # RUN_DIR/images/<config_hash>/<image>.png
-  c.lpips = ""                     # converted LPIPS model dir/checkpoint ("" = no lpips column)
+  c.lpips = ""                     # alex | vgg (built-in) or an LPIPS model dir ("" = no lpips column)
   c.model_cache = ""               # where converted checkpoints go ("" = RUN_DIR/models)
   return c
 
@@ -64,8 +64,10 @@ def parse_arg(arg: str, **defaults) -> dict:
 
 
 def runlocal(c, steps: int = 10):
-  """Shrinks an official config to the golden 32 px generator, ``steps`` steps, 1 image, VGG at 64 px."""
+  """Shrinks an official config to the golden 32 px generator and VGG, ``steps`` steps, 1 image,
+  VGG at 64 px."""
   c.generator = f"{GOLDEN}/pggan_golden32_generator.pth"
+  c.vgg = f"{GOLDEN}/vgg16_features16_seed0.pth"
   c.steps, c.chunk = steps, 5
   c.max_images = 1
   c.loss.vgg_size = 64

@@ -2,14 +2,14 @@
 latent codes N for each composing layer ℓ, with the official inversion settings (SGD lr 1,
 Combine loss: MSE + VGG16[:16] L1 at 256 px, 3000 steps).
 
-  python -m experiments.sweep --config experiments/configs/mganprior_ablation.py:generator=PGGAN.pth,lpips=LPIPS_DIR --out runs/ablation
-  python -m experiments.sweep --config experiments/configs/mganprior_ablation.py:runlocal --out /tmp/ablation  # golden 32 px, minutes
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_ablation.py:generator=PGGAN.pth,lpips=LPIPS_DIR --out runs/ablation
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_ablation.py:runlocal --out /tmp/ablation  # golden 32 px, minutes
 
 ``generator``: a genforce PGGAN checkpoint (``pggan_churchoutdoor.pth``) or converted dir;
 ``images``: its test images; ``lpips``: a converted LPIPS model (adds the lpips column).
 """
 
-from experiments.configs import common
+from jaxinv.experiments.configs import common
 
 CODES = (1, 5, 10, 20, 30)
 LAYERS = (2, 3, 4, 5, 6, 7, 8)

@@ -1,12 +1,12 @@
 """mGANprior's colorization.py (official defaults): colorization of grey images.
 
-  python -m experiments.sweep --config experiments/configs/mganprior_colorization.py:generator=PGGAN.pth --out runs/mganprior_colorization
-  python -m experiments.sweep --config experiments/configs/mganprior_colorization.py:runlocal --out /tmp/mganprior_colorization  # golden 32 px
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_colorization.py:generator=PGGAN.pth --out runs/mganprior_colorization
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_colorization.py:runlocal --out /tmp/mganprior_colorization  # golden 32 px
 
 Official settings: composing layer 4, N 20, vgg_lambda 1, 1500 iterations, pggan_churchoutdoor. SGD lr 1, Combine loss (l1 0, l2 1, VGG16[:16] L1 at 256 px), batch 1.
 """
 
-from experiments.configs import common
+from jaxinv.experiments.configs import common
 
 
 def get_config(arg: str = ""):

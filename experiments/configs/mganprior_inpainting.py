@@ -1,12 +1,12 @@
 """mGANprior's inpainting.py (official defaults): inpainting with masks/mask-2.png.
 
-  python -m experiments.sweep --config experiments/configs/mganprior_inpainting.py:generator=PGGAN.pth --out runs/mganprior_inpainting
-  python -m experiments.sweep --config experiments/configs/mganprior_inpainting.py:runlocal --out /tmp/mganprior_inpainting  # golden 32 px
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_inpainting.py:generator=PGGAN.pth --out runs/mganprior_inpainting
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_inpainting.py:runlocal --out /tmp/mganprior_inpainting  # golden 32 px
 
 Official settings: composing layer 4, N 30, vgg_lambda 0.1, 3000 iterations, masks/mask-2.png, pggan_churchoutdoor. SGD lr 1, Combine loss (l1 0, l2 1, VGG16[:16] L1 at 256 px), batch 1.
 """
 
-from experiments.configs import common
+from jaxinv.experiments.configs import common
 
 
 def get_config(arg: str = ""):

@@ -1,12 +1,12 @@
 """mGANprior's multi_code_inversion.py (official defaults): GAN inversion (reconstruction).
 
-  python -m experiments.sweep --config experiments/configs/mganprior_inversion.py:generator=PGGAN.pth --out runs/mganprior_inversion
-  python -m experiments.sweep --config experiments/configs/mganprior_inversion.py:runlocal --out /tmp/mganprior_inversion  # golden 32 px
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_inversion.py:generator=PGGAN.pth --out runs/mganprior_inversion
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_inversion.py:runlocal --out /tmp/mganprior_inversion  # golden 32 px
 
 Official settings: composing layer 6, N 30, 3000 iterations. SGD lr 1, Combine loss (l1 0, l2 1, VGG16[:16] L1 at 256 px), batch 1.
 """
 
-from experiments.configs import common
+from jaxinv.experiments.configs import common
 
 
 def get_config(arg: str = ""):

@@ -1,12 +1,12 @@
 """mGANprior's super_resolution.py (official defaults): super-resolution.
 
-  python -m experiments.sweep --config experiments/configs/mganprior_superresolution.py:generator=PGGAN.pth --out runs/mganprior_superresolution
-  python -m experiments.sweep --config experiments/configs/mganprior_superresolution.py:runlocal --out /tmp/mganprior_superresolution  # golden 32 px
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_superresolution.py:generator=PGGAN.pth --out runs/mganprior_superresolution
+  python -m jaxinv.experiments.sweep --config experiments/configs/mganprior_superresolution.py:runlocal --out /tmp/mganprior_superresolution  # golden 32 px
 
 Official settings: composing layer 6, N 30, factor 16, bilinear down-sampling, vgg_lambda 1, 2000 iterations, pggan_celebahq. SGD lr 1, Combine loss (l1 0, l2 1, VGG16[:16] L1 at 256 px), batch 1.
 """
 
-from experiments.configs import common
+from jaxinv.experiments.configs import common
 
 
 def get_config(arg: str = ""):

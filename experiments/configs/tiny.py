@@ -1,12 +1,12 @@
 """Tiny sweep on the golden-fixture PGGAN (32 px, random weights): N × ℓ × seed, 16 results, ~1 min on 2 cores.
 
-  python -m experiments.sweep --config experiments/configs/tiny.py --out /tmp/tiny
-  python -m experiments.report /tmp/tiny
+  python -m jaxinv.experiments.sweep --config experiments/configs/tiny.py --out /tmp/tiny
+  python -m jaxinv.experiments.report /tmp/tiny
 
 ``tiny.py:test`` is the test-suite variant (fewer steps, 2 × 2 grid, 2 images).
 """
 
-from experiments.configs import common
+from jaxinv.experiments.configs import common
 
 
 def get_config(arg: str = ""):

@@ -1,6 +1,6 @@
 """Writes record.json for a finished ``experiments.train_sae`` run: the G_L1 curve, window means, speed.
 
-Usage: python -m experiments.sae_reference.summarize WORKDIR OUT_DIR --window 10 --seconds S --command "..."
+Usage: python -m jaxinv.experiments.sae_reference.summarize WORKDIR OUT_DIR --window 10 --seconds S --command "..."
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["UserError", "load_generator", "output_stems"]
+import os
+
+__all__ = ["UserError", "check_out_dir", "check_out_file", "load_generator", "output_stems"]
 
 
 class UserError(Exception):
@@ -27,3 +29,50 @@ def output_stems(paths, what: str = "input images") -> list[str]:
   if dup:
     raise UserError(f"several {what} share the name {dup}; outputs are named by stem")
   return stems
+
+
+def _nearest_existing(path: str) -> str:
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  return path
+
+
+def _can_create_in(folder: str) -> bool:
+  """Whether a file can be created in ``folder`` (tried, not guessed: root ignores modes, and
+  read-only mounts only show when writing)."""
+  import tempfile
+  try:
+    with tempfile.TemporaryFile(dir=folder):
+      return True
+  except OSError:
+    return False
+
+
+def check_out_dir(path, flag: str = "--out") -> str:
+  """Refuses, before any work, an output folder that is a file or cannot be written."""
+  path = os.fspath(path)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise UserError(f"{flag} {path} is an existing file; name a folder (new or existing)")
+  base = _nearest_existing(path)
+  if not os.path.isdir(base):
+    raise UserError(f"{flag} {path}: {base} is a file, so the folder cannot be made there")
+  if not _can_create_in(base):
+    raise UserError(f"{flag} {path}: {base} is not writable; choose a writable place")
+  return path
+
+
+def check_out_file(path, flag: str = "--out") -> str:
+  """Refuses, before any work, an output file that is a folder or cannot be written."""
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    raise UserError(f"{flag} {path} is a folder; name the file to write (a path inside it)")
+  base = _nearest_existing(os.path.dirname(os.path.abspath(path)))
+  if not os.path.isdir(base):
+    raise UserError(f"{flag} {path}: {base} is a file, so the output cannot be made there")
+  if not _can_create_in(base):
+    raise UserError(f"{flag} {path}: {base} is not writable; choose a writable place")
+  return path

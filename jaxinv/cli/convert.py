@@ -31,14 +31,17 @@ def _parse_options(items):
 
 
 def run(args):
-  import converters
+  from jaxinv import converters
   from jaxinv.io.checkpoints import ModelDirError
   from jaxinv.io.torch_pickle import CheckpointError
   try:
     result = converters.convert_file(args.src, args.dest, format=args.format,
                                      overwrite=args.overwrite, **_parse_options(args.option))
-  except (CheckpointError, converters.ConversionError, converters.FormatError, ModelDirError) as e:
+  except CheckpointError as e:
     raise UserError(str(e)) from None
+  except (converters.ConversionError, converters.FormatError, ModelDirError) as e:
+    message = str(e)
+    raise UserError(message if str(args.src) in message else f"{args.src}: {message}") from None
   except TypeError as e:
     raise UserError(f"bad --option for this format: {e}") from None
   print(f"{args.src}: {result.summary}")

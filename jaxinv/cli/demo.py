@@ -37,7 +37,7 @@ def register(sub):
   p.add_argument("--reg-weight", type=float, default=d.reg_weight,
                  help="in-domain regulariser weight of the hybrid+indomain row")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def run(args):

@@ -27,13 +27,14 @@ def register(sub):
                  help="crop centre in model pixels (default: the official 125 145 scaled from 256 px)")
   p.add_argument("--crop", type=int, nargs=2, metavar=("W", "H"), default=None,
                  help="crop size in model pixels (default: the official 110 110 scaled from 256 px)")
-  p.add_argument("--steps", type=int, default=100)
-  p.add_argument("--lr", type=float, default=0.01)
-  p.add_argument("--feat-lambda", type=float, default=5e-5)
+  p.add_argument("--steps", type=int, default=100, help="optimisation steps")
+  p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
+  p.add_argument("--feat-lambda", type=float, default=5e-5,
+                 help="weight of the VGG conv4_3 feature term")
   p.add_argument("--loader", default="idinvert", help="image loader convention (default idinvert)")
   p.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk")
   p.add_argument("--out", required=True, help="output directory")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def _box(args, resolution):

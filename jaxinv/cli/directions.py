@@ -19,15 +19,16 @@ def register(sub):
   p = sub.add_parser("directions", help="editing directions by SeFa (closed form) or PCA of w",
                      description=__doc__.splitlines()[0])
   p.add_argument("--generator", required=True, help="converted generator directory or bundled name")
-  p.add_argument("--method", default="sefa", choices=("sefa", "pca"))
+  p.add_argument("--method", default="sefa", choices=("sefa", "pca"),
+                 help="SeFa (eigenvectors of the style weights) or PCA of sampled w")
   p.add_argument("--num", type=int, default=5, help="how many directions")
   p.add_argument("--layers", default=None, help="SeFa: style layers used, e.g. 0-3 (default all)")
   p.add_argument("--samples", type=int, default=10000, help="PCA: sampled w")
   p.add_argument("--distance", type=float, default=3.0, help="strip: move from -D to +D")
   p.add_argument("--strip", type=int, default=5, help="images per strip")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=int, default=0, help="key of the sampled z (PCA, strips)")
   p.add_argument("--out", required=True, help="output directory")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def run(args):

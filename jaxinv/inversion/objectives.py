@@ -10,16 +10,17 @@ legacy ``nearest`` resize to ``size`` (``src = floor(dst · in / out)``),
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxinv.models import vgg as vgg_lib
+from jaxinv.ops import resize as ops_resize
 
 __all__ = ["mse", "l1", "nearest_resize_legacy", "vgg_normalize", "VGGLossConfig", "vgg_loss",
-           "LossConfig", "make_objective"]
+           "LossConfig", "make_objective", "target_vgg_features"]
 
 
 def mse(x, y):
@@ -30,21 +31,9 @@ def l1(x, y):
   return jnp.mean(jnp.abs(x - y))
 
 
-def legacy_nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-  """PyTorch ``F.interpolate(mode="nearest")`` source indices: ``min(floor(dst·(in/out)), in-1)``."""
-  scale = np.float32(n_in) / np.float32(n_out)
-  idx = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
-  return np.minimum(idx, n_in - 1)
-
-
 def nearest_resize_legacy(x: jax.Array, size: int | tuple[int, int]) -> jax.Array:
   """Nearest resize of ``[..., H, W, C]`` with PyTorch's legacy (asymmetric) rule."""
-  size = (size, size) if isinstance(size, int) else tuple(size)
-  h, w = x.shape[-3], x.shape[-2]
-  if (h, w) == size:
-    return x
-  x = jnp.take(x, legacy_nearest_indices(h, size[0]), axis=-3)
-  return jnp.take(x, legacy_nearest_indices(w, size[1]), axis=-2)
+  return ops_resize.resize_nearest(x, size)
 
 
 def vgg_normalize(x: jax.Array) -> jax.Array:
@@ -75,9 +64,15 @@ def vgg_features(vgg_params, x, cfg: VGGLossConfig):
   return f[0] if xr.ndim == 3 else f
 
 
-def vgg_loss(vgg_params, x, y, cfg: VGGLossConfig):
-  """mGANprior's perceptual loss between two images (already × ``cfg.weight``)."""
-  d = vgg_features(vgg_params, x, cfg) - vgg_features(vgg_params, y, cfg)
+def vgg_loss(vgg_params, x, y, cfg: VGGLossConfig, y_features=None):
+  """mGANprior's perceptual loss between two images (already × ``cfg.weight``).
+
+  ``y_features``: ``vgg_features(vgg_params, y, cfg)`` computed beforehand (the target is fixed
+  during an inversion, so its features need not be recomputed every step); ``y`` is then unused.
+  """
+  if y_features is None:
+    y_features = vgg_features(vgg_params, y, cfg)
+  d = vgg_features(vgg_params, x, cfg) - y_features
   per = jnp.abs(d) if cfg.kind == "l1" else jnp.square(d)
   return jnp.mean(per) * cfg.weight
 
@@ -112,13 +107,26 @@ class LossConfig:
     return self.loss == "lpips"
 
 
+@functools.lru_cache(maxsize=8)
+def _vgg_features_fn(cfg: VGGLossConfig):
+  return jax.jit(lambda params, y: vgg_features(params, y, cfg))
+
+
+def target_vgg_features(cfg: LossConfig, vgg_params, targets):
+  """VGG features of fixed targets ``[B, H, W, 3]`` for ``y_vgg_features`` (None without VGG term)."""
+  if not cfg.needs_vgg:
+    return None
+  return _vgg_features_fn(cfg.vgg)(vgg_params, jnp.asarray(targets, jnp.float32))
+
+
 def make_objective(cfg: LossConfig) -> Callable:
   """``objective(x, y, vgg_params) -> (loss, parts)`` for one image pair.
 
+  ``y_vgg_features``: the VGG features of ``y`` when precomputed (:func:`target_vgg_features`).
   ``parts`` holds each computed term unweighted (``mse``, ``l1``, ``vgg``; the VGG
   term includes its 0.001 factor, as the official ``loss_parts``).
   """
-  def objective(x, y, vgg_params=None):
+  def objective(x, y, vgg_params=None, y_vgg_features=None):
     if cfg.loss == "lpips":  # the perceptual-network slot then holds the LPIPS model's params
       from jaxinv.models.lpips import lpips_distance
       v = lpips_distance(vgg_params, x, y, net=cfg.lpips_net)
@@ -130,12 +138,12 @@ def make_objective(cfg: LossConfig) -> Callable:
       v = l1(x, y)
       return v, {"l1": v}
     if cfg.loss == "vgg":
-      v = vgg_loss(vgg_params, x, y, cfg.vgg)
+      v = vgg_loss(vgg_params, x, y, cfg.vgg, y_vgg_features)
       return v, {"vgg": v}
     parts = {"mse": mse(x, y), "l1": l1(x, y)}
     total = cfg.l1_lambda * parts["l1"] + cfg.l2_lambda * parts["mse"]
     if cfg.needs_vgg:
-      parts["vgg"] = vgg_loss(vgg_params, x, y, cfg.vgg)
+      parts["vgg"] = vgg_loss(vgg_params, x, y, cfg.vgg, y_vgg_features)
       total = total + cfg.vgg_lambda * parts["vgg"]
     return total, parts
   return objective

@@ -217,18 +217,24 @@ def make_loss_fn(space: StyleSpace, module, objective, degrade=None):
 
 
 def invert(module, params, observations, space: StyleSpace, objective, optimizer, steps: int, *,
-           vgg_params=None, key=None, init_variables=None, degrade=None, progress=True,
+           vgg_params=None, key=None, keys=None, init_variables=None, degrade=None, progress=True,
            chunk=None) -> StyleInversion:
   """Inverts observations ``[B, H, W, C]`` in ``space`` with the shared loop (Image2StyleGAN-style).
 
   ``objective(x, y, vgg_params) -> (loss, parts)`` (see
   :func:`jaxinv.inversion.objectives.make_objective`); ``optimizer`` an Optax transformation.
+  ``keys [B, 2]``: one key per image (each image's init drawn from its own key); otherwise ``key``
+  draws the whole batch's init at once.
   """
   from jaxinv.inversion import optimize as opt_lib
   observations = jnp.asarray(observations, jnp.float32)
-  key = jax.random.key(0) if key is None else key
-  v0 = init(space, module, params, key, observations.shape[0]) if init_variables is None \
-      else init_variables
+  if init_variables is not None:
+    v0 = init_variables
+  elif keys is not None:
+    v0 = jax.vmap(lambda k: jax.tree_util.tree_map(
+        lambda x: x[0], init(space, module, params, k, 1)))(jnp.asarray(keys))
+  else:
+    v0 = init(space, module, params, jax.random.key(0) if key is None else key, observations.shape[0])
   loss_fn = _cached_loss_fn(space, module, objective, degrade)
   res = opt_lib.optimize(loss_fn, v0, {"observation": observations}, optimizer, steps,
                          shared={"generator": params, "vgg": vgg_params}, progress=progress,

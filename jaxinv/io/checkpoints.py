@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["ModelDirError", "save_model", "load_model_dir", "read_config", "atomic_write_bytes",
-           "atomic_write_json"]
+           "atomic_write_json", "publish_mode", "current_umask"]
 
 PARAMS_SUBDIR = "params"
 CONFIG_FILE = "config.json"
@@ -69,6 +69,7 @@ def save_model(dest: str | os.PathLike, family: str, config: Any, params: dict,
             "jaxinv_version": __version__}
     with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
       json.dump(meta, f, indent=1, sort_keys=True)
+    publish_mode(tmp, directory=True)
     if os.path.exists(dest):
       shutil.rmtree(dest)
     os.replace(tmp, dest)
@@ -106,8 +107,28 @@ def load_model_dir(dest: str | os.PathLike) -> tuple[dict, dict]:
   return meta, params
 
 
+def current_umask() -> int:
+  """The process umask, read without changing it where the OS allows (Linux /proc)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except (OSError, ValueError):
+    pass
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+def publish_mode(path: str | os.PathLike, directory: bool = False):
+  """Gives a temporary file (0600) or directory (0700) the mode a plain ``open`` / ``mkdir``
+  would have given it: 0666 / 0777 less the umask (so 0644 / 0755 under the usual 022)."""
+  os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes):
-  """Writes ``data`` to ``path`` through a temporary file and a rename."""
+  """Writes ``data`` to ``path`` through a temporary file and a rename (mode 0666 & ~umask)."""
   path = os.fspath(path)
   d = os.path.dirname(os.path.abspath(path))
   os.makedirs(d, exist_ok=True)
@@ -115,6 +136,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes):
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
+    publish_mode(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

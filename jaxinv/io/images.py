@@ -25,6 +25,7 @@ Images in memory are NHWC float32 in [-1, 1]. Saving uses genforce's
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import warnings
@@ -33,6 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jaxinv.io import datasets
+from jaxinv.io.errors import InputFileError
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
            "load_images", "load_psp_uint8", "load_pti_uint8",
@@ -42,16 +44,36 @@ __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uin
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(InputFileError):
   """An image file cannot be used (unreadable, empty, wrong kind)."""
 
 
+# Decoding limit: an image whose header declares more pixels than this is refused before its
+# pixels are decoded (a decompression bomb, or far larger than any model resolution).
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+_CONVERSION_NOTES = {
+    "RGBA": "RGBA: alpha channel dropped", "LA": "grey+alpha: alpha dropped, grey repeated to RGB",
+    "PA": "palette+alpha: alpha dropped", "I;16": "16-bit grey: scaled to 8 bits, repeated to RGB",
+    "I;16B": "16-bit grey: scaled to 8 bits, repeated to RGB",
+    "I;16L": "16-bit grey: scaled to 8 bits, repeated to RGB",
+    "I": "32-bit integer grey: scaled to 8 bits, repeated to RGB",
+    "F": "float grey: clipped to 0-255, repeated to RGB", "CMYK": "CMYK: converted to RGB",
+}
+
+
 def _to_rgb(img, path):
-  """Explicit conversions to 8-bit RGB (RGBA drops alpha, palette expands, 16-bit rescales)."""
+  """Explicit conversions to 8-bit RGB (RGBA drops alpha, palette expands, 16-bit rescales).
+
+  Conversions that lose information (alpha, bit depth, colour model) are announced with a
+  warning naming the file.
+  """
   from PIL import Image
   mode = img.mode
   if mode == "RGB":
     return img
+  if mode in _CONVERSION_NOTES:
+    warnings.warn(f"{path}: {_CONVERSION_NOTES[mode]}", stacklevel=3)
   if mode in ("I;16", "I;16B", "I;16L", "I"):
     arr = np.asarray(img, dtype=np.float64)
     hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -63,6 +85,23 @@ def _to_rgb(img, path):
       return Image.fromarray(arr, "L").convert("RGB")
     return img.convert("RGB")
   raise ImageError(f"{path}: unsupported image mode {mode}")
+
+
+def open_image(path):
+  """``PIL.Image.open`` (header only) that refuses, as :class:`ImageError`, a declared size over
+  :data:`MAX_IMAGE_PIXELS` before any pixel is decoded."""
+  from PIL import Image
+  try:
+    img = Image.open(path)
+  except Image.DecompressionBombError as e:
+    raise ImageError(f"{path}: declares too many pixels to decode safely ({e}); resize it "
+                     "first") from None
+  w, h = img.size
+  if w * h > MAX_IMAGE_PIXELS:
+    img.close()
+    raise ImageError(f"{path}: declares {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} this "
+                     "tool decodes; resize it first")
+  return img
 
 
 def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
@@ -79,7 +118,7 @@ def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
   if os.path.getsize(path) == 0:
     raise ImageError(f"{path}: empty file")
   try:
-    with Image.open(path) as img:
+    with open_image(path) as img:
       img.load()
       rgb = _to_rgb(img, path)
       return np.asarray(rgb, dtype=np.uint8).copy()
@@ -259,3 +298,71 @@ def image_grid(images: np.ndarray, ncol: int, pad: int = 1) -> np.ndarray:
   """``[B, H, W, 3]`` (float [-1, 1] or uint8) → a row-major grid of ``ncol`` columns."""
   images = np.asarray(images)
   return make_grid([list(images[i:i + ncol]) for i in range(0, len(images), ncol)], pad)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridLayout:
+  """Where :func:`labeled_grid` put things: cell ``(r, c)`` spans rows ``top(r) … top(r) + cell``
+  and columns ``left(c) … left(c) + cell`` of the picture, each input pixel ``scale`` × ``scale``."""
+  cell: int
+  scale: int
+  origin: tuple          # (y, x) of cell (0, 0)
+  pitch: tuple           # (dy, dx) from one cell to the next
+  row_labels: tuple
+  col_labels: tuple
+  captions: tuple        # per row, per column ('' = none)
+
+  def top(self, r: int) -> int:
+    return self.origin[0] + r * self.pitch[0]
+
+  def left(self, c: int) -> int:
+    return self.origin[1] + c * self.pitch[1]
+
+
+def labeled_grid(rows: Sequence[Sequence[np.ndarray | None]], row_labels: Sequence[str],
+                 col_labels: Sequence[str], captions: Sequence[Sequence[str]] | None = None,
+                 min_cell: int = 96, pad: int = 6, font_size: int = 12):
+  """Tiles ``rows[r][c]`` (``[H, W, 3]`` float [-1, 1] or uint8; None = blank) into a picture that
+  explains itself: column labels on top, row labels on the left, an optional caption (e.g. PSNR)
+  under each cell; small images are enlarged by an integer factor (nearest) to at least
+  ``min_cell`` pixels. Returns ``(uint8 [H, W, 3], GridLayout)``."""
+  from PIL import Image, ImageDraw, ImageFont
+  tiles = [[t if t is None or t.dtype == np.uint8 else to_uint8(t) for t in row] for row in rows]
+  side = max(max(t.shape[0], t.shape[1]) for row in tiles for t in row if t is not None)
+  scale = max(1, -(-min_cell // side))
+  cell = side * scale
+  ncol = max(len(r) for r in tiles)
+  if len(row_labels) != len(tiles) or len(col_labels) != ncol:
+    raise ValueError(f"labeled_grid: {len(tiles)}x{ncol} cells but {len(row_labels)} row labels "
+                     f"and {len(col_labels)} column labels")
+  captions = [list(c) + [""] * (ncol - len(c)) for c in captions] if captions else [[""] * ncol] * len(tiles)
+  font = ImageFont.load_default(size=font_size)
+  probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+  text_w = lambda s: probe.textbbox((0, 0), s, font=font)[2] if s else 0
+  line = font_size + 4
+  col_w = max([cell] + [text_w(s) for s in col_labels] + [text_w(s) for row in captions for s in row])
+  left = max(text_w(s) for s in row_labels) + 2 * pad
+  caption_h = line if any(s for row in captions for s in row) else 0
+  origin = (line + pad, left)
+  pitch = (cell + caption_h + pad, col_w + pad)
+  height = origin[0] + len(tiles) * pitch[0]
+  width = origin[1] + ncol * pitch[1]
+  canvas = Image.new("RGB", (width, height), (255, 255, 255))
+  draw = ImageDraw.Draw(canvas)
+  for c, s in enumerate(col_labels):
+    draw.text((origin[1] + c * pitch[1], pad // 2), s, fill=(0, 0, 0), font=font)
+  for r, row in enumerate(tiles):
+    y = origin[0] + r * pitch[0]
+    draw.text((pad, y + cell // 2 - line // 2), row_labels[r], fill=(0, 0, 0), font=font)
+    for c, t in enumerate(row):
+      x = origin[1] + c * pitch[1]
+      if t is not None:
+        t = np.repeat(t[..., None], 3, -1) if t.ndim == 2 else t[..., :3]
+        big = np.repeat(np.repeat(t, scale, axis=0), scale, axis=1)
+        canvas.paste(Image.fromarray(big), (x, y))
+      if captions[r][c]:
+        draw.text((x, y + cell + 2), captions[r][c], fill=(0, 0, 0), font=font)
+  layout = GridLayout(cell=cell, scale=scale, origin=origin, pitch=pitch,
+                      row_labels=tuple(row_labels), col_labels=tuple(col_labels),
+                      captions=tuple(tuple(c) for c in captions))
+  return np.asarray(canvas), layout

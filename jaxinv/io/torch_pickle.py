@@ -16,6 +16,11 @@ Both container formats are read:
 
 Non-tensor objects that training checkpoints carry (``argparse.Namespace``)
 come back as :class:`SafeNamespace`, a plain attribute bag.
+
+:func:`load_numpy_pickle` reads the other common weight format, a plain ``pickle.dump``
+of nested dicts of NumPy arrays (what Flax projects ship), with the same guarantee: the
+three NumPy globals such a file names are replaced by inert builders that accept only
+numeric dtypes and raw bytes.
 """
 
 from __future__ import annotations
@@ -25,16 +30,21 @@ import io
 import lzma
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
+import zlib
 from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["CheckpointError", "SafeNamespace", "load", "UnsafeCheckpointError"]
+from jaxinv.io.errors import InputFileError, one_line
+
+__all__ = ["CheckpointError", "SafeNamespace", "load", "load_numpy_pickle", "load_storage_stream",
+           "UnsafeCheckpointError"]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputFileError):
   """A checkpoint file cannot be read (truncated, not a checkpoint, wrong format)."""
 
 
@@ -88,7 +98,26 @@ def _np_dtype(dtype):
   return np.dtype(dtype)
 
 
-class _StorageType:
+class _Sealed:
+  """Refuses pickle's BUILD, so a stream cannot set attributes on what ``find_class`` returned."""
+
+  def __setstate__(self, state):
+    raise CheckpointError("the pickle sets state on a type or function; the file is corrupt")
+
+
+class _AllowedCallable(_Sealed):
+  """A fresh, sealed handle on an allow-listed function for each reference in the stream."""
+
+  __slots__ = ("_fn",)
+
+  def __init__(self, fn):
+    self._fn = fn
+
+  def __call__(self, *args):
+    return self._fn(*args)
+
+
+class _StorageType(_Sealed):
   """What ``torch.FloatStorage`` and friends unpickle to: just a dtype."""
 
   def __init__(self, name):
@@ -98,22 +127,49 @@ class _StorageType:
     self.dtype = _np_dtype(_STORAGE_DTYPES[name])
 
 
-class _TorchDtype:
+class _TorchDtype(_Sealed):
   def __init__(self, name):
     self.name = name
     self.dtype = _np_dtype(_TORCH_DTYPES[name])
 
 
+# An expanded (stride-0) tensor is materialised; a larger one than this is a corrupt size field.
+_MAX_BROADCAST_ELEMENTS = 1 << 28
+
+
+def _index_tuple(value, what):
+  if not isinstance(value, (tuple, list)) or not all(
+      isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+    raise CheckpointError(f"tensor {what} {one_line(repr(value), 80)} is not a tuple of "
+                          "non-negative integers; the file is corrupt")
+  return tuple(value)
+
+
 def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
   """``torch._utils._rebuild_tensor_v2`` as a strided view into a flat NumPy storage."""
-  size = tuple(int(s) for s in size)
-  stride = tuple(int(s) for s in stride)
+  if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+    raise CheckpointError("a tensor is built from something that is not a storage; "
+                          "the file is corrupt")
+  (storage_offset,) = _index_tuple((storage_offset,), "offset")
+  size = _index_tuple(size, "size")
+  stride = _index_tuple(stride, "stride")
+  if len(size) != len(stride):
+    raise CheckpointError(f"tensor size {size} and stride {stride} differ in length; "
+                          "the file is corrupt")
   itemsize = storage.dtype.itemsize
   if not size:
+    if storage_offset >= storage.size:
+      raise CheckpointError(f"scalar tensor at offset {storage_offset} of a storage of "
+                            f"{storage.size} elements; the file is truncated or corrupt")
     return np.array(storage[storage_offset], dtype=storage.dtype)
   extent = storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
   if any(n == 0 for n in size):
     return np.zeros(size, storage.dtype)
+  numel = int(np.prod(size, dtype=object))
+  if numel > storage.size and (0 not in stride or numel > _MAX_BROADCAST_ELEMENTS):
+    # Only a stride-0 (expanded) view may hold more elements than its storage.
+    raise CheckpointError(f"tensor of shape {size} has {numel} elements but its storage only "
+                          f"{storage.size}; the file is corrupt")
   if extent > storage.size:
     raise CheckpointError(
         f"tensor of shape {size} needs {extent} elements but its storage has {storage.size}; "
@@ -139,7 +195,6 @@ _ALLOWED_GLOBALS = {
     ("collections", "OrderedDict"): _ordered_dict,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
-    ("argparse", "Namespace"): SafeNamespace,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
@@ -147,30 +202,56 @@ _ALLOWED_GLOBALS = {
 }
 
 
+def _check_opcodes(f: BinaryIO):
+  """Walks one pickle in ``f`` opcode by opcode (without building anything) and rewinds.
+
+  Every opcode must be known and every length it declares must fit in the data, so a damaged
+  stream is refused here instead of making the C unpickler allocate what the length claims.
+  """
+  start = f.tell()
+  try:
+    for _ in pickletools.genops(f):
+      pass
+  except (ValueError, EOFError, struct.error, UnicodeDecodeError) as e:
+    raise CheckpointError(f"damaged pickle stream ({one_line(e, 160)}); the file is truncated or "
+                          "corrupt") from None
+  finally:
+    f.seek(start)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
 
   def __init__(self, file, load_storage, rebuild_tensor=_rebuild_tensor):
+    _check_opcodes(file)
     super().__init__(file, encoding="latin1")
     self._load_storage = load_storage
     self._rebuild_tensor = rebuild_tensor
 
   def find_class(self, module, name):
+    if module == "__builtin__":        # protocol-2 pickles name Python 2's module
+      module = "builtins"
     if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
-      return self._rebuild_tensor
+      return _AllowedCallable(self._rebuild_tensor)
     if module == "torch" and name.endswith("Storage"):
       return _StorageType(name)
     if module == "torch" and name in _TORCH_DTYPES:
       return _TorchDtype(name)
+    if (module, name) == ("argparse", "Namespace"):
+      # NEWOBJ needs a class; a fresh subclass keeps BUILD on it from touching SafeNamespace.
+      return type("Namespace", (SafeNamespace,), {})
     if (module, name) in _ALLOWED_GLOBALS:
-      return _ALLOWED_GLOBALS[(module, name)]
+      found = _ALLOWED_GLOBALS[(module, name)]
+      # Built-in types stay types (NEWOBJ needs one; their attributes cannot be set).
+      return found if isinstance(found, type) else _AllowedCallable(found)
     raise UnsafeCheckpointError(
         f"the checkpoint references the Python object {module}.{name}; only tensors and plain "
         "containers are read (as torch.load(weights_only=True) does). Re-save the file as a "
         "state_dict: torch.save(model.state_dict(), path)")
 
   def persistent_load(self, pid):
-    if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
-      raise CheckpointError(f"unknown persistent id {pid!r} in checkpoint")
+    if (not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage"
+        or not isinstance(pid[2], str) or not isinstance(pid[4], int) or pid[4] < 0):
+      raise CheckpointError(f"unknown persistent id {one_line(repr(pid), 80)} in checkpoint")
     return self._load_storage(pid)
 
 
@@ -183,6 +264,13 @@ def _storage_dtype(storage_type):
 
 
 def _load_zip(zf: zipfile.ZipFile):
+  try:
+    damaged = zf.testzip()
+  except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as e:
+    raise CheckpointError(f"corrupt zip container ({one_line(e, 160)})") from None
+  if damaged is not None:
+    raise CheckpointError(f"archive member {damaged} fails its CRC check; the file is corrupt "
+                          "(damaged in transfer or on disk?): download or copy it again")
   names = zf.namelist()
   pkl = [n for n in names if n.endswith("data.pkl")]
   if not pkl:
@@ -206,14 +294,35 @@ def _load_zip(zf: zipfile.ZipFile):
       cache[key] = arr
     return cache[key]
 
-  with zf.open(pkl[0]) as f:
-    return _RestrictedUnpickler(io.BytesIO(f.read()), load_storage).load()
+  try:
+    pickled = zf.read(pkl[0])
+  except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as e:
+    raise CheckpointError(f"{pkl[0]} cannot be read: {e}") from e
+  return _RestrictedUnpickler(io.BytesIO(pickled), load_storage).load()
 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
 def _load_legacy(f: BinaryIO):
+  obj, storages = _read_legacy(f)
+  return _resolve(obj, storages)
+
+
+def load_storage_stream(data: bytes) -> np.ndarray:
+  """The flat array of a legacy ``torch.save`` stream holding one bare storage.
+
+  NVIDIA network pickles embed each tensor's storage this way
+  (``torch.storage._load_from_bytes``); the stream is read by the same
+  restricted unpickler as a whole checkpoint.
+  """
+  obj, storages = _read_legacy(io.BytesIO(data))
+  if not isinstance(obj, str) or obj not in storages or len(storages) != 1:
+    raise CheckpointError("embedded storage stream does not hold exactly one storage")
+  return storages[obj][2]
+
+
+def _read_legacy(f: BinaryIO):
   def plain_load():
     return _RestrictedUnpickler(f, _no_storage).load()
 
@@ -236,14 +345,17 @@ def _load_legacy(f: BinaryIO):
     return tensor
 
   obj = _RestrictedUnpickler(f, load_storage, rebuild).load()
-  for key in plain_load():
+  keys = plain_load()
+  if not isinstance(keys, list) or any(k not in storages for k in keys):
+    raise CheckpointError("the storage-key list does not match the tensors; the file is corrupt")
+  for key in keys:
     dtype, numel, _ = storages[key]
     (n,) = struct.unpack("<q", f.read(8))
     raw = f.read(n * dtype.itemsize)
     if len(raw) < n * dtype.itemsize or n < numel:
       raise CheckpointError(f"storage {key} truncated")
     storages[key][2] = np.frombuffer(raw, dtype=dtype)
-  return _resolve(obj, storages)
+  return obj, storages
 
 
 class _LazyTensor:
@@ -255,6 +367,9 @@ class _LazyTensor:
 
 def _resolve(obj, storages):
   if isinstance(obj, _LazyTensor):
+    if obj.key not in storages or storages[obj.key][2] is None:
+      raise CheckpointError(f"storage {one_line(repr(obj.key), 40)} is never stored; "
+                            "the file is truncated or corrupt")
     return _rebuild_tensor(storages[obj.key][2], obj.offset, obj.size, obj.stride)
   if isinstance(obj, dict):
     return type(obj)((k, _resolve(v, storages)) for k, v in obj.items())
@@ -269,6 +384,17 @@ def _resolve(obj, storages):
 
 def _no_storage(pid):
   raise CheckpointError("unexpected storage reference in checkpoint header")
+
+
+# What a damaged pickle stream or zip container makes the decoder raise. The unpickler only ever
+# builds allow-listed objects, so any of these means "corrupt file", never a half-run payload:
+# a mutated stream can call a method the object lacks (APPEND on a storage type, ADDITEMS on a
+# dict), index past a stack, declare a length larger than memory, or nest without end.
+_CORRUPT_STREAM_ERRORS = (
+    pickle.UnpicklingError, EOFError, struct.error, ValueError, IndexError, TypeError,
+    AttributeError, KeyError, RecursionError, OverflowError, MemoryError,
+    zipfile.BadZipFile, zlib.error, NotImplementedError, lzma.LZMAError,
+)
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -307,11 +433,127 @@ def load(path: str | os.PathLike) -> Any:
         return _load_zip(zf)
     return _load_legacy(io.BytesIO(data))
   except UnsafeCheckpointError as e:
-    raise UnsafeCheckpointError(f"{path}: {e}") from None
+    raise UnsafeCheckpointError(f"{path}: {one_line(e)}") from None
   except CheckpointError as e:
-    raise CheckpointError(f"{path}: {e}") from None
-  except (pickle.UnpicklingError, EOFError, struct.error, ValueError, IndexError, TypeError) as e:
-    raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    raise CheckpointError(f"{path}: {one_line(e)}") from None
+  except _CORRUPT_STREAM_ERRORS as e:
+    raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, the file is truncated or "
+                          f"corrupt ({type(e).__name__}: {one_line(e, 160)})") from None
+
+
+
+class _DtypeBuilder:
+  """Stands in for ``numpy.dtype(name, align, copy)``; only plain numeric/bool dtypes pass."""
+
+  def __init__(self, name, *unused):
+    if not isinstance(name, str):
+      raise UnsafeCheckpointError(f"dtype spec {name!r} is not a plain type code")
+    try:
+      dtype = np.dtype(name)
+    except TypeError as e:
+      raise CheckpointError(f"unknown dtype {name!r}") from e
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+      raise UnsafeCheckpointError(f"arrays of dtype {dtype} are refused (numeric arrays only)")
+    self.dtype = dtype
+
+  def __setstate__(self, state):
+    # (version, byte order, subarray, names, fields, elsize, alignment, flags)
+    if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+      raise CheckpointError(f"malformed dtype state {state!r}")
+    if any(part is not None for part in state[2:5]):
+      raise UnsafeCheckpointError("structured or sub-array dtypes are refused")
+    if state[1] in "<>":
+      self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _ArrayBuilder:
+  """Stands in for ``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')``; its
+  ``__setstate__`` receives ``(version, shape, dtype, fortran_order, raw bytes)``."""
+
+  def __init__(self, cls, shape, typecode):
+    if cls is not _NDARRAY:
+      raise UnsafeCheckpointError("only numpy.ndarray may be reconstructed")
+    self.array = None
+
+  def __setstate__(self, state):
+    if not isinstance(state, tuple) or len(state) != 5:
+      raise CheckpointError(f"malformed ndarray state ({type(state).__name__})")
+    _, shape, dtype, fortran, raw = state
+    if not isinstance(dtype, _DtypeBuilder):
+      raise CheckpointError("ndarray state without a dtype")
+    if not isinstance(raw, (bytes, bytearray)):
+      raise UnsafeCheckpointError("ndarray data is not raw bytes (object arrays are refused)")
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+      raise CheckpointError(f"malformed ndarray shape {shape!r}")
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) != count * dtype.dtype.itemsize:
+      raise CheckpointError(f"ndarray of shape {shape} {dtype.dtype} holds {len(raw)} bytes "
+                            "(truncated or corrupt)")
+    arr = np.frombuffer(raw, dtype=dtype.dtype).reshape(shape, order="F" if fortran else "C")
+    self.array = np.ascontiguousarray(arr.astype(dtype.dtype.newbyteorder("=")))
+
+
+_NDARRAY = object()  # the token ``numpy.ndarray`` unpickles to
+
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _ArrayBuilder,
+    ("numpy._core.multiarray", "_reconstruct"): _ArrayBuilder,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _DtypeBuilder,
+}
+
+
+class _NumpyUnpickler(pickle.Unpickler):
+
+  def find_class(self, module, name):
+    if (module, name) in _NUMPY_GLOBALS:
+      return _NUMPY_GLOBALS[(module, name)]
+    raise UnsafeCheckpointError(
+        f"the file references the Python object {module}.{name}; only NumPy arrays in plain "
+        "containers are read")
+
+  def persistent_load(self, pid):
+    raise CheckpointError(f"unexpected persistent id {pid!r} (a torch.save file? use load())")
+
+
+def _arrays_of(obj):
+  if isinstance(obj, _ArrayBuilder):
+    if obj.array is None:
+      raise CheckpointError("ndarray without data")
+    return obj.array
+  if isinstance(obj, _DtypeBuilder) or obj is _NDARRAY:
+    raise CheckpointError("a bare NumPy type where data was expected")
+  if isinstance(obj, dict):
+    return {k: _arrays_of(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return type(obj)(_arrays_of(v) for v in obj)
+  return obj
+
+
+def load_numpy_pickle(path: str | os.PathLike) -> Any:
+  """Loads a ``pickle.dump`` of nested dicts/lists of NumPy arrays, executing nothing.
+
+  Raises:
+    CheckpointError: missing, truncated or malformed file.
+    UnsafeCheckpointError: the file names any global besides the NumPy array builders, or
+      holds object / structured arrays.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise CheckpointError(f"{path}: no such file")
+  with open(path, "rb") as f:
+    data = f.read()
+  if not data:
+    raise CheckpointError(f"{path}: empty file")
+  try:
+    return _arrays_of(_NumpyUnpickler(io.BytesIO(data), encoding="latin1").load())
+  except UnsafeCheckpointError as e:
+    raise UnsafeCheckpointError(f"{path}: {one_line(e)}") from None
+  except CheckpointError as e:
+    raise CheckpointError(f"{path}: {one_line(e)}") from None
+  except _CORRUPT_STREAM_ERRORS as e:
+    raise CheckpointError(f"{path}: not a readable NumPy pickle, the file is truncated or corrupt "
+                          f"({type(e).__name__}: {one_line(e, 160)})") from None
 
 
 def flatten_state_dict(obj, prefix: str = "") -> dict[str, np.ndarray]:

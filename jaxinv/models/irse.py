@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxinv.ops import resize as ops_resize
+
 from jaxinv.models import layers as L
 
 __all__ = ["PadInvEncoderConfig", "PadInvEncoder", "infer_config", "resize_matrix",
@@ -137,41 +139,14 @@ def infer_config(shapes: Mapping[str, tuple], **overrides) -> PadInvEncoderConfi
   return PadInvEncoderConfig(**cfg)
 
 
-def _cubic(t, a=-0.75):
-  """Keys cubic weights of the 4 taps ``x0-1 .. x0+2`` at fraction ``t`` (PyTorch's bicubic)."""
-  def near(x):   # |x| <= 1
-    return ((a + 2) * x - (a + 3)) * x * x + 1
-  def far(x):    # 1 < |x| < 2
-    return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-  return np.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], -1)
-
-
 def resize_matrix(n_in: int, n_out: int, mode: str) -> np.ndarray:
   """``[n_out, n_in]`` float64 matrix of a 1-D align_corners=True resize ('bilinear'|'bicubic')."""
-  scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-  src = np.arange(n_out) * scale
-  m = np.zeros((n_out, n_in))
-  if mode == "bilinear":
-    x0 = np.minimum(np.floor(src).astype(int), n_in - 1)
-    x1 = np.minimum(x0 + 1, n_in - 1)
-    t = src - x0
-    np.add.at(m, (np.arange(n_out), x0), 1 - t)
-    np.add.at(m, (np.arange(n_out), x1), t)
-  elif mode == "bicubic":
-    x0 = np.floor(src).astype(int)
-    w = _cubic(src - x0)
-    for j in range(4):
-      np.add.at(m, (np.arange(n_out), np.clip(x0 - 1 + j, 0, n_in - 1)), w[:, j])
-  else:
-    raise ValueError(mode)
-  return m
+  return ops_resize.resize_matrix(n_in, n_out, mode, None, True)
 
 
 def resize_align_corners(x, size: int, mode: str):
   """Resizes NHWC ``x`` to ``size x size`` like ``F.interpolate(..., align_corners=True)``."""
-  mh = jnp.asarray(resize_matrix(x.shape[1], size, mode), x.dtype)
-  mw = jnp.asarray(resize_matrix(x.shape[2], size, mode), x.dtype)
-  return jnp.einsum("oh,bhwc,pw->bopc", mh, x, mw, precision=jax.lax.Precision.HIGHEST)
+  return ops_resize.resize(x, size, mode, align_corners=True)
 
 
 class _Conv(nn.Module):

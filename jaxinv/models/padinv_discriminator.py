@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from jaxinv.models import layers as L
 from jaxinv.models.upfirdn import upfirdn2d
+from jaxinv.ops.minibatch import minibatch_stddev
 
 __all__ = ["PadInvDiscriminatorConfig", "PadInvDiscriminator", "infer_config"]
 
@@ -100,19 +101,6 @@ class _Dense(nn.Module):
 
 def _fir():
   return jnp.outer(jnp.array([1., 3., 3., 1.]), jnp.array([1., 3., 3., 1.])) / 64.0
-
-
-def minibatch_stddev(x, group_size: int, eps: float = 1e-8):
-  """One stddev channel appended to NHWC ``x`` (StyleGAN2 grouping: sample n in group n % (B/G))."""
-  b, h, w, c = x.shape
-  g = min(group_size, b)
-  if b % g:
-    raise ValueError(f"batch {b} is not divisible by the minibatch-stddev group {g}")
-  y = x.reshape(g, b // g, h, w, c)
-  y = jnp.sqrt(jnp.mean(jnp.square(y - jnp.mean(y, axis=0)), axis=0) + eps)
-  y = jnp.mean(y, axis=(1, 2, 3))                                   # [B/G]
-  y = jnp.tile(y, (g,))[:, None, None, None]
-  return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, 1))], axis=-1)
 
 
 class PadInvDiscriminator(nn.Module):

@@ -34,17 +34,15 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from jaxinv.models import layers as L
+from jaxinv.models.layered import LayeredConfig, LayerIndexError
 
 __all__ = ["PGGANConfig", "PGGANGenerator", "LayerIndexError"]
 
 
-class LayerIndexError(ValueError):
-  """A composing layer index outside the generator's range."""
-
-
 @dataclasses.dataclass(frozen=True)
-class PGGANConfig:
+class PGGANConfig(LayeredConfig):
   """Architecture of a genforce PGGAN generator."""
+  FAMILY = "PGGAN"
   resolution: int = 1024        # output size, a power of two in [8, 1024]
   z_dim: int = 512              # latent size (genforce z_space_dim)
   image_channels: int = 3       # output channels
@@ -81,17 +79,6 @@ class PGGANConfig:
       shapes.append((res, res, self.channels_at(res)))
     shapes.append((self.resolution, self.resolution, self.image_channels))
     return shapes
-
-  def check_layer(self, k: int, allow_ends: bool = True) -> int:
-    lo, hi = (0, self.num_layers) if allow_ends else (1, self.num_layers - 1)
-    if not isinstance(k, (int,)) or isinstance(k, bool) or not lo <= k <= hi:
-      table = "\n".join(f"  {i}: {name} receives H×W×C = {'×'.join(map(str, s))}"
-                        for i, (name, s) in enumerate(
-                            zip(self.layer_names() + ["(image)"], self.feature_shapes())))
-      raise LayerIndexError(
-          f"composing layer {k!r} is outside [{lo}, {hi}] for this {self.resolution}px PGGAN "
-          f"({self.num_layers} layers). Feature shape at each index:\n{table}")
-    return k
 
 
 class _Block(nn.Module):

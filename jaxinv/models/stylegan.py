@@ -56,7 +56,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxinv.models import layers as L
-from jaxinv.models.pggan import LayerIndexError
+from jaxinv.models.layered import LayeredConfig, LayerIndexError
 
 __all__ = ["StyleGANConfig", "StyleGANGenerator", "infer_config", "truncation_coefs",
            "resolve_noise", "LayerIndexError", "MODEL_SETTINGS"]
@@ -67,8 +67,9 @@ MODEL_SETTINGS = {"truncation_psi": 0.7, "truncation_layers": 8, "randomize_nois
 
 
 @dataclasses.dataclass(frozen=True)
-class StyleGANConfig:
+class StyleGANConfig(LayeredConfig):
   """Architecture of a genforce StyleGAN (v1) generator."""
+  FAMILY = "StyleGAN"
   resolution: int = 1024          # output size, a power of two in [8, 1024]
   z_dim: int = 512                # genforce z_space_dim
   w_dim: int = 512                # genforce w_space_dim
@@ -124,18 +125,6 @@ class StyleGANConfig:
       shapes.append((res, res, self.channels_at(res)))
     shapes.append((self.resolution, self.resolution, self.image_channels))
     return shapes
-
-  def check_layer(self, k: int, allow_ends: bool = True) -> int:
-    lo, hi = (0, self.num_layers) if allow_ends else (1, self.num_layers - 1)
-    if not isinstance(k, int) or isinstance(k, bool) or not lo <= k <= hi:
-      rows = []
-      for i, (name, s) in enumerate(zip(self.layer_names() + ["(image)"], self.feature_shapes())):
-        shape = "nothing (constant input)" if s is None else "H×W×C = " + "×".join(map(str, s))
-        rows.append(f"  {i}: {name} receives {shape}")
-      raise LayerIndexError(
-          f"layer {k!r} is outside [{lo}, {hi}] for this {self.resolution}px StyleGAN "
-          f"({self.num_layers} layers). Feature shape at each index:\n" + "\n".join(rows))
-    return k
 
 
 def truncation_coefs(num_ws: int, psi: float, layers: int) -> jnp.ndarray:

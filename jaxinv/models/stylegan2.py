@@ -50,19 +50,19 @@ from typing import Sequence
 
 import chex
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from jax import lax
 
 from jaxinv.models import layers as L
-from jaxinv.models.pggan import LayerIndexError
+from jaxinv.models.layered import LayeredConfig, LayerIndexError
 from jaxinv.models.stylegan import _Dense, _Truncation, resolve_noise, truncation_coefs
 from jaxinv.models.upfirdn import make_kernel, upfirdn2d
+from jaxinv.ops.minibatch import minibatch_stddev
 
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "StyleGAN2Discriminator",
            "DiscriminatorConfig", "style_affine", "modulated_conv2d", "noise_inject",
            "fused_lrelu", "upsample_conv_transpose", "upsample_skip", "blur", "ModulatedLayer",
-           "ToRGB", "minibatch_stddev", "infer_config", "rosinality_channels", "MODEL_SETTINGS",
+           "ToRGB", "minibatch_stddev", "clip", "NvidiaDiscriminatorConfig", "NvidiaDiscriminator", "infer_config", "rosinality_channels", "MODEL_SETTINGS",
            "LayerIndexError"]
 
 SQRT2 = math.sqrt(2.0)
@@ -143,6 +143,11 @@ def modulated_conv2d(x, kernel, s, *, demodulate: bool = True, up: bool = False,
   return x
 
 
+def clip(x, limit: float | None):
+  """NVIDIA ``conv_clamp``: ``clamp(x, -limit, limit)``; None leaves ``x`` as it is."""
+  return x if limit is None else jnp.clip(x, -limit, limit)
+
+
 def noise_inject(x, noise, strength):
   """``x + noise·strength``; noise ``[B|1, H, W, 1]``, strength a scalar (StyleGAN2) or ``[C]``."""
   return x + noise * strength
@@ -158,6 +163,7 @@ class ModulatedLayer(nn.Module):
   index: int = 0                # position in the noise list
   style_bias_offset: float = 1.0
   kernel_size: int = 3
+  clamp: float | None = None    # NVIDIA conv_clamp: output clipped to ±clamp after the activation
 
   def setup(self):
     normal = nn.initializers.normal(1.0)
@@ -177,7 +183,7 @@ class ModulatedLayer(nn.Module):
     x = modulated_conv2d(x, self.weight, s, demodulate=True, up=self.up, padding=padding)
     n = resolve_noise(noise, self.index, self.res, x.shape[0], self.noise,
                       lambda: self.make_rng("noise"))
-    return fused_lrelu(noise_inject(x, n, self.noise_strength), self.bias)
+    return clip(fused_lrelu(noise_inject(x, n, self.noise_strength), self.bias), self.clamp)
 
 
 class ToRGB(nn.Module):
@@ -186,6 +192,7 @@ class ToRGB(nn.Module):
   cout: int
   w_dim: int
   style_bias_offset: float = 1.0
+  clamp: float | None = None
 
   def setup(self):
     normal = nn.initializers.normal(1.0)
@@ -198,7 +205,8 @@ class ToRGB(nn.Module):
     return style_affine(w, self.style_weight, self.style_bias, self.style_bias_offset)
 
   def __call__(self, x, w):
-    return modulated_conv2d(x, self.weight, self.style(w), demodulate=False) + self.bias
+    return clip(modulated_conv2d(x, self.weight, self.style(w), demodulate=False) + self.bias,
+                self.clamp)
 
 
 class _Const(nn.Module):
@@ -226,8 +234,9 @@ def fmaps_channels(size: int, fmaps_base: int, fmaps_max: int) -> tuple[int, ...
 
 
 @dataclasses.dataclass(frozen=True)
-class StyleGAN2Config:
+class StyleGAN2Config(LayeredConfig):
   """Architecture of a StyleGAN2 ("skip") generator."""
+  FAMILY = "StyleGAN2"
   resolution: int = 1024            # output size, a power of two in [8, 1024]
   z_dim: int = 512
   w_dim: int = 512
@@ -238,12 +247,16 @@ class StyleGAN2Config:
   mapping_lr_mul: float = 0.01
   style_bias_offset: float = 1.0    # constant added to the stored modulation bias (rosinality: 0)
   final_tanh: bool = False
+  c_dim: int = 0                    # NVIDIA StyleGAN2-ADA label size (0: unconditional)
+  conv_clamp: float | None = None   # NVIDIA StyleGAN2-ADA clamp of conv / toRGB outputs
 
   def __post_init__(self):
     r = self.resolution
     if r < 8 or r > 1024 or r & (r - 1):
       raise ValueError(f"StyleGAN2 resolution must be a power of two in [8, 1024], got {r}")
     object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+    if self.conv_clamp is not None:
+      object.__setattr__(self, "conv_clamp", float(self.conv_clamp))
     if len(self.channels) != self.num_blocks:
       raise ValueError(f"channels needs one entry per resolution 4..{r} ({self.num_blocks}), "
                        f"got {len(self.channels)}")
@@ -313,29 +326,25 @@ class StyleGAN2Config:
     shapes[-1] = (self.resolution, self.resolution, self.image_channels)
     return shapes
 
-  def check_layer(self, k: int, allow_ends: bool = True) -> int:
-    lo, hi = (0, self.num_layers) if allow_ends else (1, self.num_layers - 1)
-    if not isinstance(k, int) or isinstance(k, bool) or not lo <= k <= hi:
-      rows = []
-      for i, (name, s) in enumerate(zip(self.layer_names() + ["(image)"], self.feature_shapes())):
-        shape = "nothing (constant input)" if s is None else "x H×W×C = " + "×".join(map(str, s))
-        rows.append(f"  {i}: {name} receives {shape}")
-      raise LayerIndexError(
-          f"layer {k!r} is outside [{lo}, {hi}] for this {self.resolution}px StyleGAN2 "
-          f"({self.num_layers} units). Feature shape at each index:\n" + "\n".join(rows))
-    return k
-
 
 class _Mapping(nn.Module):
   cfg: StyleGAN2Config
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, c=None):
     cfg = self.cfg
     chex.assert_shape(z, (None, cfg.z_dim))
     x = L.pixel_norm(z)
+    if cfg.c_dim:
+      if c is None:
+        raise ValueError(f"this generator is conditional: it needs labels c [B, {cfg.c_dim}]")
+      chex.assert_shape(c, (z.shape[0], cfg.c_dim))
+      y = _Dense(cfg.c_dim, cfg.w_dim, name="embed")(c.astype(x.dtype))
+      x = jnp.concatenate([x, L.pixel_norm(y)], axis=1)
+    elif c is not None and c.size:
+      raise ValueError("this generator is unconditional: it takes no labels")
     for i in range(cfg.mapping_layers):
-      cin = cfg.z_dim if i == 0 else cfg.mapping_hidden
+      cin = (cfg.z_dim + (cfg.w_dim if cfg.c_dim else 0)) if i == 0 else cfg.mapping_hidden
       cout = cfg.w_dim if i == cfg.mapping_layers - 1 else cfg.mapping_hidden
       x = fused_lrelu(_Dense(cin, cout, cfg.mapping_lr_mul, 1.0, name=f"dense{i}")(x))
     return x
@@ -354,9 +363,10 @@ class _Synthesis(nn.Module):
       up = i % 2 == 1
       cin = cfg.channels_at(res // 2 if up else res)
       convs.append(ModulatedLayer(cin, cfg.channels_at(res), cfg.w_dim, res, up, i, off,
-                                  name=f"layer{i}"))
+                                  clamp=cfg.conv_clamp, name=f"layer{i}"))
     self.layers = convs
-    self.outputs = [ToRGB(cfg.channels[b], cfg.image_channels, cfg.w_dim, off, name=f"output{b}")
+    self.outputs = [ToRGB(cfg.channels[b], cfg.image_channels, cfg.w_dim, off,
+                          clamp=cfg.conv_clamp, name=f"output{b}")
                     for b in range(cfg.num_blocks)]
 
   def unit(self, k, state, wp, noise="const"):
@@ -420,15 +430,17 @@ class StyleGAN2Generator(nn.Module):
     self.synthesis_net = _Synthesis(self.config, name="synthesis")
 
   def __call__(self, z, truncation_psi: float = 1.0, truncation_layers: int | None = None,
-               noise="const"):
+               noise="const", c=None):
     if self.is_initializing():
       self.truncation.average()
-    wp = self.truncate(self.mapping(z), truncation_psi, truncation_layers)
+      if self.config.c_dim and c is None:
+        c = jnp.zeros((z.shape[0], self.config.c_dim), z.dtype)
+    wp = self.truncate(self.mapping(z, c), truncation_psi, truncation_layers)
     return self.synthesis_net(None, wp, 0, None, noise)
 
-  def mapping(self, z):
-    """z ``[B, z_dim]`` → w ``[B, w_dim]``."""
-    return self.mapping_net(z)
+  def mapping(self, z, c=None):
+    """z ``[B, z_dim]`` (and labels c ``[B, c_dim]`` when conditional) → w ``[B, w_dim]``."""
+    return self.mapping_net(z, c)
 
   def truncate(self, w, truncation_psi: float = 1.0, truncation_layers: int | None = None):
     """w ``[B, D]`` or w+ ``[B, L, D]`` → truncated w+ ``[B, L, D]`` (layers None: all rows)."""
@@ -490,24 +502,6 @@ class DiscriminatorConfig:
 
   def channels_at(self, res):
     return self.channels[int(math.log2(res)) - 2]
-
-
-def minibatch_stddev(x, group_size: int = 4, num_features: int = 1, eps: float = 1e-8):
-  """rosinality minibatch stddev on NHWC ``[B, H, W, C]`` → ``[B, H, W, C + F]``.
-
-  ``G = min(B, group_size)`` must divide B; sample ``n`` belongs to sub-group
-  ``n mod (B/G)``, whose members share the statistic (biased variance over the G
-  members, sqrt(+eps), mean over C/F, H, W).
-  """
-  b, h, w, c = x.shape
-  g = min(b, group_size)
-  if b % g:
-    raise ValueError(f"minibatch stddev: batch {b} is not divisible by the group size {g}")
-  y = x.reshape(g, b // g, h, w, num_features, c // num_features)
-  y = jnp.sqrt(jnp.var(y, axis=0) + eps)                  # [B/G, H, W, F, C/F]
-  y = jnp.mean(y, axis=(1, 2, 4))                          # [B/G, F]
-  y = jnp.tile(y, (g, 1))[:, None, None, :]
-  return jnp.concatenate([x, jnp.broadcast_to(y, (b, h, w, num_features))], axis=-1)
 
 
 class _EqConv(nn.Module):
@@ -595,3 +589,129 @@ class StyleGAN2Discriminator(nn.Module):
     x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)   # flatten in (C, H, W) order
     x = fused_lrelu(self.final_linear0(x))
     return self.final_linear1(x)
+
+
+# ----------------------------------------------------------------------------- NVIDIA (ADA) discriminator
+
+@dataclasses.dataclass(frozen=True)
+class NvidiaDiscriminatorConfig:
+  """NVIDIA StyleGAN2-ADA / StyleGAN3 ``Discriminator`` ("resnet"), channels per resolution 4 .. R."""
+  resolution: int = 1024
+  channels: tuple = (512,) * 9      # min(channel_base // r, channel_max) for r = 4 .. R
+  image_channels: int = 3
+  c_dim: int = 0
+  cmap_dim: int = 0                 # 0: unconditional
+  mapping_layers: int = 8
+  mapping_lr_mul: float = 0.01
+  mbstd_group_size: int = 4
+  mbstd_num_channels: int = 1
+  conv_clamp: float | None = None
+
+  def __post_init__(self):
+    object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+    if self.conv_clamp is not None:
+      object.__setattr__(self, "conv_clamp", float(self.conv_clamp))
+
+  def channels_at(self, res):
+    return self.channels[int(math.log2(res)) - 2]
+
+
+class _NvConv(nn.Module):
+  """NVIDIA ``Conv2dLayer``: [FIR + stride-2 down] conv with ``1/√(in·k²)``, bias, act·gain, clamp."""
+  cin: int
+  cout: int
+  k: int
+  down: bool = False
+  activate: bool = True
+  use_bias: bool = True
+  gain: float = 1.0
+  clamp: float | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    w = self.param("weight", nn.initializers.normal(1.0), (self.k, self.k, self.cin, self.cout))
+    w = w * (1.0 / math.sqrt(self.cin * self.k * self.k))
+    if self.down:
+      p = self.k // 2 + 1 if self.k > 1 else 1
+      x = blur(x, pad=(p, p, p, p), down=1 if self.k > 1 else 2)
+      x = L.conv2d(x, w, stride=2 if self.k > 1 else 1)
+    else:
+      x = L.conv2d(x, w, padding=self.k // 2)
+    if self.use_bias:
+      x = x + self.param("bias", nn.initializers.zeros, (self.cout,))
+    gain = self.gain * (SQRT2 if self.activate else 1.0)
+    x = (L.lrelu(x) if self.activate else x) * gain
+    return clip(x, None if self.clamp is None else self.clamp * self.gain)
+
+
+class NvidiaDiscriminator(nn.Module):
+  """NVIDIA StyleGAN2-ADA discriminator (resnet): image ``[B, R, R, C]`` (+ labels) → ``[B, 1]``.
+
+  Params: ``b{r}/{fromrgb (first block), conv0, conv1, skip}``, ``b4/{conv, fc, out}``,
+  ``mapping/{embed, dense{i}}`` when conditional. ``intermediates`` returns every block's
+  output, ``cmap`` and the epilogue stages.
+  """
+  config: NvidiaDiscriminatorConfig
+
+  def setup(self):
+    cfg = self.config
+    n = int(math.log2(cfg.resolution))
+    blocks = {}
+    for i in range(n, 2, -1):
+      r = 2 ** i
+      tmp, out = cfg.channels_at(r), cfg.channels_at(r // 2)
+      parts = {"conv0": _NvConv(tmp, tmp, 3, clamp=cfg.conv_clamp, name=f"b{r}_conv0"),
+               "conv1": _NvConv(tmp, out, 3, down=True, gain=math.sqrt(0.5), clamp=cfg.conv_clamp,
+                                name=f"b{r}_conv1"),
+               "skip": _NvConv(tmp, out, 1, down=True, activate=False, use_bias=False,
+                               gain=math.sqrt(0.5), name=f"b{r}_skip")}
+      if i == n:
+        parts["fromrgb"] = _NvConv(cfg.image_channels, tmp, 1, clamp=cfg.conv_clamp,
+                                   name=f"b{r}_fromrgb")
+      blocks[r] = parts
+    self.blocks = blocks
+    c4 = cfg.channels_at(4)
+    self.b4_conv = _NvConv(c4 + cfg.mbstd_num_channels, c4, 3, clamp=cfg.conv_clamp)
+    self.b4_fc = _Dense(c4 * 16, c4)
+    self.b4_out = _Dense(c4, cfg.cmap_dim or 1)
+    if cfg.c_dim:
+      self.embed = _Dense(cfg.c_dim, cfg.cmap_dim)
+      self.mapping = [_Dense(cfg.cmap_dim, cfg.cmap_dim, cfg.mapping_lr_mul)
+                      for _ in range(cfg.mapping_layers)]
+
+  def cmap(self, c):
+    x = L.pixel_norm(self.embed(c))
+    for layer in self.mapping:
+      x = fused_lrelu(layer(x))
+    return x
+
+  def intermediates(self, img, c=None):
+    cfg = self.config
+    out, x = {}, None
+    for r, parts in self.blocks.items():
+      if "fromrgb" in parts:
+        x = parts["fromrgb"](img)
+      y = parts["skip"](x)
+      x = parts["conv1"](parts["conv0"](x))
+      x = y + x
+      out[f"b{r}"] = x
+    x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_channels)
+    out["b4.mbstd"] = x
+    x = self.b4_conv(x)
+    out["b4.conv"] = x
+    x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)   # NCHW flatten
+    x = fused_lrelu(self.b4_fc(x))
+    out["b4.fc"] = x
+    x = self.b4_out(x)
+    out["b4.out"] = x
+    if cfg.c_dim:
+      if c is None:
+        raise ValueError(f"this discriminator is conditional: it needs labels c [B, {cfg.c_dim}]")
+      cmap = self.cmap(c)
+      out["cmap"] = cmap
+      x = jnp.sum(x * cmap, axis=1, keepdims=True) / math.sqrt(cfg.cmap_dim)
+    out["out"] = x
+    return out
+
+  def __call__(self, img, c=None):
+    return self.intermediates(img, c)["out"]

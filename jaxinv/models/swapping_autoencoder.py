@@ -35,6 +35,7 @@ import flax.linen as nn
 from jax import lax
 
 from jaxinv.models import layers as L
+from jaxinv.ops import resize as ops_resize
 
 __all__ = ["SAEConfig", "SwappingAutoencoder", "Encoder", "Generator", "Discriminator",
            "PatchDiscriminator", "normalize", "swap_pairs", "blur", "make_noise", "noise_shapes",
@@ -292,16 +293,6 @@ def _pad(x, pad, mode):
   return jnp.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), mode="constant" if mode == "zero" else "reflect")
 
 
-def _resize_nearest(n: jax.Array, h: int, w: int) -> jax.Array:
-  """``F.interpolate(mode='nearest')`` of ``[N, h0, w0, 1]`` to ``h, w`` (index = floor(i * in / out))."""
-  h0, w0 = n.shape[1:3]
-  if (h0, w0) == (h, w):
-    return n
-  iy = (jnp.arange(h) * h0 // h).astype(jnp.int32)
-  ix = (jnp.arange(w) * w0 // w).astype(jnp.int32)
-  return n[:, iy][:, :, ix]
-
-
 # --------------------------------------------------------------------------- param holders
 
 _INITS = {"normal": nn.initializers.normal(1.0), "zeros": nn.initializers.zeros,
@@ -470,7 +461,7 @@ class StyledConv(nn.Module):
                       name="conv")(x, style)
     nw = _Params((("weight", (1,), "zeros"),), name="noise")()["weight"]
     if noise is not None:
-      y = y + nw[0] * _resize_nearest(noise, y.shape[1], y.shape[2]).astype(y.dtype)
+      y = y + nw[0] * ops_resize.resize_nearest(noise, (y.shape[1], y.shape[2])).astype(y.dtype)
     b = _Params((("bias", (self.out_ch,), "zeros"),), name="activate")()["bias"]
     return fused_lrelu(y, b)
 
@@ -580,7 +571,7 @@ def make_noise(config: SAEConfig, code_hw: tuple[int, int], mode: str = "zero", 
     missing = [n for n in shapes if n not in fixed]
     if missing:
       raise ValueError(f"fixed noise lacks layers {missing}")
-    return {n: _resize_nearest(jnp.asarray(fixed[n]), h, w) for n, (h, w) in shapes.items()}
+    return {n: ops_resize.resize_nearest(jnp.asarray(fixed[n]), (h, w)) for n, (h, w) in shapes.items()}
   raise ValueError(f"unknown noise mode {mode!r} (zero, random, fixed)")
 
 

@@ -40,7 +40,42 @@ VGG16_MODULES = _modules()
 
 
 def max_pool_2x2(x):
-  return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+  """2×2, stride 2, VALID max pool of ``[N, H, W, C]`` (odd last rows/columns dropped).
+
+  The same values and input gradient as ``lax.reduce_window`` max (whose gradient routes each
+  window's cotangent to its first maximum in row-major order, as PyTorch's ``MaxPool2d``), but
+  as reshapes + a compare: XLA:CPU runs the reduce-window gradient as an element-wise scatter.
+  """
+  n, h, w, c = x.shape
+  return _pool_2x2(x[:, :h - h % 2, :w - w % 2, :])
+
+
+def _windows(x):
+  # [N, 2H', 2W', C] -> [N, H', W', 4, C], the window's elements in row-major order.
+  n, h, w, c = x.shape
+  x = x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(n, h // 2, w // 2, 4, c)
+
+
+@jax.custom_vjp
+def _pool_2x2(x):
+  return jnp.max(_windows(x), axis=3)
+
+
+def _pool_2x2_fwd(x):
+  return _pool_2x2(x), x
+
+
+def _pool_2x2_bwd(x, g):
+  n, h, w, c = x.shape
+  first = jnp.argmax(_windows(x), axis=3)            # first maximum of each window
+  dx = jnp.where(jnp.arange(4)[:, None] == first[:, :, :, None, :], g[:, :, :, None, :],
+                 jnp.zeros((), g.dtype))
+  dx = dx.reshape(n, h // 2, w // 2, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return (dx.reshape(n, h, w, c),)
+
+
+_pool_2x2.defvjp(_pool_2x2_fwd, _pool_2x2_bwd)
 
 
 class Conv3x3(nn.Module):

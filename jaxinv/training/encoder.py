@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxinv.models import idinvert_encoder
+from jaxinv.ops import resize as ops_resize
 
 __all__ = ["EncoderTrainConfig", "EncoderNets", "nets_for", "r1_penalty", "encoder_loss",
            "discriminator_loss", "uses_perceptual", "TrainState", "init_state", "make_step", "make_optimizer",
@@ -67,16 +68,6 @@ class EncoderNets:
   render: Callable      # (g_params, code) -> [B, R, R, 3]
   features: Callable | None   # (f_params, x) -> features; None: no perceptual term
   discriminate: Callable  # (d_params, x) -> [B] logits
-
-
-def _nearest_resize(x, size):
-  r = x.shape[1]
-  if r == size:
-    return x
-  if size % r == 0:
-    return jnp.repeat(jnp.repeat(x, size // r, 1), size // r, 2)
-  idx = (jnp.arange(size) * r // size)
-  return x[:, idx][:, :, idx]
 
 
 def nets_for(generator, encoder_module, discriminator_module, perceptual_module=None
@@ -140,8 +131,8 @@ def encoder_loss(nets: EncoderNets, cfg: EncoderTrainConfig, e_params, shared, x
   x_rec = nets.render(shared["G"], code)
   pix = jnp.mean(jnp.square(x_rec - x))
   if uses_perceptual(nets, cfg):
-    fx = nets.features(shared["F"], _nearest_resize(x, cfg.feat_size))
-    fr = nets.features(shared["F"], _nearest_resize(x_rec, cfg.feat_size))
+    fx = nets.features(shared["F"], ops_resize.resize_nearest(x, cfg.feat_size))
+    fr = nets.features(shared["F"], ops_resize.resize_nearest(x_rec, cfg.feat_size))
     feat = jnp.mean(jnp.square(fx - fr))
   else:
     feat = jnp.zeros((), pix.dtype)

@@ -39,6 +39,7 @@ import optax
 
 from jaxinv.models import layers as L
 from jaxinv.models import pggan
+from jaxinv.ops.minibatch import minibatch_stddev
 
 __all__ = ["DiscriminatorConfig", "Discriminator", "GANConfig", "TrainState", "init_state",
            "make_train_step", "train"]
@@ -97,8 +98,7 @@ class Discriminator(nn.Module):
       b, h, w, c = x.shape
       x = x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
     if cfg.mbstd:
-      std = jnp.sqrt(jnp.var(x, axis=0) + 1e-8).mean()
-      x = jnp.concatenate([x, jnp.broadcast_to(std, x.shape[:-1] + (1,))], axis=-1)
+      x = minibatch_stddev(x, group_size=x.shape[0])
     x = L.lrelu(_EqConv(cfg.channels[-1], name="b4_conv")(x))
     x = L.lrelu(_EqDense(cfg.channels[-1], name="b4_fc")(x.reshape(x.shape[0], -1)))
     return _EqDense(1, gain=1.0, name="out")(x)[:, 0]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from converters import dgp_biggan
+from jaxinv.converters import dgp_biggan
 from jaxinv.io import torch_pickle
 from jaxinv.models import biggan
 
@@ -31,3 +31,30 @@ def nhwc(x):
 
 def nchw(x):
   return np.asarray(x).transpose(0, 3, 1, 2)
+
+
+# README: "Real example images: `../../data/dgp_examples/`" (relative to the fixture folder).
+EXAMPLES_REL = "../../data/dgp_examples"
+
+
+def example_image(gd, name):
+  """An example image the case names, resolved next to the fixture folder (skip if held back)."""
+  from tests.conftest import optional_path
+  return optional_path(gd.dir, f"{EXAMPLES_REL}/{name}", f"DGP example image {name}")
+
+
+def config_name(script):
+  """Official script path -> the name of our schedule in experiments/configs/dgp/."""
+  return (script.replace("experiments/", "").replace("examples/", "")
+          .replace("imagenet1k_128/", "in128_").replace("/train.sh", "").replace(".sh", "")
+          .replace("/", "_"))
+
+
+def finetuned(gd):
+  """``(task, file)`` of the trajectory whose fine-tuned generator the case stores (else skip)."""
+  import pytest
+  named = [(t, te["finetuned_state_dict_file"]) for t, te in gd.expected["trajectories"].items()
+           if te.get("finetuned_state_dict_file")]
+  if not named:
+    pytest.skip("this case stores no fine-tuned generator (no trajectory names one)")
+  return named[0]

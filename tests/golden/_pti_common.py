@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from converters import lpips_lin, rosinality_stylegan2
+from jaxinv.converters import lpips_lin, rosinality_stylegan2
 from jaxinv.inversion.methods import pti
 from jaxinv.io import torch_pickle
 from jaxinv.models import lpips as lpips_model

@@ -2,9 +2,10 @@
 
 import re
 
+import jax
 import numpy as np
 
-import converters
+from jaxinv import converters
 from jaxinv.models.registry import load_model
 
 _CACHE = {}
@@ -41,3 +42,22 @@ def parse_run(run: dict):
   lr = float(re.search(r"lr=([0-9.eE+-]+)", opt_text).group(1))
   loss = _LOSS_NAMES[re.search(r"get_loss\(['\"](\w+)['\"]\)", run["loss"]).group(1)]
   return optimizer, lr, loss, run.get("loss_args", {})
+
+
+def check_final_image(gen, cfg, out, official_variables, official_image, floor, what):
+  """The final image of a trajectory against the official one, split by cause.
+
+  Our G at the official final latents must give the official image within G's float32 ``floor``;
+  our own final image may differ further by exactly what our latents' drift moves the image,
+  ``|G(v) - G(v_official)|`` (computed here with our G), element by element. Returns the max error.
+  """
+  from jaxinv.inversion import spaces
+  from tests.conftest import assert_close
+  space = spaces.MultiCode(gen.module, cfg.layer, cfg.codes)
+  render = jax.jit(jax.vmap(lambda v: space.render(v, gen.params)))
+  at_official = nchw(render({k: np.asarray(v) for k, v in official_variables.items()}))
+  assert_close(at_official, official_image, atol=floor, what=f"{what} (G at the official latents)")
+  at_ours = nchw(render(out.variables))
+  assert_close(nchw(out.images), at_ours, atol=floor, what=f"{what} (the loop renders its latents)")
+  drift = np.abs(at_ours.astype(np.float64) - at_official)
+  return assert_close(nchw(out.images), official_image, atol=floor + drift, what=what)

@@ -26,8 +26,8 @@ def nhwc(a):
 
 @functools.lru_cache(maxsize=None)
 def _converted(root: str):
-  import converters
-  from converters import swapping_autoencoder as conv
+  from jaxinv import converters
+  from jaxinv.converters import swapping_autoencoder as conv
   import json, pathlib
   d = pathlib.Path(root)
   exp = json.loads((d / "expected.json").read_text())

@@ -4,9 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-import converters
-from converters import dgp_biggan
-from converters.base import ConversionError
+from jaxinv import converters
+from jaxinv.converters import dgp_biggan
+from jaxinv.converters.base import ConversionError
 from jaxinv.io import torch_pickle
 from jaxinv.models import biggan, registry
 
@@ -14,9 +14,10 @@ from jaxinv.models import biggan, registry
 def test_detect_and_convert_files(golden, tmp_path):
   gd = golden("dgp")
   ck = gd.expected["checkpoint"]
-  for name, family, keys in [(ck["G_file"], "biggan", ck["G_keys"]),
-                             (ck["D_file"], "biggan_d", ck["D_keys"]),
-                             ("G_finetuned_SR_tiny128.pth", "biggan", None)]:
+  files = [(ck["G_file"], "biggan", ck["G_keys"]), (ck["D_file"], "biggan_d", ck["D_keys"])]
+  files += [(te["finetuned_state_dict_file"], "biggan", None)
+            for te in gd.expected["trajectories"].values() if te.get("finetuned_state_dict_file")]
+  for name, family, keys in files:
     obj = torch_pickle.load(gd.path(name))
     if keys is not None:
       assert sorted(obj) == sorted(keys)
@@ -34,12 +35,14 @@ def test_detect_and_convert_files(golden, tmp_path):
 def test_refuses_missing_and_misshaped(golden):
   gd = golden("dgp")
   sd = dict(torch_pickle.load(gd.path(gd.expected["checkpoint"]["G_file"])))
+  conv2 = sorted(k for k in sd if k.endswith(".conv2.weight"))[-1]
+  gain = sorted(k for k in sd if k.endswith(".bn1.gain.weight"))[-1]
   bad = dict(sd)
-  del bad["blocks.2.0.conv2.weight"]
+  del bad[conv2]
   with pytest.raises(ConversionError, match="missing"):
     dgp_biggan.convert(bad)
   bad = dict(sd)
-  bad["blocks.1.0.bn1.gain.weight"] = bad["blocks.1.0.bn1.gain.weight"][:, :-1]
+  bad[gain] = bad[gain][:, :-1]
   with pytest.raises(ConversionError):
     dgp_biggan.convert(bad)
   bad = dict(sd, **{"blocks.0.0.extra.weight": np.zeros(3, np.float32)})

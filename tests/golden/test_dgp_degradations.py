@@ -8,7 +8,20 @@ import pytest
 from jaxinv import tasks
 from tests.conftest import assert_close
 
-ATOL = 1e-4
+# README (verification): an independent float32 port matches the SR generator path to 1.5e-6 and
+# gray/mask to 2.4e-7 (float order only); its suggested degradation bound is 1e-5 abs, ~7x that floor.
+# Measured here: <= 1.7e-6 (SR lr), the same under default, AVX2, AVX and SSE4_2.
+ATOL = 1e-5
+# Lab L-channel restore (colorization metric input): a fixed float32-vs-float64 rounding difference
+# of the colour conversion, 3.8e-6 on every ISA (not summation order); README forward bound 1e-5.
+RESTORE_ATOL = 1e-5
+# README: PSNR/SSIM 1e-4 relative (skimage versions move the Lab conversion slightly); PSNR here is
+# ~10-30 dB, so 1e-3 dB is <= 1e-4 relative; SSIM <= 1, so 1e-4 abs is <= 1e-4 relative.
+PSNR_ATOL = 1e-3
+SSIM_ATOL = 1e-4
+# l1/mse are float64 means of float32 images: only the float64 summation order differs (~1e-15);
+# 1e-5 relative is the README's loss bound.
+LOSS_RTOL = 1e-5
 
 
 def _nhwc(a):
@@ -43,6 +56,7 @@ def test_kernels(g, d):
     k = tasks.lanczos_kernel(f)
     assert list(k.shape) == spec["kernel_shape"]
     assert (spec["kernel_shape"][0] - f) // 2 == spec["replication_pad"]
+    # Both kernels are computed in float64 from a closed form: only float64 rounding differs.
     assert_close(k, d[f"downsampler_kernel_f{f}"], atol=1e-12, what=name)
 
 
@@ -68,7 +82,10 @@ def test_sr_target_path(g, d):
 def test_colorization_and_inpainting(g, d):
   for im in _images(d):
     x = _dgp_image(d[f"deg_{im}_uint8"])
-    for mode in ("colorization", "inpainting"):
+    modes = [k[len(f"deg_{im}_"):-len("_target")] for k in d.files
+             if k.startswith(f"deg_{im}_") and k.endswith("_target") and not k.endswith("_SR_target")]
+    assert modes, f"{im}: no degraded targets stored"
+    for mode in modes:
       assert_close(tasks.dgp_degrade(x, mode), _nhwc(d[f"deg_{im}_{mode}_target"]), atol=ATOL,
                    what=f"{im} {mode}")
 
@@ -81,10 +98,12 @@ def test_hole_bounds(g):
   assert (rows[0], rows[-1] + 1) == (b, e)
 
 
-def test_hybrid(g, golden):
+def test_hybrid(g, d):
+  if "hybrid" not in g.expected["degradations"]["factor"] or "deg_genx_hybrid" not in d.files:
+    pytest.skip("this case stores no hybrid degradation")
   x = _nhwc(g.npz("g_forward.npz")["x"][0:1])
   f = g.expected["degradations"]["factor"]["hybrid"]
-  want = _nhwc(g.npz("degradations.npz")["deg_genx_hybrid"])
+  want = _nhwc(d["deg_genx_hybrid"])
   assert_close(tasks.dgp_degrade(x, "hybrid", f), want, atol=ATOL, what="hybrid")
 
 
@@ -95,17 +114,17 @@ def test_dgp_metrics(g, d):
   x = _nhwc(g.npz("g_forward.npz")["x"][0:1])[0].astype(np.float64)
   t = _dgp_image(d["deg_img0_uint8"])[0].astype(np.float64)
   for mode, e in want.items():
-    assert_close(np.mean(np.abs(x - t)) / 2, e["l1_loss_origin"], rtol=1e-5, what=f"{mode} l1")
-    assert_close(np.mean((x - t) ** 2) / 4, e["mse_loss_origin"], rtol=1e-5, what=f"{mode} mse")
+    assert_close(np.mean(np.abs(x - t)) / 2, e["l1_loss_origin"], rtol=LOSS_RTOL, what=f"{mode} l1")
+    assert_close(np.mean((x - t) ** 2) / 4, e["mse_loss_origin"], rtol=LOSS_RTOL, what=f"{mode} mse")
     xe, te = x, t
     if mode == "colorization":
       xe = tasks.dgp_colorization_restore(x, t)
-      assert_close(xe, _nhwc(d["metrics_colorization_x2"])[0], atol=ATOL, what="colorization x2")
+      assert_close(xe, _nhwc(d["metrics_colorization_x2"])[0], atol=RESTORE_ATOL, what="colorization x2")
     if mode == "inpainting":
       b, en = e["hole_begin_end"]
       xe, te = xe[b:en, b:en], te[b:en, b:en]
     x01, t01 = (xe + 1) / 2, (te + 1) / 2
-    assert_close(metrics.psnr(t01, x01, metrics.infer_data_range(t01)), e["psnr"], atol=1e-3,
+    assert_close(metrics.psnr(t01, x01, metrics.infer_data_range(t01)), e["psnr"], atol=PSNR_ATOL,
                  what=f"{mode} psnr")
     assert_close(metrics.ssim_skimage(t01, x01, metrics.infer_data_range(t01, for_psnr=False)),
-                 e["ssim"], atol=1e-4, what=f"{mode} ssim")
+                 e["ssim"], atol=SSIM_ATOL, what=f"{mode} ssim")

@@ -5,13 +5,22 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import dgp_biggan
+from jaxinv.converters import dgp_biggan
 from jaxinv.io import torch_pickle
 from jaxinv.models import biggan
 from jaxinv.models.layers import to_nchw, to_nhwc
 from tests.conftest import assert_close
 
-IMG_ATOL = 1e-5       # README: forward images and features max-abs 1e-5 (issue: <= 1e-4)
+# README (verification): an independent float32 JAX port matches G to 6.7e-7, its intermediates to
+# 9.2e-7, use_in outputs to 6.9e-7 and D to 9.5e-7 (float summation order only); its suggested
+# forward bound is 1e-5, ~10x that floor. Measured here <= 1.1e-6 under default, AVX2, AVX, SSE4_2.
+IMG_ATOL = 1e-5
+# D's outputs/features grow to |x| ~ 1e2 (pooled sums over H*W): add float32 relative rounding.
+FEAT_RTOL = 1e-5
+# SN sigma: a few float32 dot products over <= ~1e4 weights (relative error ~ sqrt(n)*eps ~ 1e-5 at
+# worst); eval sigma differs from sv0 by up to 2.3e-3 relative in this case (sn_sigma.rel_diff), so
+# a port that folds sv0 fails by 100x.
+SIGMA_RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,8 @@ def test_sn_sigma_is_eval_sigma_not_sv0(golden, g, d):
   sigmas = jax.jit(lambda p: {k: biggan.sn_sigma(w, u, 1e-6) for k, (w, u) in p.items()})(pairs)
   worst = max(abs(float(sigmas[k]) - r["eval_sigma"]) / r["eval_sigma"]
               for k, r in gd.expected["sn_sigma"].items())
-  assert worst < 1e-5, f"max rel sigma err {worst:.3g}"
+  assert worst < SIGMA_RTOL, f"max rel sigma err {worst:.3g}"
+  assert max(r["rel_diff"] for r in gd.expected["sn_sigma"].values()) > 10 * SIGMA_RTOL
 
 
 def _module_path(key):
@@ -117,7 +127,10 @@ def test_generator_use_in(golden, g):
   assert_close(to_nchw(xb), f["use_in_x_b"], atol=IMG_ATOL, what="use_in forward with stored IN")
   xbn = apply(jnp.asarray(f["use_in_za"]), emb(f["use_in_ya"]), None)
   diff = float(jnp.abs(xa - xbn).max())
-  np.testing.assert_allclose(diff, gd.expected["g_forward"]["use_in_a_vs_bn_a_maxabs"], rtol=1e-2)
+  # Both images are within IMG_ATOL of their references, so their max-abs difference is within
+  # 2 * IMG_ATOL of the reference difference.
+  assert_close(diff, gd.expected["g_forward"]["use_in_a_vs_bn_a_maxabs"], atol=2 * IMG_ATOL,
+               what="first use_in vs BN forward, max abs difference")
 
 
 def test_discriminator_output_and_features(golden, d):
@@ -126,12 +139,12 @@ def test_discriminator_output_and_features(golden, d):
   module, params = d
   x = to_nhwc(jnp.asarray(f["d_in"]))
   out, feats = jax.jit(lambda x: module.apply({"params": params}, x))(x)
-  assert_close(out, f["d_out"], atol=IMG_ATOL, rtol=1e-5, what="D(x)")
+  assert_close(out, f["d_out"], atol=IMG_ATOL, rtol=FEAT_RTOL, what="D(x)")
   out_proj, _ = jax.jit(lambda x, y: module.apply({"params": params}, x, y))(
       x, jnp.asarray(f["d_y"]))
-  assert_close(out_proj, f["d_out_proj"], atol=IMG_ATOL, rtol=1e-5, what="D(x, y)")
+  assert_close(out_proj, f["d_out_proj"], atol=IMG_ATOL, rtol=FEAT_RTOL, what="D(x, y)")
   assert len(feats) == len(gd.expected["d_features"]["names"])
   for k, h in enumerate(feats):
-    err = assert_close(to_nchw(h), f[f"d_feat{k}"], atol=IMG_ATOL, rtol=1e-5,
+    err = assert_close(to_nchw(h), f[f"d_feat{k}"], atol=IMG_ATOL, rtol=FEAT_RTOL,
                        what=f"D feature {k} {gd.expected['d_features']['names'][k]}")
     print(f"d_feat{k}: {err:.3g}")

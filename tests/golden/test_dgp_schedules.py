@@ -1,15 +1,14 @@
-"""DGP schedules as data: experiments/configs/dgp/*.json vs every official script's parsed table."""
+"""DGP schedules as data: jaxinv/assets/dgp_schedules/*.json vs every official script's parsed table."""
 
 import numpy as np
 import pytest
 
 from jaxinv.inversion.methods import dgp
 from jaxinv.models import biggan
+from tests.conftest import expected_at_collection, params
+from tests.golden import _dgp
 
-
-def _config_name(script):
-  return (script.replace("examples/", "").replace("imagenet1k_128/", "in128_")
-          .replace("/train.sh", "").replace(".sh", "").replace("/", "_"))
+TASKS = list(expected_at_collection("dgp").get("trajectories", {}))
 
 
 def test_every_official_script_has_a_config(golden):
@@ -18,7 +17,7 @@ def test_every_official_script_has_a_config(golden):
   scripts = json.loads(sched.read_text())["scripts"]
   assert scripts
   for script, entry in scripts.items():
-    s = dgp.load_schedule(_config_name(script))
+    s = dgp.load_schedule(_dgp.config_name(script))
     assert s.dgp_mode == entry["dgp_mode"]
     assert s.update_embed == entry["update_embed"] and s.update_G == entry["update_G"]
     assert s.select_num == entry["select_z"]["select_num"]
@@ -35,7 +34,7 @@ def test_every_official_script_has_a_config(golden):
                                  err_msg=f"{script} stage {ref['stage']}")
 
 
-@pytest.mark.parametrize("task", ["SR", "colorization", "inpainting", "jitter"])
+@pytest.mark.parametrize("task", params(TASKS))
 def test_trajectory_lrs_and_groups(golden, task):
   """Per-step lrs (z and each G group) and the G param groups DGP's optimiser holds."""
   gd = golden("dgp")

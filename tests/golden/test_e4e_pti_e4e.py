@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import converters
-from converters import psp as psp_converter
+from jaxinv import converters
+from jaxinv.converters import psp as psp_converter
 from jaxinv.io import images as io_images
 from jaxinv.io import torch_pickle
 from jaxinv.models import psp as psp_model

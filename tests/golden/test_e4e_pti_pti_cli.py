@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters.table import nest
+from jaxinv.converters.table import nest
 from jaxinv.cli import main
 from jaxinv.inversion.methods import pti
 from jaxinv.io import images as image_io

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import rosinality_stylegan2 as R
-from converters.table import apply_rules, flatten_paths
+from jaxinv.converters import rosinality_stylegan2 as R
+from jaxinv.converters.table import apply_rules, flatten_paths
 from jaxinv.inversion.methods import pti
 from jaxinv.io import torch_pickle
 from tests.conftest import assert_close

@@ -1,19 +1,15 @@
 """IDInvert image loading and the generator variant (repeat_w=False, final tanh) (README §1, §4, §8)."""
 
-import os
-
 import numpy as np
 import jax.numpy as jnp
 import pytest
 
-import converters
+from jaxinv import converters
 from jaxinv.io import images
 from jaxinv.models import registry
-from tests.conftest import assert_close
+from tests.conftest import assert_close, optional_path
+from tests.golden._idinvert import fwd_tol
 
-
-def fwd_tol(expected):
-  return 1e-4 * max(1.0, float(np.abs(expected).max()))
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +24,8 @@ def arrays(g):
 
 @pytest.fixture(scope="module")
 def paths(g):
-  d = g.path(g.expected["files"]["images_dir"])
-  return [os.path.join(d, n) for n in g.expected["images"]]
+  d = optional_path(g.dir, g.expected["files"].get("images_dir"), "IDInvert example images")
+  return [str(optional_path(d, n, f"example image {n}")) for n in g.expected["images"]]
 
 
 @pytest.fixture(scope="module")

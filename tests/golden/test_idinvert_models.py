@@ -5,17 +5,14 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-import converters
-from converters import idinvert as conv_idinvert
+from jaxinv import converters
+from jaxinv.converters import idinvert as conv_idinvert
 from jaxinv.models import registry
 from tests.conftest import assert_close
+from tests.golden._idinvert import fwd_tol
 
 FOLDER = "idinvert"
 
-
-def fwd_tol(expected):
-  """README §8: forward arrays max-abs <= 1e-4 * max(1, max|expected|)."""
-  return 1e-4 * max(1.0, float(np.abs(expected).max()))
 
 
 def nhwc(x):

@@ -7,8 +7,17 @@ import pytest
 from jaxinv import metrics
 from tests.conftest import assert_close
 
-PSNR_ATOL = 1e-3  # dB
-SSIM_ATOL = 1e-4
+# PSNR = 10 log10(R^2 / mse): an error d in mse moves it by 10/ln(10) * d/mse = 4.3 * d/mse dB. The
+# fixture's mse is float64 (uint8) or skimage's float64 mean of float32 differences; ours sums in
+# another order (float32 on the jnp path over <= 2e5 elements, relative ~1e-6) -> ~4e-6 dB.
+# 1e-4 dB leaves 20x; measured <= 1.6e-6 dB (jnp path) on all four ISAs.
+PSNR_ATOL = 1e-4  # dB
+# mse itself: the NumPy path is float64 as in skimage, only the summation order differs.
+MSE_RTOL = 1e-6
+# README: skimage computes SSIM in float32 for float32 input; its float32 and float64 results differ
+# by ~1e-7. Our filters sum in another order (float32): measured <= 1.3e-6 on all four ISAs
+# (SSIM <= 1). 1e-5 leaves ~8x; another window or convention moves SSIM by >= 7e-3 in these cases.
+SSIM_ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +37,7 @@ def _cases(g):
 def test_psnr_mse(g, arrays):
   for case, e in _cases(g):
     a, b = arrays[f"ps_{case}_a"], arrays[f"ps_{case}_b"]
-    assert_close(metrics.mse(a, b), e["mse"], rtol=1e-6, what=f"{case} mse")
+    assert_close(metrics.mse(a, b), e["mse"], rtol=MSE_RTOL, what=f"{case} mse")
     assert_close(metrics.psnr(a, b, e["data_range"]), e["psnr"], atol=PSNR_ATOL, what=f"{case} psnr")
     if "psnr_data_range_inferred" in e:
       r = metrics.infer_data_range(a)

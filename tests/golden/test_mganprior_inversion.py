@@ -8,8 +8,36 @@ import pytest
 from jaxinv.inversion import objectives, spaces
 from jaxinv.inversion.methods import mganprior
 from jaxinv.io import images as image_io
-from tests.conftest import assert_close
-from tests.golden.mganprior_common import converted, nchw, nhwc, parse_run
+from tests.conftest import ADAM_BULK_ATOL, assert_close, case_params, check_adam_bulk
+from tests.golden.mganprior_common import check_final_image, converted, nhwc, parse_run
+
+
+# Bounds from float32 noise (README §7: the official code in float64 vs float32):
+# - Losses agree to 3e-8 (SGD+MSE) and 8e-7 (Adam+Combine) absolute on losses ~0.4-0.6; another
+#   float32 summation order of the VGG features is worth ~1e-6 relative: LOSS_RTOL = 1e-5 (README).
+# - SGD latents: a stable descending SGD trajectory (|I - lr·H| <= 1) accumulates each step's
+#   gradient noise at most linearly, |dv| <= steps·lr·noise·max|g0|; gradient noise is 1e-4 of the
+#   gradient's max for pixel losses and 5e-4 with the VGG term (test_gradients_at_init).
+# - Adam latents: Adam normalises each coordinate (bias-corrected |m/sqrt(v)| <= 1 for beta1² <=
+#   beta2), so a coordinate moves at most lr per step and two runs can differ by at most 2·lr·steps
+#   (a coordinate whose gradient is within float noise of zero may take the other sign's step); that
+#   is the hard bound on every component. The bulk is much tighter: components whose gradient is well
+#   above its noise agree to float precision. The official float64 rerun differs from its float32 in
+#   3.9% of z's components by more than 1e-4 (max 2.2e-3, README §7); check_adam_bulk (conftest)
+#   allows 10% beyond 1e-4.
+# - Images: check_final_image (G's own float32 floor 1e-4, README's generator-output suggestion
+#   over the 5e-6 float64 difference, plus the image motion of our latents' drift).
+LOSS_RTOL = 1e-5
+IMAGE_FLOOR = 1e-4
+
+
+def latent_bound(cfg, grad0):
+  """Largest difference any latent component may show after ``cfg.steps`` steps."""
+  if cfg.optimizer != "sgd":
+    return 2 * cfg.lr * cfg.steps
+  noise = 5e-4 if cfg.loss.needs_vgg else 1e-4
+  return cfg.steps * cfg.lr * noise * float(np.abs(grad0).max())
+
 
 
 @pytest.fixture(scope="module")
@@ -42,38 +70,43 @@ def test_target_loading(golden):
   e = g.expected["inversion"]
   d = g.npz("inversion.npz")
   res = g.expected["pggan"]["constructor_kwargs"]["resolution"]
-  x = image_io.load_image(g.dir / e["target_source"], res)
+  x = image_io.load_image(g.optional(e["target_source"], "the target image"), res)
   np.testing.assert_array_equal(image_io.to_uint8(x)[None].transpose(0, 3, 1, 2).shape,
                                 d["target_uint8"].shape)
   np.testing.assert_array_equal(x, nhwc(d["target"])[0])
 
 
-@pytest.mark.parametrize("run_name", ["sgd_mse", "adam_combine"])
+RUNS = case_params("mganprior", lambda e: e["inversion"]["runs"])
+
+
+@pytest.mark.parametrize("run_name", RUNS)
 def test_trajectory(golden, models, run_name):
   d, run, cfg = _run_fixture(golden, run_name)
   gen, vgg = models
   init = {"z": d["init_z"], "alpha": d["init_alpha"]}
   out = mganprior.invert(gen.module, gen.params, nhwc(d["target"]), cfg, vgg_params=vgg.params,
                          init=init, record_variables=True, progress=False)
-  rel = assert_close(out.loss[:, 0], d[f"{run_name}_loss"], rtol=1e-5, what=f"{run_name} loss")
-  latent_tol = 1e-4 if cfg.optimizer == "sgd" else 5e-3
-  ez = assert_close(out.variables["z"], d[f"{run_name}_final_z"], atol=latent_tol, what="final z")
-  ea = assert_close(out.variables["alpha"], d[f"{run_name}_final_alpha"], atol=latent_tol,
-                    what="final alpha")
-  assert_close(out.history["z"][:, 0], d[f"{run_name}_z_hist"][:, 0], atol=latent_tol, what="z hist")
-  assert_close(out.history["alpha"][:, 0], d[f"{run_name}_alpha_hist"][:, 0], atol=latent_tol,
-               what="alpha hist")
-  img_tol = 1e-4 if cfg.optimizer == "sgd" else 1e-2
-  assert_close(nchw(out.images), d[f"{run_name}_final_image"], atol=img_tol, what="final image")
+  rel = assert_close(out.loss[:, 0], d[f"{run_name}_loss"], rtol=LOSS_RTOL, what=f"{run_name} loss")
+  errs = {}
+  for k in ("z", "alpha"):
+    bound = latent_bound(cfg, d[f"{run_name}_grad_{k}0"])
+    errs[k] = assert_close(out.variables[k], d[f"{run_name}_final_{k}"], atol=bound, what=f"final {k}")
+    assert_close(out.history[k][:, 0], d[f"{run_name}_{k}_hist"][:, 0], atol=bound, what=f"{k} hist")
+    if cfg.optimizer != "sgd":
+      errs[f"{k} share > {ADAM_BULK_ATOL}"] = check_adam_bulk(
+          out.variables[k], d[f"{run_name}_final_{k}"], f"final {k}")
+  official = {k: d[f"{run_name}_final_{k}"] for k in ("z", "alpha")}
+  errs["image"] = check_final_image(gen, cfg, out, official, d[f"{run_name}_final_image"],
+                                    IMAGE_FLOOR, what="final image")
   if "loss_parts_per_step" in run:
     parts = np.asarray(run["loss_parts_per_step"])
     order = [p.split("(")[0] for p in run["loss_parts_order"]]
     for i, name in enumerate(order):
-      assert_close(out.parts[name][:, 0], parts[:, i], rtol=1e-5, what=f"loss part {name}")
-  print(f"{run_name}: loss max abs err {rel:.3g}, final z {ez:.3g}, alpha {ea:.3g}")
+      assert_close(out.parts[name][:, 0], parts[:, i], rtol=LOSS_RTOL, what=f"loss part {name}")
+  print(f"{run_name}: loss max abs err {rel:.3g}, " + ", ".join(f"{k} {v:.3g}" for k, v in errs.items()))
 
 
-@pytest.mark.parametrize("run_name", ["sgd_mse", "adam_combine"])
+@pytest.mark.parametrize("run_name", RUNS)
 def test_gradients_at_init(golden, models, run_name):
   d, run, cfg = _run_fixture(golden, run_name)
   gen, vgg = models

@@ -9,6 +9,13 @@ from jaxinv.models import pggan
 from tests.conftest import assert_close
 from tests.golden.mganprior_common import converted, nchw
 
+# Bounds (README §7): the official code in float64 differs from its stored float32 by 3.5e-6 on the
+# PGGAN image (activations <= 1.0e-5, range about [-1.2, 1.3]) and 5.1e-6 on the multi-code images;
+# a second float32 implementation with other kernels and summation order has noise of the same
+# kind, a few times that. GEN_ATOL = 1e-4 is the README's suggestion for generator outputs,
+# activations and features: >= 6x the worst float64 difference.
+GEN_ATOL = 1e-4
+
 
 @pytest.fixture(scope="module")
 def model(golden, tmp_path_factory):
@@ -36,12 +43,12 @@ def test_image_and_every_activation(golden, model):
   d = g.npz("pggan.npz")
   z = jnp.asarray(d["z"])
   img = model.module.apply(model.variables(), z)
-  err = assert_close(nchw(img), d["image"], atol=1e-4, what="PGGAN image")
+  err = assert_close(nchw(img), d["image"], atol=GEN_ATOL, what="PGGAN image")
   print(f"PGGAN image max abs err {err:.3g}")
   for name, _kind, _shape in g.expected["pggan"]["activations"]:
     k = int(name.split("_")[1])
     act = model.module.apply(model.variables(), z, 0, k)
-    assert_close(nchw(act), d[name], atol=1e-4, what=name)
+    assert_close(nchw(act), d[name], atol=GEN_ATOL, what=name)
 
 
 def test_postprocess_uint8(golden):

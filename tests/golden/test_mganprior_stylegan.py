@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import detect, genforce_stylegan, read_source
+from jaxinv.converters import detect, genforce_stylegan, read_source
 from jaxinv.models import stylegan
 from tests.conftest import assert_close
 from tests.golden._style_common import image_atol, jitted_methods, nchw
@@ -121,7 +121,10 @@ def test_noise_modes(case):
                                          rngs={"noise": key}))
   explicit = jax.jit(lambda wp, noise: m.apply(v, None, wp, 0, stop, noise, method=m.synthesis))
   stored = [conv.params["synthesis"][f"layer{i}"]["noise"] for i in range(cfg.num_ws)]
-  assert_close(explicit(wp, stored), prefix(wp, "const"), atol=1e-5, what="explicit = stored")
+  ref = prefix(wp, "const")
+  # The same arithmetic compiled twice (noise as an argument vs as a constant): XLA may fuse or order
+  # it differently, a few float32 ulp of the activations' range (ulp(16) = 1.9e-6), so 1e-6 x range.
+  assert_close(explicit(wp, stored), ref, atol=image_atol(ref, 1e-6), what="explicit = stored")
   assert float(jnp.abs(prefix(wp, "zero") - prefix(wp, "const")).max()) > 1e-3
   a = rand(wp, jax.random.key(3))
   assert_close(rand(wp, jax.random.key(3)), a, what="random noise, same key")

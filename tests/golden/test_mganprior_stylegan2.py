@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import converters
-from converters import detect, genforce_stylegan2, read_source
+from jaxinv import converters
+from jaxinv.converters import detect, genforce_stylegan2, read_source
 from jaxinv.models import registry, stylegan2
 from tests.conftest import assert_close
 from tests.golden._style_common import image_atol, jitted_methods, nchw
@@ -110,7 +110,10 @@ def test_noise_modes(case):
                 static_argnums=1)
   stored = [conv.params["synthesis"][f"layer{i}"]["noise"] for i in range(cfg.num_convs)]
   explicit = jax.jit(lambda wp, n: m.apply(v, None, wp, 0, stop, n, method=m.synthesis)[0])
-  assert_close(explicit(wp, stored), syn(wp, "const"), atol=1e-5, what="explicit = stored")
+  ref = syn(wp, "const")
+  # The same arithmetic compiled twice (noise as an argument vs as a constant): XLA may fuse or order
+  # it differently, a few float32 ulp of the activations' range (ulp(16) = 1.9e-6), so 1e-6 x range.
+  assert_close(explicit(wp, stored), ref, atol=image_atol(ref, 1e-6), what="explicit = stored")
   assert float(jnp.abs(syn(wp, "zero") - syn(wp, "const")).max()) > 1e-3
   rand = jax.jit(lambda wp, k: m.apply(v, None, wp, 0, stop, "random", method=m.synthesis,
                                        rngs={"noise": k})[0])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from jaxinv.inversion import objectives
-from tests.conftest import assert_close
+from tests.conftest import assert_close, case_params
 from tests.golden.mganprior_common import converted, nchw, nhwc
 
 
@@ -23,7 +23,7 @@ def test_vgg_checkpoint_keys(golden, vgg):
     assert arr.shape == want, key
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("index", range(len(case_params("mganprior", lambda e: e["vgg_fixture"]["sizes"]))))
 def test_resize_features_and_loss(golden, vgg, index):
   g = golden("mganprior")
   e = g.expected["vgg_fixture"]

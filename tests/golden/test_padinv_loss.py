@@ -10,8 +10,8 @@ import pytest
 from jaxinv.inversion.methods import padinv as M
 from jaxinv.models import irse, padinv as P, padinv_discriminator as PD
 from tests.conftest import assert_close
-from tests.golden.padinv_common import (FOLDER, load, load_discriminator, lpips_alex, nchw,
-                                        nhwc)
+from tests.golden.padinv_common import (ATOL, FOLDER, RTOL, image_atol, load, load_discriminator,
+                                        lpips_alex, nchw, nhwc)
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +48,18 @@ def test_pieces(pieces, mode):
   sc = pieces["g"].expected["scalars"]
   r = pieces["res"][mode]
   for k in ("mse", "lpips", "wnorm", "adv"):
-    assert_close(np.mean(r[k]), sc[f"loss.{mode}.E.{k}"], rtol=1e-4, what=f"{mode} E.{k}")
+    assert_close(np.mean(r[k]), sc[f"loss.{mode}.E.{k}"], rtol=RTOL, what=f"{mode} E.{k}")
   f = pieces["f"]
   for k in ("scores_fake", "scores_real"):
-    assert_close(r[k], f[f"loss.{mode}.{k}"], atol=1e-4, rtol=1e-4, what=f"loss.{mode}.{k}")
+    assert_close(r[k], f[f"loss.{mode}.{k}"], atol=ATOL, rtol=RTOL, what=f"loss.{mode}.{k}")
   for k, v in r["D"].items():
-    assert_close(v, sc[f"loss.{mode}.D.{k}"], rtol=1e-4, what=f"{mode} D.{k}")
+    assert_close(v, sc[f"loss.{mode}.D.{k}"], rtol=RTOL, what=f"{mode} D.{k}")
 
 
 def test_eval_bn_fake_is_recon(pieces):
   f = pieces["f"]
-  assert_close(nchw(pieces["res"]["eval_bn"]["fake"]), f["enc.recon"], atol=1e-4 * max(
-      1.0, float(np.ptp(f["enc.recon"]))), what="eval-mode fake")
+  assert_close(nchw(pieces["res"]["eval_bn"]["fake"]), f["enc.recon"], atol=image_atol(f["enc.recon"]),
+               what="eval-mode fake")
 
 
 @pytest.mark.parametrize("mode", ["eval_bn", "train_bn"])
@@ -73,13 +73,14 @@ def test_totals(pieces, mode):
           if k.endswith("_weight")}
   default = {k[:-len("_weight")]: v for k, v in cfg["loss_weights_config_default"].items()
              if k.endswith("_weight") and k != "idsim_weight"}
-  assert_close(M.encoder_total(vals, used), sc[f"loss.{mode}.E.total_church_weights"], rtol=1e-4,
+  assert_close(M.encoder_total(vals, used), sc[f"loss.{mode}.E.total_church_weights"], rtol=RTOL,
                what=f"{mode} total (used weights)")
   assert_close(M.encoder_total(vals, default),
-               sc[f"loss.{mode}.E.total_default_weights_without_id"], rtol=1e-4,
+               sc[f"loss.{mode}.E.total_default_weights_without_id"], rtol=RTOL,
                what=f"{mode} total (default weights)")
 
 
 def test_adv_formula():
   logits = jnp.array([[1.5], [-0.25]])
+  # softplus(-x) in float32 vs float64 log1p(exp(-x)): one rounding of an O(1) value, ~1e-7.
   np.testing.assert_allclose(M.adv(logits), np.log1p(np.exp(-np.array([1.5, -0.25]))), rtol=1e-6)

@@ -15,7 +15,16 @@ import pytest
 from jaxinv.inversion.methods import padinv as M
 from jaxinv.models import padinv as P
 from tests.conftest import assert_close
-from tests.golden.padinv_common import FOLDER, image_atol, load, lpips_alex, nchw, nhwc, slots_of
+from tests.golden.padinv_common import (FOLDER, image_atol, load, lpips_alex, nchw, nhwc, slots_of,
+                                        used_region)
+
+# README: the float64 and float32 reference runs of these 5 Adam steps (lr 1e-2, betas 0.9/0.999)
+# differ by 5.4e-7 relative in the losses, 3.3e-7 in the final w+, <= 1.3e-6 in the final maps:
+# no coordinate's gradient is near float noise, so no Adam update flips sign (a flip would move a
+# coordinate by ~2*lr = 2e-2). Losses at every step: 1e-4 relative (~200x that drift; README bound;
+# measured <= 6e-6). Final w+ and maps: 1e-4 absolute (~100x the drift, 200x below one flip).
+LOSS_RTOL = 1e-4
+FINAL_ATOL = 1e-4
 
 
 def _settings(o, space="padding"):
@@ -56,14 +65,14 @@ def test_trajectory(run, ref):
   res = run["out"]["padding"]
   final = res["final"]
   assert res["loss"].shape[0] == run["o"]["steps"]
-  assert_close(res["loss"][:, i], f[f"opt.{ref}.loss"], rtol=1e-4, what=f"opt.{ref}.loss")
-  assert_close(res["aux"]["mse"][:, i], f[f"opt.{ref}.mse"], rtol=1e-4, what=f"opt.{ref}.mse")
-  assert_close(res["aux"]["lpips"][:, i], f[f"opt.{ref}.lpips"], rtol=1e-4, what=f"opt.{ref}.lpips")
-  assert_close(final[i:i + 1], f[f"opt.{ref}.final_loss"], rtol=1e-4, what=f"opt.{ref}.final_loss")
+  assert_close(res["loss"][:, i], f[f"opt.{ref}.loss"], rtol=LOSS_RTOL, what=f"opt.{ref}.loss")
+  assert_close(res["aux"]["mse"][:, i], f[f"opt.{ref}.mse"], rtol=LOSS_RTOL, what=f"opt.{ref}.mse")
+  assert_close(res["aux"]["lpips"][:, i], f[f"opt.{ref}.lpips"], rtol=LOSS_RTOL, what=f"opt.{ref}.lpips")
+  assert_close(final[i:i + 1], f[f"opt.{ref}.final_loss"], rtol=LOSS_RTOL, what=f"opt.{ref}.final_loss")
   v = res["variables"]
-  assert_close(v["wp"][i:i + 1], f[f"opt.{ref}.final.wp"], atol=1e-4, what=f"opt.{ref}.final.wp")
+  assert_close(v["wp"][i:i + 1], f[f"opt.{ref}.final.wp"], atol=FINAL_ATOL, what=f"opt.{ref}.final.wp")
   for s in slots_of(run["cfg"]):
-    assert_close(nchw(v["maps"][s][i:i + 1]), f[f"opt.{ref}.final.map.slot{s}"], atol=1e-4,
+    assert_close(nchw(v["maps"][s][i:i + 1]), f[f"opt.{ref}.final.map.slot{s}"], atol=FINAL_ATOL,
                  what=f"opt.{ref}.final.map.slot{s}")
   img = run["module"].apply({"params": run["gen"].params}, jnp.asarray(v["wp"][i:i + 1]),
                             {s: jnp.asarray(m[i:i + 1]) for s, m in v["maps"].items()},
@@ -79,14 +88,9 @@ def test_unused_map_entries_stay(run):
   for s in slots_of(run["cfg"]):
     start = nhwc(f[f"enc.map.slot{s}"])
     moved = np.any(np.asarray(res["variables"]["maps"][s]) != start, axis=(0, 3))
-    r = run["gen"].config.slot_shapes()[s][0]
-    crop = 4 if s == 0 else r + 2
-    o = (start.shape[1] - crop) // 2
-    used = np.zeros_like(moved)
-    used[o:o + crop, o:o + crop] = True
-    if s != 0:
-      used[o + 1:o + crop - 1, o + 1:o + crop - 1] = False
+    used = used_region(run["cfg"], s)
     assert not np.any(moved & ~used), f"slot {s}: entries outside the used region moved"
+    assert np.any(moved & used), f"slot {s}: no used entry moved"
 
 
 def test_padding_space_beats_wplus_alone(run):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from converters import read_source, rosinality_stylegan2
+from jaxinv.converters import read_source, rosinality_stylegan2
 from jaxinv.inversion import optimize as opt_lib
 from jaxinv.inversion import style_spaces as S
 from jaxinv.models import stylegan2

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-import converters
-from converters import swapping_autoencoder as conv
-from converters.table import flatten_paths
+from jaxinv import converters
+from jaxinv.converters import swapping_autoencoder as conv
+from jaxinv.converters.table import flatten_paths
 from jaxinv.models import swapping_autoencoder as sae
 from tests.golden import sae_common as C
 

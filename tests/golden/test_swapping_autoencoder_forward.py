@@ -12,6 +12,10 @@ from jaxinv import swapping
 from tests.conftest import assert_close
 from tests.golden import sae_common as C
 
+# README "Verification and tolerance guidance": the official code in float64 differs from its stored
+# float32 arrays by <= 1.9e-6 (forward) and 3.0e-6 (intermediates) on O(1) activations; an independent
+# float32 port (other conv algorithms, other summation order) costs 2-10x that, i.e. <= 3e-5, so
+# ATOL = 1e-4 (the README's suggestion) keeps >= 3x over the worst independent-port figure.
 ATOL = 1e-4
 
 

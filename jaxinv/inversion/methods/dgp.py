@@ -19,7 +19,7 @@ degraded observation, stage by stage, unlocking generator blocks from shallow to
 Batched per-image fine-tuning: B images optimise B generator copies in one jitted program.
 The optimised variables are ``{"z": [B, dim_z], "G": G params with a leading [B] axis}``;
 the one-image objective is ``vmap``-ed over them. Schedules are data
-(:class:`Schedule`, ``experiments/configs/dgp/*.json``).
+(:class:`Schedule`, ``jaxinv/assets/dgp_schedules/*.json``).
 
 Every image starts from fresh optimiser state (as every golden fixture does). The official
 ``main.py`` keeps its Adam states alive across the images of a list; that couples an image's
@@ -61,8 +61,8 @@ __all__ = ["Stage", "Schedule", "load_schedule", "feature_loss", "degradation", 
            "load_image", "load_image_uint8", "metrics", "restore_l_channel", "hole_begin_end", "draw_candidates", "ftr_mask", "lr_table",
            "CONFIG_DIR"]
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))), "experiments", "configs", "dgp")
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "assets", "dgp_schedules")
 
 #: Modes whose observation is degraded; every other mode (jitter, morphing, ...) reconstructs.
 DEGRADING_MODES = ("SR", "colorization", "inpainting", "hybrid")
@@ -138,7 +138,7 @@ class Schedule:
     return cls(**kw)
 
   def to_lists(self) -> dict:
-    """The inverse of :meth:`from_lists` (what ``experiments/configs/dgp/*.json`` hold)."""
+    """The inverse of :meth:`from_lists` (what ``jaxinv/assets/dgp_schedules/*.json`` hold)."""
     st = self.stages
     return {"iterations": [s.iterations for s in st], "z_lrs": [s.z_lr for s in st],
             "G_lrs": [s.G_lr for s in st], "lr_ratio": [s.lr_ratio for s in st],
@@ -151,7 +151,7 @@ class Schedule:
 
 
 def load_schedule(name_or_path: str, **overrides) -> Schedule:
-  """A schedule from ``experiments/configs/dgp/NAME.json`` or a JSON file in the list form."""
+  """A schedule from ``jaxinv/assets/dgp_schedules/NAME.json`` or a JSON file in the list form."""
   path = name_or_path
   if not os.path.isfile(path):
     path = os.path.join(CONFIG_DIR, f"{name_or_path}.json")
@@ -545,13 +545,13 @@ def load_image(path, resolution: int) -> np.ndarray:
 
 
 def invert(G, g_params, D, d_params, origins: np.ndarray, classes: Sequence[int],
-           schedule: Schedule, key: jax.Array, progress: bool | str = False) -> dict:
+           schedule: Schedule, keys: jax.Array, progress: bool | str = False) -> dict:
   """DGP end to end for B images: degrade the observations, select z (and y), run the stages.
 
   Args:
     origins: ``[B, H, W, 3]`` ground-truth/observed images in [-1, 1] (:func:`load_image`).
     classes: B ints; negative = unknown (searched by :func:`select_z` over random classes).
-    key: randomness for the candidates (image i uses ``fold_in(key, i)``).
+    keys: ``[B, 2]`` one key per image, for its candidates (:func:`jaxinv.inversion.run.image_keys`).
 
   Returns:
     ``{"z", "y", "x", "target", "z0", "select_losses", "records", "g_params", "in_params"}``.
@@ -560,7 +560,7 @@ def invert(G, g_params, D, d_params, origins: np.ndarray, classes: Sequence[int]
   target = target_of(origins, schedule.dgp_mode, schedule.factor)
   z0, y0, sel = [], [], []
   for i in range(b):
-    cz, cy = draw_candidates(jax.random.fold_in(key, i), schedule.select_num, G.config.dim_z,
+    cz, cy = draw_candidates(keys[i], schedule.select_num, G.config.dim_z,
                              schedule.sample_std, int(classes[i]), G.config.n_classes)
     best, losses = select_z(G, g_params, D, d_params, target[i], cz, cy, schedule.dgp_mode,
                             schedule.factor)

@@ -30,6 +30,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import chex
@@ -121,6 +122,7 @@ def models_from(generator, encoder, perceptual=None) -> IDInvertModels:
                         ecfg.resolution, tuple(ecfg.code_shape))
 
 
+@functools.lru_cache(maxsize=32)
 def adam_torch(learning_rate: float) -> optax.GradientTransformation:
   """``torch.optim.Adam(lr)`` with its defaults (optax's adam computes the same update)."""
   return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8)
@@ -147,22 +149,31 @@ def indomain_loss(models: IDInvertModels, pix_weight: float, feat_weight: float,
   ``loss_pix``, ``loss_feat`` (when ``feat_weight != 0``) and ``loss_reg`` (when
   ``reg_weight != 0``).
   """
-  use_reg = float(reg_weight) != 0.0
-  use_feat = _uses_features(models, feat_weight)
+  _uses_features(models, feat_weight)
+  return _indomain_loss(models.synthesis, models.encoder, models.features, tuple(models.code_shape),
+                        float(pix_weight), float(feat_weight), float(reg_weight))
+
+
+@functools.lru_cache(maxsize=32)
+def _indomain_loss(synthesis, encoder, features, code_shape, pix_weight, feat_weight, reg_weight):
+  # One closure per (networks, weights): the shared loop keys its compiled chunks on it, so every
+  # batch of a run reuses the first batch's program.
+  use_reg = reg_weight != 0.0
+  use_feat = feat_weight != 0.0
 
   def loss_fn(variables, data, shared):
     wp = variables["wp"]
-    chex.assert_shape(wp, models.code_shape)
-    x_rec = models.synthesis(shared["G"], wp[None])
+    chex.assert_shape(wp, code_shape)
+    x_rec = synthesis(shared["G"], wp[None])
     loss_pix = _mse(data["x"][None], x_rec)
     loss = pix_weight * loss_pix
     aux = {"loss_pix": loss_pix}
     if use_feat:
-      loss_feat = _mse(data["feat"][None], models.features(shared["F"], x_rec))
+      loss_feat = _mse(data["feat"][None], features(shared["F"], x_rec))
       loss = loss + feat_weight * loss_feat
       aux["loss_feat"] = loss_feat
     if use_reg:
-      loss_reg = _mse(wp[None], models.encoder(shared["E"], x_rec))
+      loss_reg = _mse(wp[None], encoder(shared["E"], x_rec))
       loss = loss + reg_weight * loss_reg
       aux["loss_reg"] = loss_reg
     return loss, aux
@@ -172,13 +183,18 @@ def indomain_loss(models: IDInvertModels, pix_weight: float, feat_weight: float,
 
 def diffusion_loss(models: IDInvertModels, pix_weight: float, feat_weight: float):
   """Per-image masked loss; ``data_i = {"x", "mask" [R, R, 1], "feat": F(x·mask)}``."""
+  return _diffusion_loss(models.synthesis, models.features, float(pix_weight), float(feat_weight))
+
+
+@functools.lru_cache(maxsize=32)
+def _diffusion_loss(synthesis, features, pix_weight, feat_weight):
 
   def loss_fn(variables, data, shared):
     wp = variables["wp"]
-    x_rec = models.synthesis(shared["G"], wp[None])
+    x_rec = synthesis(shared["G"], wp[None])
     m = data["mask"][None]
     loss_pix = jnp.mean(jnp.square((data["x"][None] - x_rec) * m))
-    loss_feat = _mse(data["feat"][None], models.features(shared["F"], x_rec * m))
+    loss_feat = _mse(data["feat"][None], features(shared["F"], x_rec * m))
     loss = pix_weight * loss_pix + feat_weight * loss_feat
     return loss, {"loss_pix": loss_pix, "loss_feat": loss_feat}
 

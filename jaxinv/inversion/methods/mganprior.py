@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxinv.inversion import objectives, optimize as opt_lib, spaces
 
-__all__ = ["MGANpriorConfig", "make_loss_fn", "invert", "InversionOutput"]
+__all__ = ["MGANpriorConfig", "make_loss_fn", "make_data", "invert", "InversionOutput"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,15 +52,29 @@ def make_loss_fn(space: spaces.MultiCode, loss_cfg: objectives.LossConfig,
                  degrade: Callable = _identity) -> Callable:
   """Per-image ``loss_fn(variables, data, shared)`` for :func:`jaxinv.inversion.optimize.optimize`.
 
-  ``data = {"observation": [H', W', C']}``; ``shared = {"generator": params, "vgg": params | None}``.
+  ``data = {"observation": [H', W', C']}`` and, when the loss has a VGG term, optionally
+  ``"observation_vgg"``: the observation's VGG features (:func:`make_data`);
+  ``shared = {"generator": params, "vgg": params | None}``.
   Cached on its (hashable) arguments so repeated inversions reuse one compiled program.
   """
   objective = objectives.make_objective(loss_cfg)
 
   def loss_fn(variables, data, shared):
     image = space.render(variables, shared["generator"])
-    return objective(degrade(image), data["observation"], shared.get("vgg"))
+    return objective(degrade(image), data["observation"], shared.get("vgg"),
+                     data.get("observation_vgg"))
   return loss_fn
+
+
+def make_data(observations, loss_cfg: objectives.LossConfig, vgg_params=None) -> dict:
+  """The per-image ``data`` of :func:`make_loss_fn` for observations ``[B, H', W', C']``: with a VGG
+  term, the observations' features are computed once here instead of at every step."""
+  observations = jnp.asarray(observations, jnp.float32)
+  data = {"observation": observations}
+  features = objectives.target_vgg_features(loss_cfg, vgg_params, observations)
+  if features is not None:
+    data["observation_vgg"] = features
+  return data
 
 
 @dataclasses.dataclass
@@ -123,7 +137,8 @@ def invert(generator_module, generator_params, observations, cfg: MGANpriorConfi
   loss_fn = make_loss_fn(space, cfg.loss, degrade)
   optimizer = _optimizer(cfg.optimizer, cfg.lr)
   shared = {"generator": generator_params, "vgg": vgg_params}
-  result = opt_lib.optimize(loss_fn, init, {"observation": observations}, optimizer, cfg.steps,
+  data = make_data(observations, cfg.loss, vgg_params)
+  result = opt_lib.optimize(loss_fn, init, data, optimizer, cfg.steps,
                             shared=shared, record_variables=record_variables, progress=progress,
                             mesh=mesh, chunk=chunk)
   images = render_batch(space, result.variables, generator_params)

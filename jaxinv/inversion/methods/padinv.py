@@ -30,6 +30,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Mapping, Optional
 
 import chex
@@ -39,6 +40,7 @@ import numpy as np
 import optax
 
 from jaxinv.models import padinv as padinv_model
+from jaxinv.ops import resize as ops_resize
 
 __all__ = ["PadInvSettings", "PadInvResult", "CHURCH_WEIGHTS", "DEFAULT_WEIGHTS", "mse", "wnorm",
            "adv", "d_loss_pieces", "encoder_total", "encode", "initial_variables", "make_loss",
@@ -172,6 +174,7 @@ def initial_variables(gen_config, gen_params, batch: int, slots=(0, 1, 3, 5, 7),
   return {"wp": jnp.asarray(wp), "maps": maps}
 
 
+@functools.lru_cache(maxsize=32)
 def make_loss(gen_module, settings: PadInvSettings, lpips: Optional[Callable] = None):
   """The per-image loss ``loss_fn(variables_i, target_i, shared) -> (loss, aux)``.
 
@@ -198,11 +201,13 @@ def make_loss(gen_module, settings: PadInvSettings, lpips: Optional[Callable] = 
   return loss_fn
 
 
-def _optimizer(settings: PadInvSettings, variables):
+@functools.lru_cache(maxsize=32)
+def _optimizer(settings: PadInvSettings, map_slots: tuple):
+  # One Optax object per (settings, maps): the shared loop keys its compiled chunks on it.
   adam = optax.adam(settings.lr, b1=settings.b1, b2=settings.b2, eps=settings.eps)
   if settings.space == "padding":
     return adam
-  labels = {"wp": "train", "maps": jax.tree_util.tree_map(lambda _: "frozen", variables["maps"])}
+  labels = {"wp": "train", "maps": {slot: "frozen" for slot in map_slots}}
   return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
 
 
@@ -218,7 +223,7 @@ def refine(gen_module, gen_params, start, targets, settings: PadInvSettings, lpi
   loss_fn = make_loss(gen_module, settings, lpips)
   start = {"wp": jnp.asarray(start["wp"]), "maps": {s: jnp.asarray(m) for s, m in
                                                     start["maps"].items()}}
-  opt = _optimizer(settings, jax.tree_util.tree_map(lambda x: x[0], start))
+  opt = _optimizer(settings, tuple(start["maps"]))
   return optimize(loss_fn, start, jnp.asarray(targets), opt, settings.steps,
                   shared={"gen": gen_params, "lpips": lpips_params}, **optimize_kwargs)
 
@@ -310,12 +315,8 @@ def swap_maps(wp_style, maps_spatial):
 # ----------------------------------------------------------------------------- evaluation
 
 def resize_nearest(img, size):
-  """``F.interpolate(mode="nearest")`` of NHWC ``img`` to ``size`` (src index ``floor(i * in / out)``)."""
-  h, w = img.shape[1:3]
-  oh, ow = (size, size) if isinstance(size, int) else size
-  iy = np.minimum(np.floor(np.arange(oh) * (h / oh)).astype(int), h - 1)
-  ix = np.minimum(np.floor(np.arange(ow) * (w / ow)).astype(int), w - 1)
-  return img[:, iy][:, :, ix]
+  """``F.interpolate(mode="nearest")`` of NHWC ``img`` to ``size`` (PyTorch's legacy rule)."""
+  return ops_resize.resize_nearest(img, size)
 
 
 def evaluate_protocol(recon, source, lpips=None, lpips_params=None):

@@ -1,0 +1,1 @@
+"""Primitives shared by models, degradations and methods: one copy of each."""
