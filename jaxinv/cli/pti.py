@@ -1,8 +1,8 @@
 """``jaxinv invert --method pti``: pivotal tuning inversion, one generator copy per image.
 
 Phase 1 projects each image to a pivot w (perceptual distance: LPIPS of ``--projector-lpips``,
-the quantity NVIDIA's ``metrics/vgg16.pt`` computes, normally LPIPS-VGG), phase 2 tunes a copy
-of the generator per image (L2 + LPIPS of ``--lpips``, normally alex). Writes ``OUT/<stem>.png``
+default vgg, the quantity NVIDIA's ``metrics/vgg16.pt`` computes), phase 2 tunes a copy of the
+generator per image (L2 + LPIPS of ``--lpips``, default alex as PTI). Writes ``OUT/<stem>.png``
 (the tuned generator's render of its pivot), ``OUT/result.npz`` (``w_pivot [B, L, D]``,
 ``steps [B]`` optimizer steps of phase 2, ``loss [T2, B]``, ``names`` and one
 ``delta/<param path> [B, ...]`` per tuned synthesis parameter: tuned minus original) and
@@ -22,8 +22,9 @@ def add_invert_arguments(parser):
   from jaxinv.inversion.methods.pti import PTIConfig
   d = PTIConfig()
   g = parser.add_argument_group("PTI (--method pti; defaults: PTI's hyperparameters.py)")
-  g.add_argument("--projector-lpips", default=None, metavar="DEST",
-                 help="converted LPIPS model for phase 1 (default: --lpips)")
+  g.add_argument("--projector-lpips", default="vgg", metavar="NET",
+                 help="LPIPS of phase 1 (NVIDIA's metrics/vgg16.pt computes LPIPS-VGG): built-in "
+                      "alex or vgg, or a converted LPIPS directory (default: %(default)s)")
   g.add_argument("--projector-steps", type=int, default=d.first_inv_steps)
   g.add_argument("--pti-steps", type=int, default=d.max_pti_steps)
   g.add_argument("--pti-lr", type=float, default=d.pti_learning_rate)
@@ -42,9 +43,6 @@ def run_invert(args):
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
   from jaxinv.converters.table import flatten_paths
-  if args.lpips is None:
-    raise UserError("--method pti needs --lpips DEST (LPIPS-alex: jaxinv convert "
-                    "alex.pth DEST --option backbone=ALEXNET.pth)")
   for flag in ("projector_steps", "pti_steps", "batch"):
     if getattr(args, flag) < 1:
       raise UserError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
@@ -52,7 +50,7 @@ def run_invert(args):
     raise UserError(f"--pti-lr must be > 0 (got {args.pti_lr})")
   gen = load_generator(args.generator, families="stylegan2")
   lp2 = load_generator(args.lpips, families="lpips")
-  lp1 = load_generator(args.projector_lpips, families="lpips") if args.projector_lpips else lp2
+  lp1 = load_generator(args.projector_lpips, families="lpips")
   try:
     paths = image_io.list_images(args.images)
     stems = output_stems(paths)
