@@ -22,6 +22,8 @@ MODES = ("mganprior-boundary", "padinv-keep-maps", "padinv-swap")  # padinv: iss
 from jaxinv.cli.idinvert import EDIT_MODES as _IDINVERT_MODES  # noqa: E402
 MODES = MODES + _IDINVERT_MODES
 # --- end idinvert ---
+from jaxinv.cli.pti import EDIT_MODES as _PTI_MODES  # noqa: E402
+MODES = MODES + _PTI_MODES
 
 
 def register(sub):
@@ -50,6 +52,8 @@ def register(sub):
   from jaxinv.cli import idinvert as idinvert_cli
   idinvert_cli.add_edit_arguments(p)
   # --- end idinvert ---
+  from jaxinv.cli import pti as pti_cli
+  pti_cli.add_edit_arguments(p)
   p.set_defaults(func=run, out_kind="dir")
 
 
@@ -111,6 +115,9 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     return padinv_cli.run_edit(args)
   # --- end padinv ---
+  if args.mode == "interfacegan":
+    from jaxinv.cli import pti as pti_cli
+    return pti_cli.run_edit(args)
   if args.mode.startswith("idinvert-"):  # --- idinvert (issue 12) ---
     from jaxinv.cli import idinvert as idinvert_cli
     return idinvert_cli.run_edit(args)

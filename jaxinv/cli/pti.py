@@ -1,8 +1,8 @@
 """``jaxinv invert --method pti``: pivotal tuning inversion, one generator copy per image.
 
 Phase 1 projects each image to a pivot w (perceptual distance: LPIPS of ``--projector-lpips``,
-the quantity NVIDIA's ``metrics/vgg16.pt`` computes, normally LPIPS-VGG), phase 2 tunes a copy
-of the generator per image (L2 + LPIPS of ``--lpips``, normally alex). Writes ``OUT/<stem>.png``
+default vgg, the quantity NVIDIA's ``metrics/vgg16.pt`` computes), phase 2 tunes a copy of the
+generator per image (L2 + LPIPS of ``--lpips``, default alex as PTI). Writes ``OUT/<stem>.png``
 (the tuned generator's render of its pivot), ``OUT/result.npz`` (``w_pivot [B, L, D]``,
 ``steps [B]`` optimizer steps of phase 2, ``loss [T2, B]``, ``names`` and one
 ``delta/<param path> [B, ...]`` per tuned synthesis parameter: tuned minus original) and
@@ -22,13 +22,17 @@ def add_invert_arguments(parser):
   from jaxinv.inversion.methods.pti import PTIConfig
   d = PTIConfig()
   g = parser.add_argument_group("PTI (--method pti; defaults: PTI's hyperparameters.py)")
-  g.add_argument("--projector-lpips", default=None, metavar="DEST",
-                 help="converted LPIPS model for phase 1 (default: --lpips)")
+  g.add_argument("--projector-lpips", default="vgg", metavar="NET",
+                 help="LPIPS of phase 1 (NVIDIA's metrics/vgg16.pt computes LPIPS-VGG): built-in "
+                      "alex or vgg, or a converted LPIPS directory (default: %(default)s)")
   g.add_argument("--projector-steps", type=int, default=d.first_inv_steps)
   g.add_argument("--pti-steps", type=int, default=d.max_pti_steps)
   g.add_argument("--pti-lr", type=float, default=d.pti_learning_rate)
   g.add_argument("--lpips-threshold", type=float, default=d.lpips_value_threshold,
                  help="phase 2 stops once LPIPS(G(pivot), x) <= this")
+  g.add_argument("--pivots", default=None, metavar="E4E_DEST",
+                 help="take each image's pivot from this converted e4e/pSp encoder (its w+ codes, "
+                      "PTI's first_inv_type 'w+') instead of the w projector")
   g.add_argument("--locality-reg", action="store_true",
                  help="add the locality regulariser (off in PTI's stock settings)")
 
@@ -39,9 +43,6 @@ def run_invert(args):
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
   from jaxinv.converters.table import flatten_paths
-  if args.lpips is None:
-    raise UserError("--method pti needs --lpips DEST (LPIPS-alex: jaxinv convert "
-                    "alex.pth DEST --option backbone=ALEXNET.pth)")
   for flag in ("projector_steps", "pti_steps", "batch"):
     if getattr(args, flag) < 1:
       raise UserError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
@@ -49,7 +50,7 @@ def run_invert(args):
     raise UserError(f"--pti-lr must be > 0 (got {args.pti_lr})")
   gen = load_generator(args.generator, families="stylegan2")
   lp2 = load_generator(args.lpips, families="lpips")
-  lp1 = load_generator(args.projector_lpips, families="lpips") if args.projector_lpips else lp2
+  lp1 = load_generator(args.projector_lpips, families="lpips")
   try:
     paths = image_io.list_images(args.images)
     stems = output_stems(paths)
@@ -59,10 +60,23 @@ def run_invert(args):
   cfg = pti.PTIConfig(first_inv_steps=args.projector_steps, max_pti_steps=args.pti_steps,
                       pti_learning_rate=args.pti_lr, lpips_value_threshold=args.lpips_threshold,
                       use_locality_regularization=args.locality_reg)
+  pivots = None
+  if args.pivots:
+    from jaxinv.inversion.methods import e4e
+    enc = load_generator(args.pivots, families="psp")
+    want = (gen.config.num_ws, gen.config.w_dim)
+    if (enc.config.encoder.style_count, enc.config.encoder.w_dim) != want:
+      raise UserError(f"--pivots {args.pivots} encodes to w+ [{enc.config.encoder.style_count}, "
+                      f"{enc.config.encoder.w_dim}]; this generator needs {list(want)}")
+    try:
+      ex = e4e.load_inputs(paths, enc)
+    except image_io.ImageError as e:
+      raise UserError(str(e)) from None
+    pivots = e4e.encode(enc, ex, batch=args.batch, decode=False)["wp"]
   features = pti.lpips_features(lp1.module, lp1.params)
   lpips_fn = lambda a, b: lp2.module.apply({"params": lp2.params}, a, b)
   res = pti.invert(gen.module, gen.params, x, cfg, features, lpips_fn,
-                   jax.random.PRNGKey(args.seed), batch=args.batch)
+                   jax.random.PRNGKey(args.seed), batch=args.batch, pivots=pivots)
   if not (np.isfinite(res["w_pivot"]).all() and np.isfinite(res["images"]).all()):
     raise UserError("PTI produced non-finite values (check the models and --pti-lr)")
   os.makedirs(args.out, exist_ok=True)
@@ -76,3 +90,65 @@ def run_invert(args):
   write_config(args.out, settings)
   print(f"wrote {args.out}: {len(stems)} images, phase-2 steps "
         + ", ".join(f"{s} {int(n)}" for s, n in zip(stems, res["steps"])))
+
+
+EDIT_MODES = ("interfacegan",)
+
+
+def add_edit_arguments(parser):
+  g = parser.add_argument_group("interfacegan (e4e / PTI results; e4e's LatentEditor)")
+  g.add_argument("--factors", type=float, nargs="+", default=[-3, -2, -1, 0, 1, 2],
+                 help="code + f · direction for each f (e4e's factor_range (-3, 3) by default)")
+
+
+def run_edit(args):
+  """``edit --mode interfacegan``: ``w + f·d`` rendered with each image's generator — the
+  tuned one of a PTI result (its ``delta/*``), else the plain one — and written as
+  ``OUT/<name>_strip.png`` (frames side by side, e4e's ``tensor2im``: truncated to uint8)
+  plus ``OUT/edits.npz`` (``latents [B, F, L, D]``)."""
+  import jax
+  from jaxinv.converters.table import nest
+  from jaxinv import editing
+  from jaxinv.inversion.methods import pti
+  from jaxinv.io import images as image_io
+  from jaxinv.io.results import write_npz
+  from jaxinv.models import stylegan2
+  if args.boundary is None:
+    raise UserError("--mode interfacegan needs --boundary DIRECTION (.npy/.npz, [1, D] or [1, L, D])")
+  model = load_generator(args.generator, families=("stylegan2", "psp"))
+  if model.family == "psp":
+    module, params = stylegan2.StyleGAN2Generator(model.config.decoder), model.params["decoder"]
+  else:
+    module, params = model.module, model.params
+  try:
+    with np.load(args.result) as f:
+      key = "w_pivot" if "w_pivot" in f else "wp"
+      codes = np.asarray(f[key], np.float32)
+      names = [str(s) for s in f["names"]]
+      delta = nest({k[len("delta/"):]: f[k] for k in f.files if k.startswith("delta/")})
+  except (OSError, KeyError, ValueError) as e:
+    raise UserError(f"--result {args.result}: needs wp or w_pivot [B, L, D] and names ({e})") from None
+  try:
+    d = np.asarray(editing.load_boundary(args.boundary)["boundary"], np.float32)
+  except (OSError, ValueError) as e:
+    raise UserError(f"--boundary {args.boundary}: {e}") from None
+  L, D = module.config.num_ws, module.config.w_dim
+  if codes.shape[1:] != (L, D) or d.shape[-1] != D:
+    raise UserError(f"codes {list(codes.shape[1:])} / direction {list(d.shape)} do not fit this "
+                    f"generator's w+ [{L}, {D}]")
+  d = d.reshape((1, -1, D))
+  factors = np.asarray(args.factors, np.float32)
+  render = jax.jit(lambda p, w: module.apply({"params": p}, None, w, method=module.synthesis))
+  os.makedirs(args.out, exist_ok=True)
+  lat_all = []
+  for i, name in enumerate(names):
+    lat = codes[i][None] + factors[:, None, None] * d
+    p = pti.apply_delta(params, jax.tree.map(lambda v: v[i], delta)) if delta else params
+    img = np.asarray(render(p, lat))
+    u8 = (np.clip((img + 1) / 2, 0, 1) * 255).astype(np.uint8)       # tensor2im: truncation
+    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"),
+                      np.concatenate(list(u8), axis=1))
+    lat_all.append(lat)
+  write_npz(os.path.join(args.out, "edits.npz"), latents=np.stack(lat_all), factors=factors,
+            names=np.asarray(names))
+  print(f"wrote {args.out}: {len(names)} strips of {len(factors)} edits")

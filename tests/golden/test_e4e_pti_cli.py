@@ -43,6 +43,20 @@ def test_invert_e4e_writes_official_codes(converted, tmp_path):
   for name, img in zip(names, recon):
     got = image_io.load_rgb_uint8(os.path.join(out, f"{name}.png")).astype(int)
     assert np.abs(got - image_io.to_uint8(img).astype(int)).max() <= 1
+  # The InterFaceGAN edit of image 0 over the fixture's factor range, through the e4e decoder.
+  ed = e4e["edit"]
+  direction = str(tmp_path / "direction.npy")
+  np.save(direction, z["e4e.edit.direction"])
+  edits = str(tmp_path / "edits")
+  assert main(["edit", "--mode", "interfacegan", "--generator", dest, "--result",
+               os.path.join(out, "result.npz"), "--boundary", direction, "--factors",
+               *map(str, range(*ed["factor_range"])), "--out", edits]) == 0
+  with np.load(os.path.join(edits, "edits.npz")) as r:
+    lat = r["latents"][0]
+  exp = z["e4e.edit.range_latents"]
+  assert np.abs(lat - exp).max() <= FORWARD_RTOL * max(1.0, np.abs(exp).max())
+  strip = image_io.load_rgb_uint8(os.path.join(edits, f"{names[0]}_strip.png")).astype(int)
+  assert np.abs(strip - z["e4e.edit.range_uint8"].astype(int)).max() <= 1   # truncation edges
 
 
 def test_invert_e4e_refusals(converted, tmp_path, capsys):

@@ -49,8 +49,8 @@ def test_invert_pti_batch(models, tmp_path):
   paths = [str(base / g.expected["case_config"]["pti"]["image"]),
            str(base / g.expected["e4e"]["images"][1]["path"])]
   out = str(tmp_path / "out")
-  assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", lp, "--images",
-               *paths, "--out", out, "--projector-steps", "3", "--pti-steps", "2",
+  assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", lp,
+               "--projector-lpips", lp, "--images", *paths, "--out", out, "--projector-steps", "3", "--pti-steps", "2",
                "--locality-reg", "--batch", "2"]) == 0
   with np.load(os.path.join(out, "result.npz")) as r:
     res = {k: r[k] for k in r.files}
@@ -74,9 +74,30 @@ def test_invert_pti_refusals(models, tmp_path, capsys):
   g, gen, lp = models
   out = str(tmp_path / "out")
   img = str(golden_root().parent.parent / g.expected["case_config"]["pti"]["image"])
-  assert main(["invert", "--method", "pti", "--generator", gen, "--images", img,
-               "--out", out]) == 2
-  assert "--lpips" in capsys.readouterr().err
   assert main(["invert", "--method", "pti", "--generator", lp, "--lpips", lp, "--images", img,
                "--out", out]) == 2
+  assert "lpips" in capsys.readouterr().err
+  assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", gen, "--images", img,
+               "--out", out]) == 2
   assert not os.path.exists(out)
+
+
+@pytest.mark.slow   # compiles phase 2 (~1 min wall on the shared machine)
+def test_invert_pti_with_e4e_pivots(models, tmp_path):
+  """--pivots: the e4e codes of the photo are its pivot (the fixture e4e decoder and the PTI
+  generator share num_ws and w_dim), phase 1 is skipped."""
+  g, gen, lp = models
+  e4e = g.expected["e4e"]
+  enc = str(tmp_path / "e4e")
+  assert main(["convert", str(g.path(e4e["checkpoint"]["file"])), enc, "--option",
+               f"input_size={e4e['config']['input_size']}"]) == 0
+  base = golden_root().parent.parent
+  img = str(base / e4e["images"][0]["path"])
+  out = str(tmp_path / "out")
+  assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", lp,
+               "--projector-lpips", lp, "--pivots", enc,
+               "--images", img, "--out", out, "--pti-steps", "1"]) == 0
+  codes = g.npz("fixtures.npz")["e4e.codes"][:1]
+  with np.load(os.path.join(out, "result.npz")) as r:
+    assert np.abs(r["w_pivot"] - codes).max() <= 1e-4 * max(1.0, np.abs(codes).max())
+    assert list(r["steps"]) == [1]

@@ -3,7 +3,8 @@
 The codes are ``encoder(x) + latent_avg`` (pSp's ``start_from_latent_avg``) and the
 reconstruction is the decoder's rendering of them with its stored noise, as pSp's
 ``forward(x, resize=False, randomize_noise=False)``. Images are processed in fixed-size
-batches (the last one padded, then trimmed), so one program serves every batch.
+batches (the last one padded, then trimmed), so one program serves every batch, each batch
+sharded over the local devices.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def encode(model, images: np.ndarray, batch: int = 8, decode: bool = True) -> di
   wp, out = [], []
   for start in range(0, n, batch):
     x, real = sharding.pad_to_multiple(np.asarray(images[start:start + batch]), batch)
+    if mesh is not None:
+      x = jax.device_put(x, sharding.batch_sharding(mesh))
     codes, img = run(x)
     wp.append(np.asarray(codes)[:real])
     if decode:

@@ -313,29 +313,56 @@ def lpips_features(lpips_module, lpips_params, max_size: int = 256):
   return features
 
 
-def invert(module, params, images, cfg: PTIConfig, features: Callable, lpips_fn: Callable,
-           key, batch: int = 4) -> dict:
+def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lpips_fn: Callable,
+           key, batch: int = 4, devices=None, pivots=None) -> dict:
   """PTI for ``images [N, R, R, 3]`` in [-1, 1], ``batch`` images (and generator copies) per
-  program, fresh draws per batch from ``fold_in(key, first image index)``.
+  program, sharded over ``devices`` (default: every local device; the batch is rounded up to
+  a multiple of their count), fresh draws per batch from ``fold_in(key, first image index)``.
 
   Returns ``{"w_pivot" [N, L, D], "delta" (synthesis tree, leading axis N), "steps" [N],
   "images" [N, R, R, 3] (the tuned generators' renders of their pivots), "loss" [T2, N]}``.
   """
+  from jax.sharding import NamedSharding, PartitionSpec as P
   from jaxinv import sharding
   n = len(images)
-  _, batch = sharding.batch_plan(batch, n, devices=jax.local_devices()[:1])
+  mesh, batch = sharding.batch_plan(batch, n, devices=devices)
   gcfg = module.config
 
-  @jax.jit
-  def run(x, d):
-    p1 = project_w(module, params, (x + 1) / 2 * 255, features, cfg, d["noise_init"], d["eps"])
-    p2 = tune(module, params, p1["w_pivot"], x, lpips_fn, cfg, d["reg_z"])
-    return p1["w_pivot"], p2
+  def local(x, d, wp):
+    if wp is None:
+      wp = project_w(module, params, (x + 1) / 2 * 255, features, cfg, d["noise_init"],
+                     d["eps"])["w_pivot"]
+    return wp, tune(module, params, wp, x, lpips_fn, cfg, d["reg_z"])
+
+  if mesh is None:
+    run = jax.jit(local)
+  else:
+    # shard_map: each device vmaps over its own images' generator copies (letting the SPMD
+    # partitioner split the vmapped per-copy convolutions fails on grouped convs).
+    first, second = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS)
+    d_spec = {"noise_init": [first] * gcfg.num_convs, "eps": second, "reg_z": second}
+    out_spec = (first, {"delta": first, "steps": first, "final_image": first, "loss": second,
+                        "l2": second, "lpips": second, "reg": second, "evaluated": second})
+    run = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(first, d_spec, first),
+                                out_specs=out_spec, check_vma=False))
+
+  def place(x, d, wp):
+    if mesh is None:
+      return x, d, wp
+    first = NamedSharding(mesh, P(sharding.DATA_AXIS))
+    second = NamedSharding(mesh, P(None, sharding.DATA_AXIS))   # [T, B, ...] draws
+    return (jax.device_put(x, first),
+            {"noise_init": [jax.device_put(v, first) for v in d["noise_init"]],
+             "eps": jax.device_put(d["eps"], second), "reg_z": jax.device_put(d["reg_z"], second)},
+            None if wp is None else jax.device_put(wp, first))
 
   out = []
   for start in range(0, n, batch):
     x, real = sharding.pad_to_multiple(np.asarray(images[start:start + batch]), batch)
-    w, p2 = run(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch))
+    wp = None
+    if pivots is not None:
+      wp, _ = sharding.pad_to_multiple(np.asarray(pivots[start:start + batch], np.float32), batch)
+    w, p2 = run(*place(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch), wp))
     out.append(jax.tree.map(lambda a: np.asarray(a)[:real], (w, p2["delta"], p2["steps"],
                                                            p2["final_image"])) +
                (np.asarray(p2["loss"])[:, :real],))
