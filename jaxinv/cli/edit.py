@@ -108,7 +108,7 @@ def run(args):
   from jaxinv import tasks
   from jaxinv.inversion import spaces
   from jaxinv.io import images as image_io
-  from jaxinv.models.pggan import LayerIndexError
+  from jaxinv.models.layered import LayerIndexError
 
   # --- padinv (issue 9) ---
   if args.mode.startswith("padinv-"):

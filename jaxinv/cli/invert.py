@@ -198,7 +198,7 @@ def run(args):
   from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
   from jaxinv.io.results import write_config, write_npz
-  from jaxinv.models.pggan import LayerIndexError
+  from jaxinv.models.layered import LayerIndexError
 
   task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)

@@ -118,7 +118,7 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
   import jax
   from jaxinv.inversion import objectives, optimize as opt_lib, style_spaces
   from jaxinv.inversion.optimize import NonFiniteLossError
-  from jaxinv.models.pggan import LayerIndexError
+  from jaxinv.models.layered import LayerIndexError
   space_kind = args.space or "wp"
   if space_kind == "padding":
     raise UserError("--space padding is PadInv's space: use --method padinv")

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinv.models import layers as L
-from jaxinv.models.pggan import LayerIndexError
+from jaxinv.models.layered import LayeredConfig
 from jaxinv.models.stylegan import _Truncation, truncation_coefs
 from jaxinv.models.stylegan2 import _Mapping, clip
 from jaxinv.models.upfirdn import upfirdn2d
@@ -73,7 +73,8 @@ class LayerSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class StyleGAN3Config:
+class StyleGAN3Config(LayeredConfig):
+  FAMILY = "StyleGAN3"
   resolution: int = 1024
   z_dim: int = 512
   w_dim: int = 512
@@ -123,16 +124,6 @@ class StyleGAN3Config:
     out = [None, (h, w, self.input_channels)]
     out += [(s.out_size, s.out_size, s.cout) for s in self.layers]
     return out
-
-  def check_layer(self, k: int, allow_ends: bool = True) -> int:
-    lo, hi = (0, self.num_layers) if allow_ends else (1, self.num_layers - 1)
-    if not isinstance(k, int) or isinstance(k, bool) or not lo <= k <= hi:
-      rows = [f"  {i}: {n} receives " + ("nothing" if s is None else "x H×W×C = " + "×".join(map(str, s)))
-              for i, (n, s) in enumerate(zip(self.layer_names() + ["(image)"], self.feature_shapes()))]
-      raise LayerIndexError(f"layer {k!r} is outside [{lo}, {hi}] for this StyleGAN3 "
-                            f"({self.num_layers} units). Feature shape at each index:\n"
-                            + "\n".join(rows))
-    return k
 
 
 def fir(x, f, up: int = 1, down: int = 1, pad=(0, 0, 0, 0), gain: float = 1.0):
