@@ -25,9 +25,12 @@ def add_invert_arguments(parser):
   g.add_argument("--projector-lpips", default="vgg", metavar="NET",
                  help="LPIPS of phase 1 (NVIDIA's metrics/vgg16.pt computes LPIPS-VGG): built-in "
                       "alex or vgg, or a converted LPIPS directory (default: %(default)s)")
-  g.add_argument("--projector-steps", type=int, default=d.first_inv_steps)
-  g.add_argument("--pti-steps", type=int, default=d.max_pti_steps)
-  g.add_argument("--pti-lr", type=float, default=d.pti_learning_rate)
+  g.add_argument("--projector-steps", type=int, default=d.first_inv_steps,
+                 help="phase 1: steps of the w projector that finds each pivot")
+  g.add_argument("--pti-steps", type=int, default=d.max_pti_steps,
+                 help="phase 2: most generator-tuning steps per image (the LPIPS early stop may end sooner)")
+  g.add_argument("--pti-lr", type=float, default=d.pti_learning_rate,
+                 help="phase 2: Adam learning rate of the generator tuning")
   g.add_argument("--lpips-threshold", type=float, default=d.lpips_value_threshold,
                  help="phase 2 stops once LPIPS(G(pivot), x) <= this")
   g.add_argument("--pivots", default=None, metavar="E4E_DEST",

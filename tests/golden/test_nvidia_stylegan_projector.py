@@ -51,7 +51,7 @@ def _tags(g, kinds):
 
 
 def _generator(g, tag):
-  import converters as conv_mod
+  from jaxinv import converters as conv_mod
   obj = conv_mod.read_source(g.path(g.expected["models"][tag]["pickle"]["file"]))
   c = conv_mod.FORMATS[conv_mod.detect(obj)].convert(obj)
   from jaxinv.models import registry
