@@ -131,3 +131,19 @@ def test_stream_cannot_set_state_on_allowed_functions(tmp_path):
   with pytest.raises(torch_pickle.CheckpointError):
     torch_pickle.load(_zip_pickle(tmp_path, stream))
   assert torch_pickle._rebuild_parameter.__defaults__ == before
+
+
+def test_network_pickles_get_the_same_guards(tmp_path):
+  """NVIDIA network pickles go through the same guards: BUILD on an allow-listed function is
+  refused (the function stays as it was) and a damaged opcode stream is a one-line error."""
+  from jaxinv.io import nvidia_pickle
+  before = torch_pickle._rebuild_parameter.__defaults__
+  path = tmp_path / "net.pkl"
+  path.write_bytes(b"\x80\x04\x8c\x0ctorch._utils\x8c\x12_rebuild_parameter\x93"
+                   b"}(\x8c\x0c__defaults__)ub.")
+  with pytest.raises(torch_pickle.CheckpointError, match="sets state"):
+    nvidia_pickle.load(path)
+  assert torch_pickle._rebuild_parameter.__defaults__ == before
+  path.write_bytes(b"\x80\x04\x8c\xff\x00\x00\x00abc.")     # a string longer than the file
+  with pytest.raises(torch_pickle.CheckpointError, match="damaged pickle stream"):
+    nvidia_pickle.load(path)

@@ -20,7 +20,6 @@ Any other global raises :class:`UnsafePickleError` before anything runs.
 
 from __future__ import annotations
 
-import collections
 import io
 import os
 import pickle
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from jaxinv.io import torch_pickle
+from jaxinv.io.errors import one_line
 from jaxinv.io.torch_pickle import CheckpointError, UnsafeCheckpointError
 
 __all__ = ["PersistentObject", "TFNetwork", "UnsafePickleError", "load", "is_network_pickle",
@@ -119,10 +119,6 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, *unused):
   return torch_pickle._rebuild_tensor(storage, storage_offset, size, stride)
 
 
-def _rebuild_parameter(data, *unused):
-  return data
-
-
 def _checked_dtype(dtype):
   dtype = np.dtype(dtype)
   if dtype.hasobject:
@@ -147,19 +143,15 @@ def _numpy_scalar(dtype, data=None):
   return np.frombuffer(bytes(data), dtype)[0]
 
 
-def _ordered_dict(*args):
-  return collections.OrderedDict(*args)
-
-
 _NUMPY = {"_reconstruct": _numpy_reconstruct, "scalar": _numpy_scalar}
 
 _ALLOWED = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter"): torch_pickle._rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): torch_pickle._rebuild_parameter_with_state,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
-    ("collections", "OrderedDict"): _ordered_dict,
+    ("collections", "OrderedDict"): torch_pickle._ordered_dict,
     ("dnnlib.util", "EasyDict"): _EasyDict,
     ("dnnlib.tflib.network", "Network"): TFNetwork,
     ("numpy", "ndarray"): np.ndarray,
@@ -172,10 +164,17 @@ _ALLOWED = {
 
 
 class _Unpickler(pickle.Unpickler):
+  """The checkpoint reader's guards on NVIDIA's globals: the stream is walked opcode by opcode
+  first, and allow-listed functions come back sealed (BUILD cannot set state on them)."""
+
+  def __init__(self, file):
+    torch_pickle._check_opcodes(file)
+    super().__init__(file)
 
   def find_class(self, module, name):
     if (module, name) in _ALLOWED:
-      return _ALLOWED[(module, name)]
+      found = _ALLOWED[(module, name)]
+      return found if isinstance(found, type) else torch_pickle._AllowedCallable(found)
     raise UnsafePickleError(
         f"the network pickle references {module}.{name}, which is not part of NVIDIA's network "
         "pickle format; nothing from the file was run. Only StyleGAN2-ADA / StyleGAN3 / legacy "
@@ -214,12 +213,12 @@ def load(path: str | os.PathLike) -> Any:
   try:
     return _Unpickler(io.BytesIO(data)).load()
   except UnsafeCheckpointError as e:
-    raise UnsafePickleError(f"{path}: {e}") from None
+    raise UnsafePickleError(f"{path}: {one_line(e)}") from None
   except CheckpointError as e:
-    raise CheckpointError(f"{path}: {e}") from None
-  except (pickle.UnpicklingError, EOFError, ValueError, IndexError, TypeError, KeyError,
-          AttributeError, MemoryError) as e:
-    raise CheckpointError(f"{path}: not a readable network pickle ({type(e).__name__}: {e})") from None
+    raise CheckpointError(f"{path}: {one_line(e)}") from None
+  except torch_pickle._CORRUPT_STREAM_ERRORS as e:
+    raise CheckpointError(f"{path}: not a readable network pickle, the file is truncated or corrupt "
+                          f"({type(e).__name__}: {one_line(e, 160)})") from None
 
 
 def plain(obj):
