@@ -132,6 +132,16 @@ def truncation_coefs(num_ws: int, psi: float, layers: int) -> jnp.ndarray:
   return jnp.where(jnp.arange(num_ws) < layers, jnp.float32(psi), jnp.float32(1.0))
 
 
+def truncate_wp(truncation, cfg, w, psi, layers: int):
+  """w ``[B, D]`` (repeated to every row) or w+ ``[B, L, D]`` → w+ whose rows ``< layers`` are
+  pulled toward ``w_avg`` by ``psi`` (``truncation`` the generator's :class:`_Truncation`). ``psi``
+  1 returns w exactly, as the official code does (no round trip through w_avg)."""
+  wp = w if w.ndim == 3 else jnp.broadcast_to(w[:, None], (w.shape[0], cfg.num_ws, cfg.w_dim))
+  if isinstance(psi, (int, float)) and psi == 1:
+    return wp
+  return truncation(wp, truncation_coefs(cfg.num_ws, psi, layers)[None, :, None])
+
+
 def resolve_noise(noise, index: int, res: int, batch: int, stored, make_rng):
   """The ``[B or 1, r, r, 1]`` noise map of conv layer ``index`` for a ``noise`` mode (see module doc)."""
   if isinstance(noise, str):
@@ -333,12 +343,7 @@ class StyleGANGenerator(nn.Module):
 
   def truncate(self, w, truncation_psi: float = 1.0, truncation_layers: int = 0):
     """w ``[B, w_dim]`` (or ``[B, L, w_dim]``) → truncated w+ ``[B, L, w_dim]``."""
-    cfg = self.config
-    wp = w if w.ndim == 3 else jnp.broadcast_to(w[:, None], (w.shape[0], cfg.num_ws, cfg.w_dim))
-    if isinstance(truncation_psi, (int, float)) and truncation_psi == 1:
-      return wp        # exactly w, as the official code (no round trip through w_avg)
-    c = truncation_coefs(cfg.num_ws, truncation_psi, truncation_layers)[None, :, None]
-    return self.truncation(wp, c)
+    return truncate_wp(self.truncation, self.config, w, truncation_psi, truncation_layers)
 
   def synthesis(self, x, wp, start: int = 0, stop: int | None = None, noise="const"):
     """Runs synthesis layers ``[start, stop)`` on ``x`` with w+ ``wp [B, L, w_dim]``."""

@@ -57,14 +57,14 @@ from jax import lax
 
 from jaxinv.models import layers as L
 from jaxinv.models.layered import LayeredConfig, LayerIndexError
-from jaxinv.models.stylegan import _Dense, _Truncation, resolve_noise, truncation_coefs
+from jaxinv.models.stylegan import _Dense, _Truncation, resolve_noise, truncate_wp, truncation_coefs
 from jaxinv.models.upfirdn import make_kernel, upfirdn2d
 from jaxinv.ops.minibatch import minibatch_stddev
 
 __all__ = ["StyleGAN2Config", "StyleGAN2Generator", "StyleGAN2Discriminator",
            "DiscriminatorConfig", "style_affine", "modulated_conv2d", "noise_inject",
            "fused_lrelu", "upsample_conv_transpose", "upsample_skip", "blur", "ModulatedLayer",
-           "ToRGB", "minibatch_stddev", "clip", "NvidiaDiscriminatorConfig", "NvidiaDiscriminator", "infer_config", "rosinality_channels", "MODEL_SETTINGS",
+           "ToRGB", "minibatch_stddev", "truncation_coefs", "clip", "NvidiaDiscriminatorConfig", "NvidiaDiscriminator", "infer_config", "rosinality_channels", "MODEL_SETTINGS",
            "LayerIndexError"]
 
 SQRT2 = math.sqrt(2.0)
@@ -446,13 +446,8 @@ class StyleGAN2Generator(nn.Module):
 
   def truncate(self, w, truncation_psi: float = 1.0, truncation_layers: int | None = None):
     """w ``[B, D]`` or w+ ``[B, L, D]`` → truncated w+ ``[B, L, D]`` (layers None: all rows)."""
-    cfg = self.config
-    wp = w if w.ndim == 3 else jnp.broadcast_to(w[:, None], (w.shape[0], cfg.num_ws, cfg.w_dim))
-    layers = cfg.num_ws if truncation_layers is None else truncation_layers
-    if isinstance(truncation_psi, (int, float)) and truncation_psi == 1:
-      return wp        # exactly w, as the official code (no round trip through w_avg)
-    c = truncation_coefs(cfg.num_ws, truncation_psi, layers)[None, :, None]
-    return self.truncation(wp, c)
+    layers = self.config.num_ws if truncation_layers is None else truncation_layers
+    return truncate_wp(self.truncation, self.config, w, truncation_psi, layers)
 
   def synthesis(self, state, wp, start: int = 0, stop: int | None = None, noise="const"):
     """Runs units ``[start, stop)`` on ``state = (x, img)`` with w+ ``wp [B, L, D]``."""

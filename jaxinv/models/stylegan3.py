@@ -42,7 +42,7 @@ from jax import lax
 
 from jaxinv.models import layers as L
 from jaxinv.models.layered import LayeredConfig
-from jaxinv.models.stylegan import _Truncation, truncation_coefs
+from jaxinv.models.stylegan import _Truncation, truncate_wp
 from jaxinv.models.stylegan2 import _Mapping, clip
 from jaxinv.models.upfirdn import upfirdn2d
 
@@ -288,13 +288,9 @@ class StyleGAN3Generator(nn.Module):
     return self.mapping_net(z, c)
 
   def truncate(self, w, truncation_psi: float = 1.0, truncation_layers: int | None = None):
-    cfg = self.config
-    wp = w if w.ndim == 3 else jnp.broadcast_to(w[:, None], (w.shape[0], cfg.num_ws, cfg.w_dim))
-    layers = cfg.num_ws if truncation_layers is None else truncation_layers
-    if isinstance(truncation_psi, (int, float)) and truncation_psi == 1:
-      return wp
-    coefs = truncation_coefs(cfg.num_ws, truncation_psi, layers)[None, :, None]
-    return self.truncation(wp, coefs)
+    """w ``[B, D]`` or w+ ``[B, L, D]`` → truncated w+ ``[B, L, D]`` (layers None: all rows)."""
+    layers = self.config.num_ws if truncation_layers is None else truncation_layers
+    return truncate_wp(self.truncation, self.config, w, truncation_psi, layers)
 
   def synthesis(self, state, wp, start: int = 0, stop: int | None = None, noise=None,
                 transform=None):
