@@ -354,7 +354,7 @@ def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
     print(f"resuming {batch_id} ({real} items) at step {step}/{point.steps}", file=sys.stderr)
   item_keys = [list(it.key) for it in items]
 
-  def on_chunk(st, steps_done):
+  def on_chunk(st, steps_done, _records):
     if steps_done < point.steps:     # the final state is recorded as results instead
       store.save(batch_id, item_keys, st, steps_done)
       if _PAUSE_AFTER_CHECKPOINT:   # fault-injection window for the kill-and-resume test

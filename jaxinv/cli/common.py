@@ -76,3 +76,33 @@ def check_out_file(path, flag: str = "--out") -> str:
   if not _can_create_in(base):
     raise UserError(f"{flag} {path}: {base} is not writable; choose a writable place")
   return path
+
+
+WORK_DIR = ".jaxinv-work"   # inside --out: finished batches and in-flight checkpoints (resume)
+
+
+def run_driver(args, method, names, load, seed=None):
+  """Runs ``method`` through the library driver with ``OUT/.jaxinv-work`` for resume.
+
+  Returns the :class:`jaxinv.inversion.run.Result` (``None`` on a multi-process run's other
+  processes). A rerun of the same command continues where a killed one stopped; a non-finite
+  loss is a :class:`UserError` and leaves no work folder behind.
+  """
+  import shutil
+  from jaxinv.inversion import run
+  from jaxinv.inversion.optimize import NonFiniteLossError
+  work = os.path.join(args.out, WORK_DIR)
+  try:
+    result = run.run(method, names, load, seed=args.seed if seed is None else seed,
+                     batch=args.batch, work_dir=work, chunk=getattr(args, "chunk", None),
+                     progress=not getattr(args, "no_progress", False))
+  except NonFiniteLossError as e:
+    shutil.rmtree(work, ignore_errors=True)
+    raise UserError(str(e)) from None
+  return result
+
+
+def finish_driver(args):
+  """Removes the work folder once the results are written."""
+  import shutil
+  shutil.rmtree(os.path.join(args.out, WORK_DIR), ignore_errors=True)

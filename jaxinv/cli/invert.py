@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from jaxinv.cli import style_options, task_args
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
 from jaxinv.inversion.run import describe as describe_keys, image_keys
 
 METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector")
@@ -196,30 +196,25 @@ def run(args):
     if getattr(args, k) is None:
       setattr(args, k, v)
   from jaxinv.inversion.methods import mganprior
+  from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
   from jaxinv.models.layered import LayerIndexError
 
   task_args.apply_defaults(args)  # per-task official defaults for unset flags
   _check_common(args)
   model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2", "stylegan3"))
-  # --- style generators (issue 5)
-  if model.family != "pggan":
-    if args.init == "encoder":
-      raise UserError("--init encoder seeds mGANprior's PGGAN codes; for style generators use "
-                      "--method idinvert --encoder E")
-    if getattr(args, "task", "reconstruct") != "reconstruct":
-      raise UserError(f"--task {args.task} is not wired to style generators yet; use --task "
-                      "reconstruct (the default) with StyleGAN / StyleGAN2")
-    return _run_style(args, model)
-  if args.space not in (None, "multi"):
+  style = model.family != "pggan"
+  if style and args.init is not None:
+    raise UserError("--init seeds mGANprior's PGGAN codes; for style generators use "
+                    "--method idinvert --encoder E (or --method pti --pivots)")
+  if not style and args.space not in (None, "multi"):
     raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "
                     "mGANprior's multi-code z (omit --space)")
-  # ---
-  try:
-    model.config.check_layer(args.layer)
-  except LayerIndexError as e:
-    raise UserError(str(e).replace("composing layer", "--layer")) from None
+  if not style:
+    try:
+      model.config.check_layer(args.layer)
+    except LayerIndexError as e:
+      raise UserError(str(e).replace("composing layer", "--layer")) from None
   loss_cfg = _loss_config(args)
   vgg_params = _load_vgg(args, loss_cfg)
   try:
@@ -229,7 +224,39 @@ def run(args):
     raise UserError(str(e)) from None
   # task: targets are the observations the loss compares with degrade(G(v))
   task, targets, ground_truth = task_args.prepare(args, paths, model.config.resolution)
-  init = _load_init(args.init, len(paths))
+  data = {"observation": np.asarray(targets, np.float32)}
+  degrade = task_args.degrade_kwargs(task).get("degrade")
+  if style:
+    method, extra = style_options.invert_method(args, model, loss_cfg, vgg_params, len(stems),
+                                                degrade)
+    data.update(extra)
+  else:
+    method = _mganprior_method(args, model, loss_cfg, vgg_params, targets, data, len(paths),
+                               degrade)
+  result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
+  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings["images"] = paths
+  settings["image_keys"] = describe_keys(args.seed)
+  settings.update(task_args.settings(args, task))
+  if style:
+    space = method.space
+    settings["space_resolved"] = {"kind": space.kind, "truncation_psi": space.truncation_psi,
+                                  "truncation_layers": space.truncation_layers}
+  write_result(args.out, result, settings)
+  task_args.write_outputs(args.out, stems, task, result.images[""], targets, ground_truth)
+  finish_driver(args)
+  final = result.stepwise["loss"][-1] if len(result.stepwise["loss"]) else []
+  what = f" ({model.family}, space {method.space.kind})" if style else ""
+  print(f"wrote {args.out}: {len(stems)} images{what}; final loss "
+        + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+
+
+def _mganprior_method(args, model, loss_cfg, vgg_params, targets, data, num_images, degrade):
+  """mGANprior's method spec; adds ``--init`` codes / encoder codes to the per-image ``data``."""
+  from jaxinv.inversion.methods import mganprior
+  init = _load_init(args.init, num_images)
   codes = _encoder_codes(args, model, np.asarray(targets)) if args.init == "encoder" else None
   if args.init_noise is not None and codes is None:
     raise UserError("--init-noise applies to --init encoder only")
@@ -246,96 +273,9 @@ def run(args):
     want = (args.codes, model.config.feature_shapes()[0][-1])
     if init["z"].shape[1:] != want:
       raise UserError(f"--init z has shape {init['z'].shape}; expected [B, {want[0]}, {want[1]}]")
-
-  results = _invert_batches(model, targets, stems, cfg, vgg_params, init, args.batch, args.chunk,
-                            codes=codes, **task_args.degrade_kwargs(task))
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img in zip(stems, results["images"]):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  write_npz(os.path.join(args.out, "result.npz"), z=results["z"], alpha=results["alpha"],
-            loss=results["loss"], names=np.asarray(stems))
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
-  settings["images"] = paths
-  settings["image_keys"] = describe_keys(args.seed)
-  settings.update(task_args.settings(args, task))
-  task_args.write_outputs(args.out, stems, task, results["images"], targets, ground_truth)
-  write_config(args.out, settings)
-  final = results["loss"][-1] if len(results["loss"]) else []
-  print(f"wrote {args.out}: {len(stems)} images; final loss "
-        + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
+    data.update(init_z=init["z"], init_alpha=init["alpha"])
+  elif codes is not None:
+    data["code"] = np.asarray(codes, np.float32)
+  return mganprior.Method(model.module, model.params, cfg, vgg_params, degrade)
 
 
-def _run_style(args, model):
-  """``invert`` on StyleGAN / StyleGAN2 (issue 5): same outputs, variables named by space."""
-  from jaxinv.cli import style_options
-  from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
-  loss_cfg = _loss_config(args)
-  vgg_params = _load_vgg(args, loss_cfg)
-  try:
-    paths = image_io.list_images(args.images)
-    stems = output_stems(paths)
-    targets = image_io.load_images(paths, model.config.resolution)
-  except image_io.ImageError as e:
-    raise UserError(str(e)) from None
-  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems)
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img in zip(stems, res["images"]):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  write_npz(os.path.join(args.out, "result.npz"), loss=res["loss"], names=np.asarray(stems),
-            **res["variables"])
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
-  settings["images"] = paths
-  settings["image_keys"] = describe_keys(args.seed)
-  settings["space_resolved"] = {"kind": res["space"].kind, "truncation_psi": res["space"].truncation_psi,
-                                "truncation_layers": res["space"].truncation_layers}
-  write_config(args.out, settings)
-  final = res["loss"][-1] if len(res["loss"]) else []
-  print(f"wrote {args.out}: {len(stems)} images ({model.family}, space {res['space'].kind}); final "
-        "loss " + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
-
-
-def _invert_batches(model, targets, names, cfg, vgg_params, init, batch, chunk, codes=None,
-                    **task_kwargs):
-  """Runs ``mganprior.invert`` over fixed-size batches (the last one padded, then trimmed).
-
-  Image ``names[i]`` starts from the key of its name (:func:`jaxinv.inversion.run.image_key`).
-
-  ``codes [B, D]``: encoded codes seeding each image's N codes (``cfg.init == "encoder"``).
-  """
-  import jax
-  from jaxinv import sharding
-  from jaxinv.inversion import spaces
-  from jaxinv.inversion.methods import mganprior
-  from jaxinv.inversion.optimize import NonFiniteLossError
-
-  n = len(targets)
-  mesh, batch = sharding.batch_plan(batch, n)
-  all_keys = image_keys(cfg.seed, names)
-  out = {"z": [], "alpha": [], "loss": [], "images": []}
-  for start in range(0, n, batch):
-    stop = min(start + batch, n)
-    obs, real = sharding.pad_to_multiple(targets[start:stop], batch)
-    ini = None
-    if init is not None:
-      ini, _ = sharding.pad_to_multiple({k: v[start:stop] for k, v in init.items()}, batch)
-    keys, _ = sharding.pad_to_multiple(all_keys[start:stop], batch)
-    space = spaces.MultiCode(model.module, cfg.layer, cfg.codes)
-    if ini is None and codes is not None:
-      cb, _ = sharding.pad_to_multiple(codes[start:stop], batch)
-      ini = jax.vmap(lambda k, c: jax.tree_util.tree_map(
-          lambda x: x[0], space.init_from_code(k, c[None], cfg.init_noise, cfg.init_alpha)))(keys, cb)
-    if ini is None:
-      ini = jax.vmap(lambda k: jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, cfg.init)))(keys)
-    try:
-      res = mganprior.invert(model.module, model.params, obs, cfg, vgg_params=vgg_params, init=ini,
-                             progress=f"invert {start + 1}-{stop}/{n}", mesh=mesh, chunk=chunk,
-                             **task_kwargs)
-    except NonFiniteLossError as e:
-      raise UserError(str(e)) from None
-    out["z"].append(res.variables["z"][:real])
-    out["alpha"].append(res.variables["alpha"][:real])
-    out["loss"].append(res.loss[:, :real])
-    out["images"].append(res.images[:real])
-  return {"z": np.concatenate(out["z"]), "alpha": np.concatenate(out["alpha"]),
-          "loss": np.concatenate(out["loss"], axis=1), "images": np.concatenate(out["images"])}

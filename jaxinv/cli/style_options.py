@@ -113,17 +113,15 @@ def add_invert_args(p):
                  help="--space multi: each code is one w or a w+")
 
 
-def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
-  """``jaxinv invert`` on a style generator; returns what the caller writes."""
-  import jax
-  from jaxinv.inversion import objectives, optimize as opt_lib, style_spaces
-  from jaxinv.inversion.optimize import NonFiniteLossError
+def invert_method(args, model, loss_cfg, vgg_params, num_images, degrade=None):
+  """``jaxinv invert`` on a style generator: ``(method spec, extra per-image data)``."""
+  from jaxinv.inversion import style_spaces
   from jaxinv.models.layered import LayerIndexError
   space_kind = args.space or "wp"
   if space_kind == "padding":
     raise UserError("--space padding is PadInv's space: use --method padinv")
   labels = _labels(model, getattr(args, "labels", None), "z" if space_kind == "multi" else space_kind,
-                   len(targets))
+                   num_images)
   psi, layers = _truncation(model, args, space_kind)
   try:
     space = style_spaces.StyleSpace(space_kind, truncation_psi=psi, truncation_layers=layers,
@@ -133,24 +131,6 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
       model.config.check_layer(args.layer, allow_ends=False)
   except (ValueError, LayerIndexError) as e:
     raise UserError(str(e)) from None
-  objective = objectives.make_objective(loss_cfg)
-  optimizer = opt_lib.make_optimizer(args.optimizer, args.lr)
-  from jaxinv.inversion import run
-  keys = run.image_keys(args.seed, stems)
-  out = {"loss": [], "images": [], "variables": []}
-  for start in range(0, len(targets), args.batch):
-    obs = targets[start:start + args.batch]
-    try:
-      res = style_spaces.invert(model.module, model.params, obs, space, objective, optimizer,
-                                args.steps, vgg_params=vgg_params,
-                                keys=keys[start:start + args.batch], chunk=args.chunk,
-                                progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}",
-                                labels=None if labels is None else labels[start:start + args.batch])
-    except NonFiniteLossError as e:
-      raise UserError(str(e)) from None
-    out["loss"].append(res.loss)
-    out["images"].append(np.asarray(res.images))
-    out["variables"].append(jax.tree_util.tree_map(np.asarray, res.variables))
-  variables = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *out["variables"])
-  return {"loss": np.concatenate(out["loss"], axis=1), "images": np.concatenate(out["images"]),
-          "variables": variables, "space": space}
+  method = style_spaces.Method(model.module, model.params, space, loss_cfg, args.optimizer,
+                               float(args.lr), int(args.steps), vgg_params, degrade)
+  return method, ({} if labels is None else {"c": labels})

@@ -171,6 +171,13 @@ def _to_host_stepwise(outs):
   return jax.tree_util.tree_map(lambda *xs: np.stack(xs, axis=0), *host)
 
 
+def _records_so_far(losses, auxes) -> dict:
+  records = {"loss": np.concatenate(losses, 0)}
+  if auxes:
+    records.update(jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *auxes))
+  return records
+
+
 def init_state(variables, optimizer) -> OptState:
   """A fresh :class:`OptState` with the optimiser state made per image."""
   variables = jax.tree_util.tree_map(jnp.array, variables)  # a copy: the loop donates its buffers
@@ -200,7 +207,8 @@ def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransfor
     mesh: a ``jax.sharding.Mesh`` to shard the image axis over (see :mod:`jaxinv.sharding`).
     state: continue from this :class:`OptState` (e.g. restored from a checkpoint)
       instead of initialising the optimiser; ``steps`` counts the remaining steps.
-    on_chunk: called as ``on_chunk(state, steps_done)`` after each chunk (checkpointing).
+    on_chunk: called as ``on_chunk(state, steps_done, records)`` after each chunk
+      (checkpointing); ``records`` is ``{"loss": [s, B], **aux}``, what this call recorded so far.
     loop: ``"step"`` (a jitted call per step) or ``"scan"`` (a ``lax.scan`` per chunk);
       default by backend of the first device: ``"step"`` on CPU, ``"scan"`` elsewhere.
 
@@ -275,7 +283,7 @@ def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransfor
       if on_chunk is not None:
         collect(*pending)
         pending = None
-        on_chunk(state, start + done)
+        on_chunk(state, start + done, _records_so_far(losses, auxes))
     if pending is not None:
       collect(*pending)
   finally:

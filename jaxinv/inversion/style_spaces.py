@@ -58,14 +58,16 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["StyleSpace", "init", "render", "render_batch", "mix_styles", "compose", "invert",
-           "make_loss_fn", "StyleInversion",
+           "make_loss_fn", "StyleInversion", "Method",
            "SPACE_KINDS"]
 
 SPACE_KINDS = ("z", "w", "wp", "multi")
@@ -274,3 +276,60 @@ def _cached_loss_fn(space, module, objective, degrade):
   if k not in _LOSS_FNS:
     _LOSS_FNS[k] = make_loss_fn(space, module, objective, degrade)
   return _LOSS_FNS[k]
+
+
+@functools.lru_cache(maxsize=16)
+def _objective(loss_cfg):
+  from jaxinv.inversion import objectives
+  return objectives.make_objective(loss_cfg)
+
+
+@functools.lru_cache(maxsize=16)
+def _optimizer(name, lr):
+  from jaxinv.inversion import optimize as opt_lib
+  return opt_lib.make_optimizer(name, lr)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """Inversion in a StyleGAN space (z / w / w+ / multi-code) as a driver method.
+
+  Per-image data: ``observation`` and, for conditional generators, ``c [c_dim]``. Each image's
+  initial variables come from its own key. ``degrade`` is the task operator (identity when None).
+  Outputs: the final variables (named by space), ``loss [S, B]`` and the rendering.
+  """
+  module: Any
+  params: Any
+  space: StyleSpace
+  loss: Any                   # objectives.LossConfig
+  optimizer: str
+  lr: float
+  steps: int
+  vgg_params: Any = None
+  degrade: Any = None
+  name = "style"
+
+  def settings(self) -> dict:
+    return {"space": dataclasses.asdict(self.space), "loss": dataclasses.asdict(self.loss),
+            "optimizer": self.optimizer, "lr": self.lr, "steps": self.steps}
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run
+    keys = jnp.asarray(keys)
+    first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)
+    if "c" in data:
+      v0 = jax.vmap(lambda k, c: first(init(self.space, self.module, self.params, k, 1, c[None])))(
+          keys, jnp.asarray(data["c"], jnp.float32))
+    else:
+      v0 = jax.vmap(lambda k: first(init(self.space, self.module, self.params, k, 1)))(keys)
+    loss_fn = _cached_loss_fn(self.space, self.module, _objective(self.loss), self.degrade)
+    res = run.optimize_batch(ctx, loss_fn, v0, {"observation": jnp.asarray(data["observation"])},
+                             _optimizer(self.optimizer, self.lr), self.steps,
+                             shared={"generator": self.params, "vgg": self.vgg_params})
+    images = _render_batch_fn(self.space, self.module)(self.params, res.variables)
+    return run.BatchOutput(dict(res.variables), {"loss": res.loss}, {"": np.asarray(images)})
+
+
+@functools.lru_cache(maxsize=16)
+def _render_batch_fn(space, module):
+  return jax.jit(lambda p, v: render_batch(space, module, p, v))

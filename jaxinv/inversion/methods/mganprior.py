@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxinv.inversion import objectives, optimize as opt_lib, spaces
 
-__all__ = ["MGANpriorConfig", "make_loss_fn", "make_data", "invert", "InversionOutput"]
+__all__ = ["MGANpriorConfig", "make_loss_fn", "make_data", "invert", "InversionOutput", "Method"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,3 +149,47 @@ def invert(generator_module, generator_params, observations, cfg: MGANpriorConfi
 def _optimizer(name, lr):
   # Cached so that the same settings hand optimize() the same object (one compiled program).
   return opt_lib.make_optimizer(name, lr)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """mGANprior as a driver method (:func:`jaxinv.inversion.run.run`).
+
+  Per-image data: ``observation [H', W', C']``; optionally ``init_z [N, D]`` and ``init_alpha
+  [N, C]`` (start there) or ``code [D]`` (``cfg.init == "encoder"``: the N codes seeded from an
+  encoder's ``E(x)``). Otherwise each image's codes are drawn from its own key. Outputs:
+  ``z [B, N, D]``, ``alpha [B, N, C]``, ``loss [S, B]`` and the rendering.
+  """
+  module: Any
+  params: Any
+  cfg: MGANpriorConfig
+  vgg_params: Any = None
+  degrade: Callable | None = None   # the task operator (None: reconstruction)
+  name = "mganprior"
+
+  def settings(self) -> dict:
+    return {"mganprior": dataclasses.asdict(self.cfg)}
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run
+    cfg = self.cfg
+    space = spaces.MultiCode(self.module, cfg.layer, cfg.codes)
+    if cfg.loss.needs_vgg and self.vgg_params is None:
+      raise ValueError("this loss uses the VGG perceptual term: pass VGG16 params (--vgg DEST)")
+    keys = jnp.asarray(keys)
+    first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)
+    if "init_z" in data:
+      init = {"z": jnp.asarray(data["init_z"], jnp.float32),
+              "alpha": jnp.asarray(data["init_alpha"], jnp.float32)}
+    elif "code" in data:
+      init = jax.vmap(lambda k, c: first(space.init_from_code(
+          k, c[None], cfg.init_noise, cfg.init_alpha)))(keys, jnp.asarray(data["code"]))
+    else:
+      init = jax.vmap(lambda k: first(space.init(k, 1, cfg.init)))(keys)
+    res = run.optimize_batch(
+        ctx, make_loss_fn(space, cfg.loss, self.degrade or _identity), init,
+        make_data(data["observation"], cfg.loss, self.vgg_params), _optimizer(cfg.optimizer, cfg.lr),
+        cfg.steps, shared={"generator": self.params, "vgg": self.vgg_params})
+    images = render_batch(space, res.variables, self.params)
+    return run.BatchOutput({"z": res.variables["z"], "alpha": res.variables["alpha"]},
+                           {"loss": res.loss}, {"": images})
