@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
 
 
 def _schedule(args):
@@ -41,10 +41,9 @@ def _schedule(args):
 
 
 def run(args):
-  import jax
+  from jaxinv.inversion import run as run_lib
   from jaxinv.inversion.methods import dgp
   from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
 
   if args.discriminator is None:
     raise UserError("--method dgp needs --discriminator D_DIR (convert DGP's D_*.pth with "
@@ -66,79 +65,43 @@ def run(args):
     raise UserError(f"--class gives {len(args.dgp_class)} classes for {len(paths)} images")
   if max(classes) >= g.config.n_classes:
     raise UserError(f"--class {max(classes)} is outside this generator's {g.config.n_classes} classes")
-  from jaxinv.inversion import run
-  keys = run.image_keys(args.seed, stems)
-  out = {k: [] for k in ("z", "y", "z0", "x", "target", "select_losses", "records", "g_params")}
-  for start in range(0, len(paths), args.batch):
-    sl = slice(start, start + args.batch)
-    r = dgp.invert(g.module, g.params, d.module, d.params, origins[sl], classes[sl], sched,
-                   keys[sl], progress=f"dgp {start + 1}/{len(paths)}")
-    for k in out:
-      out[k].append(r[k])
-  cat = {k: np.concatenate(v) for k, v in out.items() if k not in ("records", "g_params")}
-  recs = {k: np.concatenate([r[k] for r in out["records"]], axis=1) for k in out["records"][0]} \
-      if out["records"] and out["records"][0] else {}
-  # DGP's get_metrics against the input (meaningful when the input is the ground truth).
-  mets = [dgp.metrics(x, o, sched.dgp_mode) for x, o in zip(cat["x"], origins)]
-  os.makedirs(args.out, exist_ok=True)
-  for stem, x, t in zip(stems, cat["x"], cat["target"]):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), x)
-    image_io.save_png(os.path.join(args.out, f"{stem}_target.png"), t)
-  grid, _ = image_io.labeled_grid([list(origins), list(cat["target"]), list(cat["x"])],
-                                  ["input", f"observation ({sched.dgp_mode})", "DGP output"], stems)
-  image_io.save_png(os.path.join(args.out, "grid.png"), grid)
-  write_npz(os.path.join(args.out, "result.npz"), z=cat["z"], y=cat["y"], z0=cat["z0"],
-            select_losses=cat["select_losses"], names=np.asarray(stems),
-            **{f"metric_{k}": np.asarray([m[k] for m in mets]) for k in mets[0]},
-            loss=recs.get("loss", np.zeros((0, len(stems)), np.float32)),
-            **{k: v for k, v in recs.items() if k not in ("loss", "z")})
-  _manipulations(args, g, sched, stems, cat, out["g_params"])
+  mode = sched.dgp_mode
+  transfer = ()
+  if mode == "category_transfer":
+    transfer = tuple(c for c in (args.transfer_classes or TRANSFER_CLASSES)
+                     if 0 <= c < g.config.n_classes)
+    if not transfer:
+      raise UserError(f"no --transfer-classes inside this generator's {g.config.n_classes} classes")
+  if mode == "morphing":
+    if len(stems) != 2:
+      raise UserError(f"morphing interpolates between exactly 2 images; got {len(stems)}")
+    args.batch = max(args.batch, 2)
+  method = dgp.Method(g.module, g.params, d.module, d.params, sched,
+                      jitter_samples=args.jitter_samples, jitter_stds=JITTER_STDS,
+                      transfer_classes=transfer)
+  data = {"origin": origins, "class": np.asarray(classes, np.int32),
+          "jitter_key": np.stack([np.asarray(run_lib.image_key(args.seed, s, stream=JITTER_STREAM))
+                                  for s in stems])}
+  result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
+  morph = result.images.pop("morph", None)
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings.update(images=paths, classes=list(map(int, classes)), schedule_resolved=sched.to_lists())
-  write_config(args.out, settings)
-  final = recs["loss"][-1] if "loss" in recs and len(recs["loss"]) else []
-  print(f"wrote {args.out}: {len(stems)} images ({sched.dgp_mode}); final loss "
+  run_lib.write_result(args.out, result, settings)
+  if morph is not None:
+    image_io.save_png(os.path.join(args.out, f"{stems[0]}_to_{stems[1]}_morph.png"), morph[0])
+  grid, _ = image_io.labeled_grid([list(origins), list(result.images["target"]),
+                                   list(result.images[""])],
+                                  ["input", f"observation ({mode})", "DGP output"], stems)
+  image_io.save_png(os.path.join(args.out, "grid.png"), grid)
+  finish_driver(args)
+  loss = result.stepwise["loss"]
+  final = loss[-1] if len(loss) else []
+  print(f"wrote {args.out}: {len(stems)} images ({mode}); final loss "
         + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, final)))
 
 
 JITTER_STDS = (0.3, 0.5, 0.7)
 TRANSFER_CLASSES = tuple(range(151, 294))  # DGP's example.py: dogs and cats
 JITTER_STREAM = 1 << 20                     # key stream of the jitter samples (see run.image_key)
-
-
-def _manipulations(args, g, sched, stems, cat, g_params_batches):
-  """DGP's post-reconstruction outputs, each with the image's fine-tuned generator."""
-  import jax
-  from jaxinv.inversion.methods import dgp
-  from jaxinv.io import images as image_io
-  mode = sched.dgp_mode
-  if mode not in ("jitter", "category_transfer", "morphing"):
-    return
-  per_image = [jax.tree_util.tree_map(lambda a, i=i: a[i], gp)
-               for gp in g_params_batches for i in range(len(jax.tree_util.tree_leaves(gp)[0]))]
-  rows = []
-  if mode == "jitter":
-    from jaxinv.inversion import run
-    for i, stem in enumerate(stems):
-      noise = np.asarray(jax.random.normal(run.image_key(args.seed, stem, stream=JITTER_STREAM),
-                                           (args.jitter_samples, g.config.dim_z)))
-      xs = dgp.jitter(g.module, per_image[i], cat["z"][i:i + 1], cat["y"][i:i + 1], noise,
-                      JITTER_STDS)
-      rows = [list(xs[k * len(noise):(k + 1) * len(noise)]) for k in range(len(JITTER_STDS))]
-      image_io.save_png(os.path.join(args.out, f"{stem}_jitter.png"), image_io.make_grid(rows))
-  elif mode == "category_transfer":
-    classes = [c for c in (args.transfer_classes or TRANSFER_CLASSES) if 0 <= c < g.config.n_classes]
-    if not classes:
-      raise UserError(f"no --transfer-classes inside this generator's {g.config.n_classes} classes")
-    for i, stem in enumerate(stems):
-      xs = dgp.category_transfer(g.module, per_image[i], cat["z"][i:i + 1], classes)
-      image_io.save_png(os.path.join(args.out, f"{stem}_transfer.png"),
-                        image_io.make_grid([list(xs)]))
-  elif mode == "morphing":
-    if len(stems) != 2:
-      raise UserError(f"morphing interpolates between exactly 2 images; got {len(stems)}")
-    alphas = [i / 10 for i in range(11)]
-    xs = dgp.morph(g.module, per_image[0], per_image[1], cat["z"][0:1], cat["z"][1:2],
-                   cat["y"][0:1], cat["y"][1:2], alphas)
-    image_io.save_png(os.path.join(args.out, f"{stems[0]}_to_{stems[1]}_morph.png"),
-                      image_io.make_grid([list(xs[::-1])]))

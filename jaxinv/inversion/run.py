@@ -103,7 +103,7 @@ class Result:
 PAUSE_ENV = "JAXINV_PAUSE_AFTER_CHECKPOINT"   # seconds to sleep after a checkpoint (kill tests)
 
 
-def _pause_after_checkpoint():
+def pause_after_checkpoint():
   pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
   if pause:
     time.sleep(pause)
@@ -138,7 +138,7 @@ def optimize_batch(ctx: BatchContext, loss_fn, variables, data, optimizer, steps
   def on_chunk(st, done, records):
     if done < steps:
       ctx.checkpoint.save(st, done, joined(records))
-      _pause_after_checkpoint()
+      pause_after_checkpoint()
 
   res = opt_lib.optimize(loss_fn, None, data, optimizer, steps - start, shared=shared,
                          post_update=post_update, chunk=ctx.chunk, progress=ctx.progress,
