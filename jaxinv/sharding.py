@@ -44,16 +44,17 @@ def batch_plan(batch: int, num_items: int, devices=None) -> tuple[Mesh | None, i
 
   The batch is capped at ``num_items``, then rounded up to a multiple of the
   device count so every device gets the same number of images (padding is the
-  caller's, see :func:`pad_to_multiple`). One device, or fewer images than devices,
-  gives ``mesh=None``: plain single-device execution.
+  caller's, see :func:`pad_to_multiple`). Fewer images than devices use as many
+  devices as images; one device, or one image, gives ``mesh=None``: plain
+  single-device execution.
   """
   devices = jax.local_devices() if devices is None else list(devices)
   if batch < 1:
     raise ValueError(f"batch must be >= 1, got {batch}")
   batch = max(1, min(batch, num_items))
-  n = len(devices)
-  if n > 1 and num_items >= n:
-    return make_mesh(devices), -(-batch // n) * n
+  n = min(len(devices), num_items)
+  if n > 1:
+    return make_mesh(devices[:n]), -(-batch // n) * n
   return None, batch
 
 
@@ -102,3 +103,14 @@ def pad_to_multiple(tree, multiple: int):
     return tree, n
   pad = lambda x: np.concatenate([np.asarray(x), np.repeat(np.asarray(x)[-1:], target - n, 0)], 0)
   return jax.tree_util.tree_map(pad, tree), n
+
+
+def map_images(fn, mesh: Mesh | None):
+  """``jit(vmap(fn))`` over a leading image axis of every argument and output; with a mesh, each
+  device maps over its own images (``shard_map``), so per-image weights (generator copies) are
+  never split by the SPMD partitioner (which fails on their grouped convolutions)."""
+  batched = jax.vmap(fn)
+  if mesh is None:
+    return jax.jit(batched)
+  spec = P(DATA_AXIS)
+  return jax.jit(jax.shard_map(batched, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False))

@@ -60,6 +60,8 @@ def claim(args):
     raise UserError(f"--out {out} is a file; name a folder")
   sig = _signature(args)
   marker = os.path.join(out, MARKER)
+  if _other_process():
+    return _wait_for_claim(out, marker, sig)
   entries = os.listdir(out) if os.path.isdir(out) else []
   if entries:
     previous = _read_marker(marker)
@@ -88,6 +90,30 @@ def claim(args):
     raise UserError(f"--out {out}: cannot write there ({e.strerror}); choose a writable folder") \
         from None
   return out, created
+
+
+def _other_process() -> bool:
+  """Whether this is a multi-process run's process other than the first (which claims --out)."""
+  from jaxinv import distributed
+  if distributed.ENV_ADDRESS not in os.environ and not distributed._auto_cluster(os.environ):
+    return False
+  return distributed.process_info().index != 0
+
+
+def _wait_for_claim(out, marker, sig, timeout_s: float = 300.0):
+  """The other processes share the first one's --out: they wait for its marker and check it
+  names the same command and settings."""
+  import time
+  deadline = time.time() + timeout_s
+  while _read_marker(marker) is None:
+    if time.time() > deadline:
+      raise UserError(f"--out {out}: the first process never claimed it (no {MARKER} after "
+                      f"{timeout_s:.0f}s); start every process with the same command")
+    time.sleep(0.2)
+  if _read_marker(marker) != sig:
+    raise UserError(f"--out {out} was claimed by another command or settings; start every "
+                    "process with the same command")
+  return None
 
 
 def release_unused(claimed):

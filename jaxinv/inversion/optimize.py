@@ -99,7 +99,7 @@ def _batch_size(tree) -> int:
   return sizes.pop()
 
 
-def _batched_step(loss_fn, optimizer, post_update):
+def _batched_step(loss_fn, optimizer, post_update, mesh=None):
   def per_image_step(variables, opt_state, data, shared, step):
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables, data, shared)
     updates, opt_state = optimizer.update(grads, opt_state, variables)
@@ -108,11 +108,20 @@ def _batched_step(loss_fn, optimizer, post_update):
       variables = post_update(variables, step)
     return variables, opt_state, loss, aux
 
-  return jax.vmap(per_image_step, in_axes=(0, 0, 0, None, None))
+  batched = jax.vmap(per_image_step, in_axes=(0, 0, 0, None, None))
+  if mesh is None:
+    return batched
+  # Each device vmaps over its own images: the images share nothing, and letting the SPMD
+  # partitioner split vmapped per-image weights (generator copies: grouped convolutions) fails.
+  from jax.sharding import PartitionSpec as P
+  from jaxinv.sharding import DATA_AXIS
+  images, whole = P(DATA_AXIS), P()
+  return jax.shard_map(batched, mesh=mesh, in_specs=(images, images, images, whole, whole),
+                       out_specs=images, check_vma=False)
 
 
-def _build_chunk(loss_fn, optimizer, post_update, record_variables, length):
-  batched_step = _batched_step(loss_fn, optimizer, post_update)
+def _build_chunk(loss_fn, optimizer, post_update, record_variables, length, mesh=None):
+  batched_step = _batched_step(loss_fn, optimizer, post_update, mesh)
 
   def chunk(state: OptState, data, shared):
     def body(carry, _):
@@ -128,8 +137,8 @@ def _build_chunk(loss_fn, optimizer, post_update, record_variables, length):
   return jax.jit(chunk, donate_argnums=(0,))
 
 
-def _build_step(loss_fn, optimizer, post_update, record_variables):
-  batched_step = _batched_step(loss_fn, optimizer, post_update)
+def _build_step(loss_fn, optimizer, post_update, record_variables, mesh=None):
+  batched_step = _batched_step(loss_fn, optimizer, post_update, mesh)
 
   def step(state: OptState, data, shared):
     variables, opt_state, loss, aux = batched_step(state.variables, state.opt_state, data, shared,
@@ -144,17 +153,17 @@ def _build_step(loss_fn, optimizer, post_update, record_variables):
 _CHUNK_CACHE: dict = {}
 
 
-def _cached_chunk(loss_fn, optimizer, post_update, record_variables, length):
+def _cached_chunk(loss_fn, optimizer, post_update, record_variables, length, mesh=None):
   # length None: the single-step program of the "step" loop.
   # Keyed on the function objects: reusing the same loss_fn/optimizer objects reuses the compiled
   # program (jit caches per input shape beneath that).
-  key = (loss_fn, id(optimizer), post_update, record_variables, length)
+  key = (loss_fn, id(optimizer), post_update, record_variables, length, mesh)
   fn = _CHUNK_CACHE.get(key)
   if fn is None:
     if length is None:
-      fn = _build_step(loss_fn, optimizer, post_update, record_variables)
+      fn = _build_step(loss_fn, optimizer, post_update, record_variables, mesh)
     else:
-      fn = _build_chunk(loss_fn, optimizer, post_update, record_variables, length)
+      fn = _build_chunk(loss_fn, optimizer, post_update, record_variables, length, mesh)
     _CHUNK_CACHE[key] = fn
     _CHUNK_CACHE[(key, "opt")] = optimizer  # keeps id(optimizer) alive and unique
   return fn
@@ -268,10 +277,10 @@ def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransfor
     while done < steps:
       length = min(chunk, steps - done)
       if loop == "scan":
-        fn = _cached_chunk(loss_fn, optimizer, post_update, record_variables, length)
+        fn = _cached_chunk(loss_fn, optimizer, post_update, record_variables, length, mesh)
         state, *outputs = fn(state, data, shared)
       else:
-        fn = _cached_chunk(loss_fn, optimizer, post_update, record_variables, None)
+        fn = _cached_chunk(loss_fn, optimizer, post_update, record_variables, None, mesh)
         outputs = []                                  # stays on the device until collect()
         for _ in range(length):
           state, *out = fn(state, data, shared)

@@ -437,7 +437,7 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
   if chunk is None:
     chunk = min(100, functools.reduce(math.gcd, [s.iterations for s in schedule.stages
                                                  if s.iterations] or [1]))
-  init_in = _init_in_fn(G)
+  init_in = _init_in_fn(G, mesh)
   in_like = (jax.eval_shape(init_in, state.variables["G"], state.variables["z"], y)
              if any(st.use_in for st in schedule.stages) else {})
   in_params, prev_use_in, records, resume_at = None, False, [], 0
@@ -488,7 +488,7 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
     state = res.state
     records.append(res.aux)
   last_in = schedule.stages[-1].use_in
-  x = _render_fn(G, last_in)(state.variables["G"], state.variables["z"], y,
+  x = _render_fn(G, last_in, mesh)(state.variables["G"], state.variables["z"], y,
                              in_params if last_in else None)
   recs = _join_records(records)
   return DGPResult(np.asarray(state.variables["z"]), state.variables["G"], in_params,
@@ -507,15 +507,17 @@ def _rows(v, b):
 
 
 @functools.lru_cache(maxsize=None)
-def _init_in_fn(G):
-  return jax.jit(jax.vmap(lambda gp, z, y: biggan.init_in_params(
-      G, gp, z[None], jnp.asarray(gp["shared"]["weight"])[y][None])[1]))
+def _init_in_fn(G, mesh=None):
+  from jaxinv import sharding
+  return sharding.map_images(lambda gp, z, y: biggan.init_in_params(
+      G, gp, z[None], jnp.asarray(gp["shared"]["weight"])[y][None])[1], mesh)
 
 
 @functools.lru_cache(maxsize=None)
-def _render_fn(G, use_in):
-  return jax.jit(jax.vmap(lambda gp, z, y, ip: G.apply(
-      {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[y][None], use_in, ip)[0]))
+def _render_fn(G, use_in, mesh=None):
+  from jaxinv import sharding
+  return sharding.map_images(lambda gp, z, y, ip: G.apply(
+      {"params": gp}, z[None], jnp.asarray(gp["shared"]["weight"])[y][None], use_in, ip)[0], mesh)
 
 
 # ----------------------------------------------------------------------------- metrics
