@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
+from jaxinv.converters.nvidia_shared import MAPPING_RULES, mapping_settings, read_config
 from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.io import nvidia_pickle
 from jaxinv.io.nvidia_pickle import PersistentObject, TFNetwork
@@ -68,7 +69,6 @@ def _part(obj, part):
 
 def config_from_kwargs(kw: dict) -> stylegan2.StyleGAN2Config:
   """``training.networks.Generator`` init kwargs → :class:`StyleGAN2Config`."""
-  mk = dict(kw.get("mapping_kwargs") or {})
   sk = dict(kw.get("synthesis_kwargs") or {})
   arch = sk.get("architecture", "skip")
   if arch != "skip":
@@ -79,20 +79,13 @@ def config_from_kwargs(kw: dict) -> stylegan2.StyleGAN2Config:
     value = sk.get(key, default)
     if (list(value) if isinstance(value, (list, tuple)) else value) != default:
       raise ConversionError(f"synthesis_kwargs {key}={value!r} is not supported (only {default!r})")
-  w_dim = int(kw["w_dim"])
-  for key in ("embed_features", "layer_features"):
-    if mk.get(key) not in (None, w_dim):
-      raise ConversionError(f"mapping_kwargs {key}={mk[key]} is not supported (only w_dim)")
-  if mk.get("activation", "lrelu") != "lrelu":
-    raise ConversionError(f"mapping activation {mk['activation']!r} is not supported")
-  res = int(kw["img_resolution"])
+  settings = mapping_settings(kw, default_mapping_layers=8)
+  res = settings["resolution"]
   base, cmax = int(sk.get("channel_base", 32768)), int(sk.get("channel_max", 512))
   channels = tuple(min(base // r, cmax) for r in (2 ** i for i in range(2, int(math.log2(res)) + 1)))
   return stylegan2.StyleGAN2Config(
-      resolution=res, z_dim=int(kw["z_dim"]), w_dim=w_dim, channels=channels,
-      image_channels=int(kw.get("img_channels", 3)), mapping_layers=int(mk.get("num_layers", 8)),
-      mapping_hidden=w_dim, mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
-      style_bias_offset=0.0, c_dim=int(kw.get("c_dim", 0)), conv_clamp=sk.get("conv_clamp"))
+      **settings, channels=channels, mapping_hidden=settings["w_dim"], style_bias_offset=0.0,
+      conv_clamp=sk.get("conv_clamp"))
 
 
 def _const(x):
@@ -126,12 +119,7 @@ def _layer_rules(cfg):
   return rules
 
 
-RULES_COMMON = [
-    Rule(r"mapping\.embed\.weight", "mapping/embed/weight", linear_to_io),
-    Rule(r"mapping\.embed\.bias", "mapping/embed/bias"),
-    Rule(r"mapping\.fc(\d+)\.weight", r"mapping/dense\1/weight", linear_to_io),
-    Rule(r"mapping\.fc(\d+)\.bias", r"mapping/dense\1/bias"),
-    Rule(r"mapping\.w_avg", "truncation/w_avg"),
+RULES_COMMON = MAPPING_RULES + [
     Rule(r"synthesis\.b4\.const", "synthesis/early_layer/const", _const),
 ]
 FILTER_KEYS = r"synthesis\.b\d+(\.conv[01])?\.resample_filter"
@@ -197,12 +185,7 @@ def _discriminator(obj):
 
 def convert_discriminator(obj) -> Converted:
   kwargs, sd = _discriminator(obj)
-  try:
-    cfg = discriminator_config(kwargs)
-  except (KeyError, TypeError, ValueError) as e:
-    if isinstance(e, ConversionError):
-      raise
-    raise ConversionError(f"discriminator init_kwargs not understood: {e}") from None
+  cfg = read_config(lambda: discriminator_config(kwargs), "discriminator init_kwargs")
   _check_filters(sd, D_FILTER_KEYS)
   module = stylegan2.NvidiaDiscriminator(cfg)
   img = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.image_channels))
