@@ -35,13 +35,11 @@ def register(sub):
                       "LPIPS directory, or none to skip LPIPS (default: %(default)s)")
   p.add_argument("--out", required=True,
                  help="CSV file to write (atomically) in an existing folder; a folder is refused")
-  # --- padinv (issue 9) --- (+ "dgp", issue 6)
   p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
                  help="padinv: PadInv's metrics — prediction resized (nearest) to the source size, "
                       "per-image MSE on [-1, 1] and AlexNet LPIPS (--lpips); columns name, mse, lpips. "
                       "dgp: DGP's get_metrics (see --dgp-mode)")
-  # --- end padinv ---
-  p.add_argument("--dgp-mode", default="SR",  # --- dgp (issue 6) ---
+  p.add_argument("--dgp-mode", default="SR",
                  choices=("SR", "colorization", "inpainting", "reconstruct"),
                  help="--protocol dgp: L1/MSE on [0,1], PSNR (range 1) and SSIM (range 2, 7x7 box) "
                       "as skimage<=0.17 computed them; colorization after restoring the ground "
