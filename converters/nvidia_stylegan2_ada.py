@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
-from jaxinv.converters.nvidia_shared import MAPPING_RULES, mapping_settings, read_config
 from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.nvidia_shared import MAPPING_RULES, mapping_settings, read_config
 from jaxinv.io import nvidia_pickle
 from jaxinv.io.nvidia_pickle import PersistentObject, TFNetwork
 from jaxinv.models import stylegan2
