@@ -42,3 +42,25 @@ def run_invert(args):
   write_config(args.out, settings)
   print(f"wrote {args.out}: {len(stems)} images encoded to w+ "
         f"[{res['wp'].shape[1]}, {res['wp'].shape[2]}]")
+
+
+def encoder_codes(encoder_dir, flag, generator, paths, batch) -> np.ndarray:
+  """``--init encoder``: the w+ codes ``encoder(x) + latent_avg [B, L, D]`` of the images at
+  ``paths`` (pSp's inference transform), checked to fit ``generator``'s w+."""
+  from jaxinv.inversion.methods import e4e
+  from jaxinv.io import images as image_io
+  enc = load_generator(encoder_dir, families="psp")
+  want = (generator.config.num_ws, generator.config.w_dim)
+  got = (enc.config.encoder.style_count, enc.config.encoder.w_dim)
+  if got != want:
+    raise UserError(f"{flag} {encoder_dir} encodes to w+ {list(got)} but this generator's w+ is "
+                    f"{list(want)}; use the encoder trained for this generator (its size and "
+                    "style dimension)")
+  try:
+    x = e4e.load_inputs(paths, enc)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  codes = e4e.encode(enc, x, batch=batch, decode=False)["wp"]
+  if not np.isfinite(codes).all():
+    raise UserError(f"{flag} {encoder_dir}: the encoder produced non-finite codes (corrupt weights?)")
+  return codes
