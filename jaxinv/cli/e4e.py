@@ -49,13 +49,18 @@ def encoder_codes(encoder_dir, flag, generator, paths, batch) -> np.ndarray:
   ``paths`` (pSp's inference transform), checked to fit ``generator``'s w+."""
   from jaxinv.inversion.methods import e4e
   from jaxinv.io import images as image_io
-  enc = load_generator(encoder_dir, families="psp")
-  want = (generator.config.num_ws, generator.config.w_dim)
+  try:
+    enc = load_generator(encoder_dir, families="psp")
+  except UserError as e:
+    raise UserError(f"{flag}: {e} (an e4e/pSp encoder converted with jaxinv convert "
+                    "e4e_ffhq_encode.pt DEST)") from None
+  gc, dc = generator.config, enc.config.decoder
+  want = (gc.num_ws, gc.w_dim)
   got = (enc.config.encoder.style_count, enc.config.encoder.w_dim)
-  if got != want:
-    raise UserError(f"{flag} {encoder_dir} encodes to w+ {list(got)} but this generator's w+ is "
-                    f"{list(want)}; use the encoder trained for this generator (its size and "
-                    "style dimension)")
+  if got != want or dc.resolution != gc.resolution:
+    raise UserError(f"{flag} {encoder_dir} encodes to w+ {list(got)} of a {dc.resolution} px "
+                    f"generator; this one is {gc.resolution} px with w+ {list(want)}: use the "
+                    "encoder trained for this generator")
   try:
     x = e4e.load_inputs(paths, enc)
   except image_io.ImageError as e:
