@@ -69,3 +69,16 @@ def encoder_codes(encoder_dir, flag, generator, paths, batch) -> np.ndarray:
   if not np.isfinite(codes).all():
     raise UserError(f"{flag} {encoder_dir}: the encoder produced non-finite codes (corrupt weights?)")
   return codes
+
+
+def as_generator(model):
+  """A loaded model as a StyleGAN2 generator: a ``psp`` model gives its decoder (the e4e/pSp
+  checkpoint's own StyleGAN2), anything else is returned as is."""
+  if model.family != "psp":
+    return model
+  import dataclasses
+  from jaxinv.models import stylegan2
+  cfg = model.config.decoder
+  return dataclasses.replace(model, family="stylegan2", config=cfg,
+                             module=stylegan2.StyleGAN2Generator(cfg),
+                             params=model.params["decoder"], extras={})

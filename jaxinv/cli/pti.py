@@ -53,7 +53,8 @@ def run_invert(args):
       raise UserError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
   if not args.pti_lr > 0:
     raise UserError(f"--pti-lr must be > 0 (got {args.pti_lr})")
-  gen = load_generator(args.generator, families="stylegan2")
+  from jaxinv.cli.e4e import as_generator
+  gen = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
   lp2 = load_generator(args.lpips, families="lpips")
   lp1 = load_generator(args.projector_lpips, families="lpips")
   try:
@@ -127,14 +128,11 @@ def run_edit(args):
   from jaxinv.io import images as image_io
   from jaxinv.io.deltas import DeltaError, load_deltas
   from jaxinv.io.results import write_npz
-  from jaxinv.models import stylegan2
   if args.boundary is None:
     raise UserError("--mode interfacegan needs --boundary DIRECTION (.npy/.npz, [1, D] or [1, L, D])")
-  model = load_generator(args.generator, families=("stylegan2", "psp"))
-  if model.family == "psp":
-    module, params = stylegan2.StyleGAN2Generator(model.config.decoder), model.params["decoder"]
-  else:
-    module, params = model.module, model.params
+  from jaxinv.cli.e4e import as_generator
+  model = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
+  module, params = model.module, model.params
   try:
     with np.load(args.result) as f:
       tuned = "w_pivot" in f
