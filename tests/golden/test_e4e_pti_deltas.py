@@ -5,9 +5,10 @@ and keeps each photo's generator as a compact delta checkpoint (``OUT/deltas/``)
 
 Tolerances: pivots = the official e4e codes within the e4e forward bound, 1e-4 · max(1,
 max|codes|) (README §Tolerances; thread floor 2e-6). Renders: PTI writes its final render
-rounded to uint8 and ``edit`` truncates (e4e's tensor2im), so the same float image gives PNGs
-at most 1 level apart; the float renders from the stored deltas are compared exactly against
-a second render from the same deltas in memory (the checkpoint round trip is lossless).
+(made inside the vmapped tuning program) rounded to uint8 and ``edit`` truncates (e4e's
+tensor2im); a render from the reloaded deltas in another program differs by float noise
+(~1e-6), which can cross a rounding edge: PNGs agree within 1 level (under AVX2 one pixel
+differs by 1). The untuned generator's render differs by more, so the check can fail.
 """
 
 import os
@@ -88,7 +89,7 @@ def test_edit_reads_the_tuned_generators(run, tmp_path):
     assert np.abs(edit_png - pti_png).max() <= 1, name
     img = np.asarray(render(pti.apply_delta(model.params, jax.tree.map(lambda v: v[i], delta)),
                             wp[i:i + 1]))[0]
-    assert np.abs(image_io.to_uint8(img).astype(int) - pti_png).max() == 0, name
+    assert np.abs(image_io.to_uint8(img).astype(int) - pti_png).max() <= 1, name
     plain = np.asarray(render(model.params, wp[i:i + 1]))[0]
     assert np.abs(image_io.to_uint8(plain).astype(int) - pti_png).max() > 1, \
         f"{name}: the untuned generator renders the same PNG; the test cannot tell them apart"
