@@ -78,9 +78,9 @@ def run_invert(args):
   if not (np.isfinite(res["w_pivot"]).all() and np.isfinite(res["images"]).all()):
     raise UserError("PTI produced non-finite values (check the models and --pti-lr)")
   os.makedirs(args.out, exist_ok=True)
+  save_deltas(os.path.join(args.out, DELTAS_DIR), res["delta"], stems)
   for stem, img in zip(stems, res["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  save_deltas(os.path.join(args.out, DELTAS_DIR), res["delta"], stems)
   write_npz(os.path.join(args.out, "result.npz"), w_pivot=res["w_pivot"], steps=res["steps"],
             loss=res["loss"], names=np.asarray(stems))
   settings = {k: v for k, v in vars(args).items() if k != "func"}

@@ -80,6 +80,12 @@ def test_invert_pti_refusals(models, tmp_path, capsys):
   assert "lpips" in capsys.readouterr().err
   assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", gen, "--images", img,
                "--out", out]) == 2
+  capsys.readouterr()
+  for extra in (["--init", "encoder"], ["--init", str(tmp_path / "init.npz")]):
+    assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", lp, "--images", img,
+                 "--out", out, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--init" in err, err
   assert not os.path.exists(out)
 
 
