@@ -36,7 +36,8 @@ def register(sub):
   g.add_argument("--init", default=None,
                  help="init.npz with z [B,N,D] and alpha [B,N,C], or 'encoder': every code = "
                       "E(x) + --init-noise · N(0,1), alpha 1 (needs --encoder, an idinvert-encoder "
-                      "for this z)")
+                      "for this z); on StyleGAN2 (--space wp / multi) and --method pti, 'encoder' "
+                      "starts from an e4e/pSp --encoder's w+ codes")
   g.add_argument("--init-noise", type=float, default=None,
                  help="--init encoder: std of the noise added to E(x) per code (default 0.5)")
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"),
@@ -205,9 +206,6 @@ def run(args):
   model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2", "stylegan3"))
   # --- style generators (issue 5)
   if model.family != "pggan":
-    if args.init == "encoder":
-      raise UserError("--init encoder seeds mGANprior's PGGAN codes; for style generators use "
-                      "--method idinvert --encoder E")
     if getattr(args, "task", "reconstruct") != "reconstruct":
       raise UserError(f"--task {args.task} is not wired to style generators yet; use --task "
                       "reconstruct (the default) with StyleGAN / StyleGAN2")
@@ -278,7 +276,7 @@ def _run_style(args, model):
     targets = image_io.load_images(paths, model.config.resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems)
+  res = style_options.run_invert(args, model, loss_cfg, vgg_params, targets, stems, paths=paths)
   os.makedirs(args.out, exist_ok=True)
   for stem, img in zip(stems, res["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)

@@ -113,8 +113,31 @@ def add_invert_args(p):
                  help="--space multi: each code is one w or a w+")
 
 
-def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
-  """``jaxinv invert`` on a style generator; returns what the caller writes."""
+def _encoder_codes(args, model, space, paths):
+  """``--init encoder --encoder E4E_DEST``: the e4e/pSp encoder's w+ codes ``[B, L, D]`` of the
+  images, which seed the variables (:func:`style_spaces.init_from_codes`); None without it."""
+  if getattr(args, "init", None) != "encoder":
+    return None
+  from jaxinv.cli import e4e as e4e_cli
+  if space.kind not in ("wp", "multi") or (space.kind == "multi" and space.code_space != "wp"):
+    raise UserError("--init encoder seeds --space wp, or --space multi with --code-space wp, from "
+                    f"an encoder's w+ codes (got --space {space.kind}"
+                    + (f" --code-space {space.code_space})" if space.kind == "multi" else ")"))
+  if not getattr(args, "encoder", None):
+    raise UserError("--init encoder needs --encoder E4E_DEST (a converted e4e/pSp checkpoint "
+                    "trained for this generator)")
+  if paths is None:
+    raise UserError("--init encoder encodes the input image files")
+  if getattr(args, "init_noise", None) is not None:
+    raise UserError("--init-noise applies to mGANprior's --init encoder; w+ starts at the codes")
+  return e4e_cli.encoder_codes(args.encoder, "--encoder", model, paths, args.batch)
+
+
+def run_invert(args, model, loss_cfg, vgg_params, targets, stems, paths=None):
+  """``jaxinv invert`` on a style generator; returns what the caller writes.
+
+  ``paths``: the image files (``--init encoder`` encodes them with the encoder's own transform).
+  """
   import jax
   from jaxinv.inversion import objectives, optimize as opt_lib, style_spaces
   from jaxinv.inversion.optimize import NonFiniteLossError
@@ -133,6 +156,7 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
       model.config.check_layer(args.layer, allow_ends=False)
   except (ValueError, LayerIndexError) as e:
     raise UserError(str(e)) from None
+  codes = _encoder_codes(args, model, space, paths)
   objective = objectives.make_objective(loss_cfg)
   optimizer = opt_lib.make_optimizer(args.optimizer, args.lr)
   from jaxinv.inversion import run
@@ -140,9 +164,17 @@ def run_invert(args, model, loss_cfg, vgg_params, targets, stems):
   out = {"loss": [], "images": [], "variables": []}
   for start in range(0, len(targets), args.batch):
     obs = targets[start:start + args.batch]
+    init_variables = None
+    if codes is not None:
+      lab = None if labels is None else labels[start:start + args.batch]
+      init_variables = jax.vmap(lambda k, c, *l: jax.tree_util.tree_map(
+          lambda x: x[0], style_spaces.init_from_codes(
+              space, model.module, model.params, k, c[None], *(x[None] for x in l))))(
+          keys[start:start + args.batch], codes[start:start + args.batch],
+          *(() if lab is None else (lab,)))
     try:
       res = style_spaces.invert(model.module, model.params, obs, space, objective, optimizer,
-                                args.steps, vgg_params=vgg_params,
+                                args.steps, vgg_params=vgg_params, init_variables=init_variables,
                                 keys=keys[start:start + args.batch], chunk=args.chunk,
                                 progress=f"invert {start + 1}-{start + len(obs)}/{len(targets)}",
                                 labels=None if labels is None else labels[start:start + args.batch])

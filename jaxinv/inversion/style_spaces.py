@@ -64,7 +64,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-__all__ = ["StyleSpace", "init", "render", "render_batch", "mix_styles", "compose", "invert",
+__all__ = ["StyleSpace", "init", "init_from_codes", "render", "render_batch", "mix_styles", "compose", "invert",
            "make_loss_fn", "StyleInversion",
            "SPACE_KINDS"]
 
@@ -168,6 +168,37 @@ def _init(space, module, params, key, batch, labels):
   out = {"codes": codes, "alpha": jnp.ones((batch, n, channels))}
   if space.suffix == "learned":
     out["wp"] = wp0
+  return out
+
+
+def init_from_codes(space: StyleSpace, module, params, key, wp_codes, labels=None):
+  """Initial variables seeded from an encoder's w+ codes ``wp_codes [B, L, D]`` (e4e / pSp).
+
+  ``wp``: the codes. ``multi`` (w+ codes only): the suffix w+ is the codes and code j starts at
+  ``codes + init_spread·(mapping(z_j) - w_avg)`` (the random init's offsets, around the encoded
+  w+ instead of ``w_avg``), so N > 1 codes can separate; a single code starts at the codes, and
+  with α = 1 it renders exactly ``G(codes)``. z and w have no encoder init (an encoder gives w+).
+  """
+  cfg = _cfg(module)
+  wp_codes = jnp.asarray(wp_codes, jnp.float32)
+  if space.kind == "wp":
+    out = {"wp": wp_codes}
+  elif space.kind == "multi" and space.code_space == "wp":
+    batch, n = wp_codes.shape[0], space.num_codes
+    codes = jnp.broadcast_to(wp_codes[:, None], (batch, n) + wp_codes.shape[1:])
+    if n > 1:
+      rand = _init(space, module, params, key, batch, labels)["codes"]     # w_avg + spread·(w - w_avg)
+      w_avg = module.apply({"params": params}, method=module.average_w)
+      codes = codes + (rand - w_avg)
+    channels = cfg.feature_shapes()[space.layer][-1]
+    out = {"codes": codes, "alpha": jnp.ones((batch, n, channels))}
+    if space.suffix == "learned":
+      out["wp"] = wp_codes
+  else:
+    what = "multi-code with w codes" if space.kind == "multi" else f"space {space.kind}"
+    raise ValueError(f"an encoder's w+ codes seed w+ and multi-code with w+ codes, not {what}")
+  if labels is not None:
+    out["c"] = jnp.asarray(labels, jnp.float32)
   return out
 
 
