@@ -41,6 +41,7 @@ FORMATS = {m.NAME: m for m in (
     padinv.ENCODER,
     *idinvert.KINDS,
     nvidia_stylegan2_ada,
+    nvidia_stylegan2_ada.STATE_DICT,
     nvidia_stylegan3,
     psp,
 )}

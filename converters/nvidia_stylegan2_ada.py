@@ -11,14 +11,18 @@ NVIDIA defaults recorded as extras: truncation psi 1 on all rows, noise "const".
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
+from jaxinv.converters.base import (Converted, ConversionError, expected_shapes, state_dict_of,
+                                    summarize)
 from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
+from jaxinv.converters.nvidia_shared import MAPPING_RULES, mapping_settings, read_config
 from jaxinv.io import nvidia_pickle
 from jaxinv.io.nvidia_pickle import PersistentObject, TFNetwork
 from jaxinv.models import stylegan2
@@ -68,7 +72,6 @@ def _part(obj, part):
 
 def config_from_kwargs(kw: dict) -> stylegan2.StyleGAN2Config:
   """``training.networks.Generator`` init kwargs → :class:`StyleGAN2Config`."""
-  mk = dict(kw.get("mapping_kwargs") or {})
   sk = dict(kw.get("synthesis_kwargs") or {})
   arch = sk.get("architecture", "skip")
   if arch != "skip":
@@ -79,20 +82,13 @@ def config_from_kwargs(kw: dict) -> stylegan2.StyleGAN2Config:
     value = sk.get(key, default)
     if (list(value) if isinstance(value, (list, tuple)) else value) != default:
       raise ConversionError(f"synthesis_kwargs {key}={value!r} is not supported (only {default!r})")
-  w_dim = int(kw["w_dim"])
-  for key in ("embed_features", "layer_features"):
-    if mk.get(key) not in (None, w_dim):
-      raise ConversionError(f"mapping_kwargs {key}={mk[key]} is not supported (only w_dim)")
-  if mk.get("activation", "lrelu") != "lrelu":
-    raise ConversionError(f"mapping activation {mk['activation']!r} is not supported")
-  res = int(kw["img_resolution"])
+  settings = mapping_settings(kw, default_mapping_layers=8)
+  res = settings["resolution"]
   base, cmax = int(sk.get("channel_base", 32768)), int(sk.get("channel_max", 512))
   channels = tuple(min(base // r, cmax) for r in (2 ** i for i in range(2, int(math.log2(res)) + 1)))
   return stylegan2.StyleGAN2Config(
-      resolution=res, z_dim=int(kw["z_dim"]), w_dim=w_dim, channels=channels,
-      image_channels=int(kw.get("img_channels", 3)), mapping_layers=int(mk.get("num_layers", 8)),
-      mapping_hidden=w_dim, mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
-      style_bias_offset=0.0, c_dim=int(kw.get("c_dim", 0)), conv_clamp=sk.get("conv_clamp"))
+      **settings, channels=channels, mapping_hidden=settings["w_dim"], style_bias_offset=0.0,
+      conv_clamp=sk.get("conv_clamp"))
 
 
 def _const(x):
@@ -126,12 +122,7 @@ def _layer_rules(cfg):
   return rules
 
 
-RULES_COMMON = [
-    Rule(r"mapping\.embed\.weight", "mapping/embed/weight", linear_to_io),
-    Rule(r"mapping\.embed\.bias", "mapping/embed/bias"),
-    Rule(r"mapping\.fc(\d+)\.weight", r"mapping/dense\1/weight", linear_to_io),
-    Rule(r"mapping\.fc(\d+)\.bias", r"mapping/dense\1/bias"),
-    Rule(r"mapping\.w_avg", "truncation/w_avg"),
+RULES_COMMON = MAPPING_RULES + [
     Rule(r"synthesis\.b4\.const", "synthesis/early_layer/const", _const),
 ]
 FILTER_KEYS = r"synthesis\.b\d+(\.conv[01])?\.resample_filter"
@@ -197,12 +188,7 @@ def _discriminator(obj):
 
 def convert_discriminator(obj) -> Converted:
   kwargs, sd = _discriminator(obj)
-  try:
-    cfg = discriminator_config(kwargs)
-  except (KeyError, TypeError, ValueError) as e:
-    if isinstance(e, ConversionError):
-      raise
-    raise ConversionError(f"discriminator init_kwargs not understood: {e}") from None
+  cfg = read_config(lambda: discriminator_config(kwargs), "discriminator init_kwargs")
   _check_filters(sd, D_FILTER_KEYS)
   module = stylegan2.NvidiaDiscriminator(cfg)
   img = jnp.zeros((1, cfg.resolution, cfg.resolution, cfg.image_channels))
@@ -225,6 +211,10 @@ def convert(obj, part: str = "G_ema", truncation_psi=None, truncation_layers=Non
     if isinstance(e, ConversionError):
       raise
     raise ConversionError(f"StyleGAN2-ADA init_kwargs not understood: {e}") from None
+  return _convert_generator(sd, cfg, part, truncation_psi, truncation_layers)
+
+
+def _convert_generator(sd, cfg, part, truncation_psi, truncation_layers, extras=None):
   want_filter = np.asarray(make_kernel([1, 3, 3, 1]))
   for k, v in sd.items():
     if re.fullmatch(FILTER_KEYS, k) and not np.allclose(v, want_filter, rtol=0, atol=1e-7):
@@ -235,10 +225,79 @@ def convert(obj, part: str = "G_ema", truncation_psi=None, truncation_layers=Non
                        what=f"StyleGAN2-ADA {part}")
   extras = {"truncation_psi": 1.0 if truncation_psi is None else float(truncation_psi),
             "truncation_layers": cfg.num_ws if truncation_layers is None else int(truncation_layers),
-            "randomize_noise": False, "nvidia_part": part}
+            "randomize_noise": False, "nvidia_part": part, **(extras or {})}
   cond = f", c {cfg.c_dim}" if cfg.c_dim else ""
   clamp = f", conv_clamp {cfg.conv_clamp:g}" if cfg.conv_clamp is not None else ""
   return Converted("stylegan2", cfg, params, extras=extras,
                    summary=f"StyleGAN2-ADA {part} {cfg.resolution}px (NVIDIA), z {cfg.z_dim}, "
                            f"w {cfg.w_dim}{cond}{clamp}, channels {list(cfg.channels)}; "
                            f"{summarize(params)}")
+
+
+# --- a bare generator state_dict ------------------------------------------------------------
+
+def _detect_state_dict(obj) -> bool:
+  sd = state_dict_of(obj)
+  return bool(sd) and "synthesis.b4.const" in sd and "mapping.fc0.weight" in sd \
+      and "synthesis.b4.conv1.affine.weight" in sd
+
+
+def config_from_state_dict(sd, mapping_lr_mul: float = 0.01,
+                           conv_clamp=None) -> stylegan2.StyleGAN2Config:
+  """The architecture of a ``Generator.state_dict()`` from its shapes. The two settings that
+  leave no trace in the tensors are arguments: ``mapping_lr_mul`` (a runtime gain of the
+  mapping layers; NVIDIA's default 0.01) and ``conv_clamp``."""
+  fcs = sorted(int(m.group(1)) for k in sd if (m := re.fullmatch(r"mapping\.fc(\d+)\.weight", k)))
+  if fcs != list(range(len(fcs))):
+    raise ConversionError(f"mapping layers fc{fcs} are not numbered 0..{len(fcs) - 1}")
+  w_dim = int(sd[f"mapping.fc{fcs[-1]}.weight"].shape[0])
+  for i in fcs[:-1]:
+    if sd[f"mapping.fc{i}.weight"].shape[0] != w_dim:
+      raise ConversionError(f"mapping.fc{i} has {sd[f'mapping.fc{i}.weight'].shape[0]} outputs; "
+                            f"only mapping layers of width w_dim ({w_dim}) are supported")
+  c_dim, embed = 0, 0
+  if "mapping.embed.weight" in sd:
+    embed, c_dim = (int(n) for n in sd["mapping.embed.weight"].shape)
+  z_dim = int(sd["mapping.fc0.weight"].shape[1]) - embed
+  res = sorted(int(m.group(1)) for k in sd
+               if (m := re.fullmatch(r"synthesis\.b(\d+)\.torgb\.weight", k)))
+  if not res or res != [4 * 2 ** i for i in range(len(res))]:
+    raise ConversionError(f"synthesis blocks b{res} are not 4, 8, ... px")
+  channels = tuple(int(sd["synthesis.b4.const"].shape[0]) if r == 4 else
+                   int(sd[f"synthesis.b{r}.conv1.weight"].shape[0]) for r in res)
+  return stylegan2.StyleGAN2Config(
+      resolution=res[-1], z_dim=z_dim, w_dim=w_dim, channels=channels,
+      image_channels=int(sd[f"synthesis.b{res[-1]}.torgb.weight"].shape[0]),
+      mapping_layers=len(fcs), mapping_hidden=w_dim, mapping_lr_mul=float(mapping_lr_mul),
+      style_bias_offset=0.0, c_dim=c_dim,
+      conv_clamp=None if conv_clamp in (None, "none", "None") else float(conv_clamp))
+
+
+def convert_state_dict(obj, mapping_lr_mul: float = 0.01, conv_clamp=None, truncation_psi=None,
+                       truncation_layers=None) -> Converted:
+  """Converts ``G_ema.state_dict()`` of a StyleGAN2-ADA generator (the pickle's tensors
+  without the module). The pickle records ``conv_clamp`` in its init_kwargs (NVIDIA's training
+  configs set 256); a state_dict does not, so it defaults to none here: pass
+  ``--option conv_clamp=256`` to match such a pickle where activations reach ±256·√2."""
+  sd = state_dict_of(obj)
+  try:
+    cfg = config_from_state_dict(sd, mapping_lr_mul, conv_clamp)
+  except (KeyError, TypeError, ValueError) as e:
+    if isinstance(e, ConversionError):
+      raise
+    raise ConversionError(f"StyleGAN2-ADA state_dict not understood: {e}") from None
+  return _convert_generator(sd, cfg, "G_ema", truncation_psi, truncation_layers,
+                            extras={"source_format": STATE_DICT.NAME})
+
+
+@dataclasses.dataclass(frozen=True)
+class _Format:
+  NAME: str
+  DESCRIPTION: str
+  detect: Callable
+  convert: Callable
+
+
+STATE_DICT = _Format("nvidia-stylegan2-ada-state-dict",
+                     "state_dict of a StyleGAN2-ADA Generator (mapping.fc*, synthesis.b*.conv*/torgb; "
+                     "architecture from the shapes)", _detect_state_dict, convert_state_dict)

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxinv.converters.base import Converted, ConversionError, expected_shapes, summarize
+from jaxinv.converters.nvidia_shared import (MAPPING_RULES, generator_extras, mapping_settings,
+                                             read_config)
 from jaxinv.converters.table import Rule, apply_rules, linear_to_io, oihw_to_hwio
 from jaxinv.io import nvidia_pickle
 from jaxinv.io.nvidia_pickle import PersistentObject
@@ -44,8 +46,6 @@ def _attr(obj, name):
 
 
 def config_from_record(g) -> stylegan3.StyleGAN3Config:
-  kw = g.init_kwargs
-  mk = dict(kw.get("mapping_kwargs") or {})
   synth = _synthesis(g)
   inp = synth.children["input"]
   sd = nvidia_pickle.state_dict(synth)
@@ -70,27 +70,15 @@ def config_from_record(g) -> stylegan3.StyleGAN3Config:
   clamps = {nvidia_pickle.plain(synth.children[n].state.get("conv_clamp")) for n in names}
   if len(clamps) != 1:
     raise ConversionError(f"StyleGAN3 layers with different conv_clamp values {sorted(map(str, clamps))}")
-  w_dim = int(kw["w_dim"])
-  for key in ("embed_features", "layer_features"):
-    if mk.get(key) not in (None, w_dim):
-      raise ConversionError(f"mapping_kwargs {key}={mk[key]} is not supported (only w_dim)")
+  settings = mapping_settings(g.init_kwargs, default_mapping_layers=2)
   return stylegan3.StyleGAN3Config(
-      resolution=int(kw["img_resolution"]), z_dim=int(kw["z_dim"]), w_dim=w_dim,
-      c_dim=int(kw.get("c_dim", 0)), image_channels=int(kw.get("img_channels", 3)),
-      mapping_layers=int(mk.get("num_layers", 2)),
-      mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
-      input_channels=int(_attr(inp, "channels")),
+      **settings, input_channels=int(_attr(inp, "channels")),
       input_size=tuple(int(v) for v in np.ravel(_attr(inp, "size"))),
       sampling_rate=float(_attr(inp, "sampling_rate")), bandwidth=float(_attr(inp, "bandwidth")),
       output_scale=float(_attr(synth, "output_scale")), conv_clamp=clamps.pop(), layers=tuple(specs))
 
 
-RULES = [
-    Rule(r"mapping\.embed\.weight", "mapping/embed/weight", linear_to_io),
-    Rule(r"mapping\.embed\.bias", "mapping/embed/bias"),
-    Rule(r"mapping\.fc(\d+)\.weight", r"mapping/dense\1/weight", linear_to_io),
-    Rule(r"mapping\.fc(\d+)\.bias", r"mapping/dense\1/bias"),
-    Rule(r"mapping\.w_avg", "truncation/w_avg"),
+RULES = MAPPING_RULES + [
     Rule(r"synthesis\.input\.(weight|freqs|phases|transform)", r"synthesis/input/\1"),
     Rule(r"synthesis\.input\.affine\.weight", "synthesis/input/affine_weight", linear_to_io),
     Rule(r"synthesis\.input\.affine\.bias", "synthesis/input/affine_bias"),
@@ -108,19 +96,12 @@ def convert(obj, part: str = "G_ema", truncation_psi=None, truncation_layers=Non
   g = obj.get(part)
   if _synthesis(g) is None:
     raise ConversionError(f"the pickle has no StyleGAN3 generator under {part!r}")
-  try:
-    cfg = config_from_record(g)
-  except (KeyError, TypeError, ValueError) as e:
-    if isinstance(e, ConversionError):
-      raise
-    raise ConversionError(f"StyleGAN3 generator attributes not understood: {e}") from None
+  cfg = read_config(lambda: config_from_record(g), "StyleGAN3 generator attributes")
   sd = nvidia_pickle.state_dict(g)
   module = stylegan3.StyleGAN3Generator(cfg)
   want = expected_shapes(module, jnp.zeros((1, cfg.z_dim)))
   params = apply_rules(sd, RULES, [], want, what=f"StyleGAN3 {part}")
-  extras = {"truncation_psi": 1.0 if truncation_psi is None else float(truncation_psi),
-            "truncation_layers": cfg.num_ws if truncation_layers is None else int(truncation_layers),
-            "randomize_noise": False, "nvidia_part": part}
+  extras = generator_extras(cfg, part, truncation_psi, truncation_layers)
   cond = f", c {cfg.c_dim}" if cfg.c_dim else ""
   return Converted("stylegan3", cfg, params, extras=extras,
                    summary=f"StyleGAN3 {part} {cfg.resolution}px (NVIDIA), z {cfg.z_dim}, "

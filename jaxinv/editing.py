@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxinv.io.errors import InputFileError
 
-__all__ = ["interpolate", "mix_style", "manipulate", "parse_indices",
+__all__ = ["interpolate", "mix_style", "manipulate", "boundary_frames", "parse_indices",
            "layerwise_manipulation_strength", "BoundaryError", "Boundary", "load_boundary",
            "save_boundary", "crop_boundary", "sefa_directions", "pca_directions"]
 
@@ -436,3 +436,28 @@ def direction_strip(model, direction: np.ndarray, distances: Sequence[float], se
     dirn = jnp.broadcast_to(dirn, wp.shape[1:])
   codes = wp + d[:, None, None] * dirn[None]
   return np.asarray(model.module.apply(p, None, codes, method="synthesis"))
+
+
+def boundary_frames(z, boundary, max_step: float, frames: int):
+  """Codes moved along a semantic boundary as mGANprior's face-editing script does.
+
+  ``z_t = z + (l_t − 1)·max_step·n`` for ``l_t = linspace(0, 2, frames)``: every code is moved by
+  the same offset, from ``−max_step`` to ``+max_step`` along ``n``.
+
+  Args:
+    z: ``[..., N, D]`` latent codes (any leading axes).
+    boundary: ``[D]`` or ``[1, D]`` (InterFaceGAN unit normal).
+    max_step: the largest distance along ``n``.
+    frames: number of steps F (≥ 2).
+  Returns:
+    ``[F, ..., N, D]``.
+  """
+  import jax.numpy as jnp
+  n = jnp.reshape(jnp.asarray(boundary, z.dtype), (-1,))
+  if n.shape[0] != z.shape[-1]:
+    raise ValueError(f"boundary has {n.shape[0]} dimensions; the codes have {z.shape[-1]}")
+  if frames < 2:
+    raise ValueError(f"frames must be >= 2, got {frames}")
+  lt = jnp.linspace(0.0, 2.0, frames, dtype=z.dtype)
+  offsets = (lt - 1.0) * max_step
+  return z[None] + offsets.reshape((frames,) + (1,) * z.ndim) * n

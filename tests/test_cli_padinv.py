@@ -11,6 +11,7 @@ from jaxinv.cli import main
 from jaxinv.cli import padinv as padinv_cli
 from jaxinv.inversion.methods import padinv as M
 from jaxinv.io import images as image_io
+from jaxinv.io.results import read_padinv_result
 from jaxinv.models import registry
 from tests.conftest import golden_root
 from tests.golden import padinv_common
@@ -84,7 +85,7 @@ def test_encoder_only_outputs(encoded, images, render):
   slots = sorted(int(k[len("map_slot"):]) for k in r.files if k.startswith("map_slot"))
   assert slots == sorted(padinv_common.slots_of(_cfg()))
   # Each PNG is the rendering of its own (w+, maps).
-  wp, maps, names = padinv_cli.read_result(encoded / "result.npz")
+  wp, maps, names = read_padinv_result(encoded / "result.npz")
   recon = render(wp, maps)
   assert sorted(p.name for p in encoded.glob("*.png")) == sorted(f"{s}.png" for s in names)
   for i, s in enumerate(names):
@@ -127,10 +128,10 @@ def _other_result(encoded, tmp_path):
 
 
 def _check_swap(out, encoded, other, render):
-  wp, maps, names = padinv_cli.read_result(encoded / "result.npz")
-  _, maps_o, names_o = padinv_cli.read_result(other)
+  wp, maps, names = read_padinv_result(encoded / "result.npz")
+  _, maps_o, names_o = read_padinv_result(other)
   want = render(wp, maps_o)          # w+ of this result, padding maps of the other
-  own, theirs = render(wp, maps), render(*padinv_cli.read_result(other)[:2])
+  own, theirs = render(wp, maps), render(*read_padinv_result(other)[:2])
   for i, (s, so) in enumerate(zip(names, names_o)):
     path = out / f"{s}_style_{so}_maps.png"
     _assert_png(path, want[i], path.name)
@@ -149,7 +150,7 @@ def test_edit_keep_maps_and_swap(converted, encoded, render, tmp_path):
                                    str(tmp_path / "edit"), boundary=str(tmp_path / "b.npy"),
                                    alphas=(0.0, 1.0), swap_with=str(other))
   assert len(written) == 3 * len(r["wp"])
-  wp, maps, names = padinv_cli.read_result(encoded / "result.npz")
+  wp, maps, names = read_padinv_result(encoded / "result.npz")
   for a in (0.0, 1.0):
     want = render(wp + a * b, maps)   # boundary on every w+ row, each image's own maps
     for i, s in enumerate(names):
@@ -167,7 +168,7 @@ def test_edit_cli_modes(converted, encoded, render, tmp_path):
   assert main(["edit", "--mode", "padinv-keep-maps", "--generator", str(converted / "G"),
                "--result", str(encoded / "result.npz"), "--boundary", str(tmp_path / "b.npy"),
                "--frames", "2", "--max-step", "1", "--out", str(tmp_path / "k")]) == 0
-  wp, maps, names = padinv_cli.read_result(encoded / "result.npz")
+  wp, maps, names = read_padinv_result(encoded / "result.npz")
   assert len(list((tmp_path / "k").glob("*.png"))) == 2 * len(names)
   for a in (-1.0, 1.0):   # --frames 2 --max-step 1: alphas (linspace(0, 2, 2) - 1) * 1
     want = render(wp + a * b[0], maps)

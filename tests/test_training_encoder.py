@@ -58,14 +58,17 @@ def test_sync_batch_norm_8_devices_equals_one():
   assert err_unsync > 1e-3
 
 
-def test_r1_matches_finite_differences():
+def test_discriminator_loss_r1_term_matches_finite_differences():
   dcfg = DiscriminatorConfig(resolution=8, channels=(4, 8), mbstd=False)
   d = Discriminator(dcfg)
   x = jax.random.normal(jax.random.key(0), (1, 8, 8, 3))
   dp = d.init(jax.random.key(1), x)["params"]
   disc = lambda p, x: d.apply({"params": p}, x)   # noqa: E731
   gamma = 10.0
-  got = float(T.r1_penalty(disc, dp, x, gamma))
+  nets = T.EncoderNets(encode=None, render=None, features=None,
+                       discriminate=lambda p, x: disc(p, x).reshape(x.shape[0]))
+  _, aux = T.discriminator_loss(nets, T.EncoderTrainConfig(r1_gamma=gamma), dp, x, x)
+  got = float(aux["d_r1"])
   # Central differences of sum_b D(x_b), in float64 NumPy around float32 evaluations.
   f = jax.jit(jax.vmap(lambda x: jnp.sum(disc(dp, x))))
   flat = np.asarray(x, np.float64).reshape(-1)

@@ -1,6 +1,6 @@
 """Benchmark of the multi-code inversion step: ``python -m jaxinv.experiments.bench.bench_invert [--quick|--tiny]``.
 
-Setting (the issue's): PGGAN-64 (fmaps_base 16384, fmaps_max 512, random weights), N = 20
+Setting: PGGAN-64 (fmaps_base 16384, fmaps_max 512, random weights), N = 20
 codes, composing layer ℓ = 6, loss L2 + VGG16 features[:16] (random weights, mGANprior's
 resize to 256), plain SGD, batches 1 / 4 / 8, float32 and the opt-in bf16 compute mode
 (``MultiCode(compute_dtype="bfloat16")`` + ``VGGLossConfig(compute_dtype="bfloat16")``).

@@ -19,8 +19,8 @@ COMMANDS = [
     "invert",
     "evaluate",
     "edit",
-    "diffuse",       # issue 12
-    "directions",    # issue 12
+    "diffuse",
+    "directions",
     "swap",
     "demo",
 ]

@@ -16,11 +16,9 @@ def register(sub):
   p.add_argument("--latents", required=True, help=".npy of latents, e.g. z [B, z_dim]")
   p.add_argument("--out", required=True, help="output .npy: images [B, C, H, W] float32 (PyTorch layout)")
   p.add_argument("--png-dir", default=None, help="also write one PNG per image here")
-  # --- style generators (issue 5): --space, --truncation, --truncation-layers, --noise
   from jaxinv.cli import style_options
   style_options.add_generate_args(p)
-  # ---
-  p.add_argument("--classes", default=None,  # --- biggan (issue 6) ---
+  p.add_argument("--classes", default=None,
                  help=".npy of int classes [B] (class-conditional generators, e.g. BigGAN)")
   p.set_defaults(func=run, out_kind="file")
 
@@ -39,12 +37,10 @@ def run(args):
     if z.ndim != 2 or z.shape[1] != z_dim:
       raise UserError(f"{args.latents}: latents of shape {z.shape}; this PGGAN needs [B, {z_dim}]")
     img = model.module.apply(model.variables(), jnp.asarray(z, jnp.float32))
-  # --- style generators (issue 5)
   elif model.family in ("stylegan", "stylegan2", "stylegan3"):
     from jaxinv.cli import style_options
     img = style_options.generate(model, z, args)
-  # ---
-  elif model.family == "biggan":  # --- biggan (issue 6) ---
+  elif model.family == "biggan":
     img = _biggan(model, z, args.classes)
   else:
     raise UserError(f"generate does not support the {model.family} family")

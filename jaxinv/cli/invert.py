@@ -36,7 +36,8 @@ def register(sub):
   g.add_argument("--init", default=None,
                  help="init.npz with z [B,N,D] and alpha [B,N,C], or 'encoder': every code = "
                       "E(x) + --init-noise · N(0,1), alpha 1 (needs --encoder, an idinvert-encoder "
-                      "for this z)")
+                      "for this z); on StyleGAN2 (--space wp / multi) and --method pti, 'encoder' "
+                      "starts from an e4e/pSp --encoder's w+ codes")
   g.add_argument("--init-noise", type=float, default=None,
                  help="--init encoder: std of the noise added to E(x) per code (default 0.5)")
   g.add_argument("--init-type", default="normal", choices=("normal", "zero"),
@@ -204,9 +205,9 @@ def run(args):
   _check_common(args)
   model = load_generator(args.generator, families=("pggan", "stylegan", "stylegan2", "stylegan3"))
   style = model.family != "pggan"
-  if style and args.init is not None:
-    raise UserError("--init seeds mGANprior's PGGAN codes; for style generators use "
-                    "--method idinvert --encoder E (or --method pti --pivots)")
+  if style and args.init not in (None, "encoder"):
+    raise UserError("--init NPZ seeds mGANprior's PGGAN codes; style generators start from an "
+                    "e4e/pSp encoder's codes with --init encoder --encoder E4E_DEST")
   if not style and args.space not in (None, "multi"):
     raise UserError(f"--space {args.space} needs a style generator; PGGAN inverts with "
                     "mGANprior's multi-code z (omit --space)")
@@ -228,7 +229,7 @@ def run(args):
   degrade = task_args.degrade_kwargs(task).get("degrade")
   if style:
     method, extra = style_options.invert_method(args, model, loss_cfg, vgg_params, len(stems),
-                                                degrade)
+                                                degrade, paths=paths)
     data.update(extra)
   else:
     method = _mganprior_method(args, model, loss_cfg, vgg_params, targets, data, len(paths),
@@ -279,3 +280,8 @@ def _mganprior_method(args, model, loss_cfg, vgg_params, targets, data, num_imag
   return mganprior.Method(model.module, model.params, cfg, vgg_params, degrade)
 
 
+  style = model.family != "pggan"
+  if style and args.init not in (None, "encoder"):
+    raise UserError("--init NPZ seeds mGANprior's PGGAN codes; style generators start from an "
+                    "e4e/pSp encoder's codes with --init encoder --encoder E4E_DEST")
+  if not style and args.space not in (None, "multi"):

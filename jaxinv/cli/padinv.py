@@ -27,8 +27,7 @@ import numpy as np
 
 from jaxinv.cli.common import UserError, load_generator, output_stems
 
-__all__ = ["add_invert_arguments", "run_invert", "load_padinv_image", "METHOD_DEFAULTS",
-           "edit_result"]
+__all__ = ["add_invert_arguments", "run_invert", "METHOD_DEFAULTS", "edit_result"]
 
 # Per-method defaults of the flags invert.py shares between methods (None there = unset).
 METHOD_DEFAULTS = {"steps": 0, "lr": 0.01, "optimizer": "adam"}
@@ -50,22 +49,6 @@ def add_invert_arguments(parser):
   g.add_argument("--lpips-lambda", type=float, default=0.8, help="weight of the LPIPS term")
   g.add_argument("--wnorm-lambda", type=float, default=0.0,
                  help="weight of ||w+ - w_avg|| (our extension; 0 = off)")
-
-
-def load_padinv_image(path, resolution: int) -> np.ndarray:
-  """PadInv's preprocessing: centre square crop, area resize, ``x / 255 * 2 - 1`` → ``[R, R, 3]``.
-
-  (OpenCV INTER_AREA is a box average for integer factors; PIL's BOX resize is used.)
-  """
-  from PIL import Image
-  from jaxinv.io import images as image_io
-  u8 = image_io.load_rgb_uint8(path)
-  h, w = u8.shape[:2]
-  s = min(h, w)
-  u8 = u8[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-  if s != resolution:
-    u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.BOX))
-  return u8.astype(np.float32) / 255 * 2.0 + (-1.0)
 
 
 def _settings(args):
@@ -114,7 +97,7 @@ def run_invert(args):
   try:
     paths = image_io.list_images(args.images)
     stems = output_stems(paths)
-    targets = np.stack([load_padinv_image(p, res) for p in paths])
+    targets = image_io.load_images(paths, res, loader="padinv")
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
   batch = max(1, min(args.batch, len(paths)))
@@ -153,22 +136,6 @@ def run_invert(args):
       else " (encoder only)"))
 
 
-def read_result(path):
-  """``(wp [B, n, w], maps {slot: [B, S, S, C]}, names)`` of a ``--method padinv`` result.npz."""
-  from jaxinv.io.arrays import load_npz
-  f = load_npz(path, "--result", required=("wp",))
-  try:
-    maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f
-            if k.startswith("map_slot")}
-  except ValueError:
-    maps = {}
-  if not maps:
-    raise UserError(f"--result {path}: not a --method padinv result.npz (no map_slot<N> arrays)")
-  wp = np.asarray(f["wp"], np.float32)
-  names = [str(n) for n in f["names"]] if "names" in f else [str(i) for i in range(len(wp))]
-  return wp, maps, names
-
-
 def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,), rows=None,
                 swap_with=None):
   """PadInv edits of a result.npz, written as PNGs under ``out``.
@@ -182,10 +149,11 @@ def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,)
   from jaxinv.inversion.methods import padinv as M
   from jaxinv.io import images as image_io
   from jaxinv.io.arrays import load_npy
+  from jaxinv.io.results import read_padinv_result
   if boundary is not None:
     load_npy(boundary, "--boundary")        # a bad direction file stops before any work
   gen = load_generator(generator_dir, families="padinv-stylegan2")
-  wp, maps, names = read_result(result_path)
+  wp, maps, names = read_padinv_result(result_path)
   os.makedirs(out, exist_ok=True)
   render = M._jit_render(gen.module)
   written = []
@@ -202,7 +170,7 @@ def edit_result(generator_dir, result_path, out, *, boundary=None, alphas=(0.0,)
         image_io.save_png(p, img)
         written.append(p)
   if swap_with is not None:
-    wp_o, maps_o, names_o = read_result(swap_with)
+    wp_o, maps_o, names_o = read_padinv_result(swap_with)
     if len(wp_o) != len(wp) or set(maps_o) != set(maps):
       raise UserError(f"{swap_with}: needs the same number of images and slots as {result_path}")
     wp2, maps2 = M.swap_maps(jnp.asarray(wp), {s: jnp.asarray(m) for s, m in maps_o.items()})
@@ -242,46 +210,3 @@ def run_edit(args):
       raise UserError("--mode padinv-swap needs --swap-with OTHER/result.npz (the maps to use)")
     written = edit_result(args.generator, args.result, args.out, swap_with=args.swap_with)
   print(f"wrote {len(written)} images to {args.out}")
-
-
-# ----------------------------------------------------------------------------- jaxinv evaluate
-
-def evaluate_padinv(pred_dir, gt_dir, lpips_dir=None, subset=False) -> list[dict]:
-  """PadInv's protocol: reconstruction resized (nearest) to the source size, then per image
-  MSE on [-1, 1] and AlexNet LPIPS (``lpips_dir``); rows ``{"name", "mse"[, "lpips"]}`` + mean.
-  """
-  import jax.numpy as jnp
-  from jaxinv.cli.evaluate import pair_by_stem
-  from jaxinv.inversion.methods import padinv as M
-  from jaxinv.io import images as image_io
-  lp = None
-  if lpips_dir is not None:
-    from jaxinv.models import lpips
-    model = load_generator(lpips_dir, families="lpips")
-    if model.config.get("net") != "alex":
-      raise UserError(f"--lpips {lpips_dir}: PadInv's protocol uses AlexNet LPIPS, this is "
-                      f"{model.config.get('net')}")
-    lp = (lambda p, x, y: lpips.lpips_distance(p, x, y, net="alex"), model.params)
-  rows = []
-  for stem, p, g in pair_by_stem(pred_dir, gt_dir, subset=subset):
-    try:
-      pred = image_io.load_rgb_uint8(p).astype(np.float32) / 255 * 2.0 - 1.0
-      gt = image_io.load_rgb_uint8(g).astype(np.float32) / 255 * 2.0 - 1.0
-    except image_io.ImageError as e:
-      raise UserError(f"{e}; nothing written") from None
-    vals = M.evaluate_protocol(jnp.asarray(pred[None]), jnp.asarray(gt[None]),
-                               *(lp if lp else (None, None)))
-    rows.append({"name": stem, **{k: float(np.asarray(v)[0]) for k, v in vals.items()}})
-  if not rows:
-    raise UserError(f"no image pairs in {pred_dir} / {gt_dir}")
-  rows.append({"name": "mean", **{k: float(np.mean([r[k] for r in rows])) for k in rows[0]
-                                  if k != "name"}})
-  return rows
-
-
-def write_padinv_csv(path, rows):
-  from jaxinv.io.checkpoints import atomic_write_bytes
-  cols = [c for c in ("name", "mse", "lpips") if c in rows[0]]
-  lines = [",".join(cols)] + [",".join([r["name"]] + [f"{r[c]:.6f}" for c in cols[1:]])
-                              for r in rows]
-  atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

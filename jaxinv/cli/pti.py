@@ -4,8 +4,9 @@ Phase 1 projects each image to a pivot w (perceptual distance: LPIPS of ``--proj
 default vgg, the quantity NVIDIA's ``metrics/vgg16.pt`` computes), phase 2 tunes a copy of the
 generator per image (L2 + LPIPS of ``--lpips``, default alex as PTI). Writes ``OUT/<stem>.png``
 (the tuned generator's render of its pivot), ``OUT/result.npz`` (``w_pivot [B, L, D]``,
-``steps [B]`` optimizer steps of phase 2, ``loss [T2, B]``, ``names`` and one
-``delta/<param path> [B, ...]`` per tuned synthesis parameter: tuned minus original) and
+``steps [B]`` optimizer steps of phase 2, ``loss [T2, B]``, ``names``), ``OUT/deltas/`` (each
+image's tuned generator as tuned minus original synthesis parameters, one orbax checkpoint with
+a leading image axis: :mod:`jaxinv.io.deltas`; ``jaxinv edit`` reads it) and
 ``OUT/config.json``. Every input is checked before anything is written.
 """
 
@@ -35,7 +36,8 @@ def add_invert_arguments(parser):
                  help="phase 2 stops once LPIPS(G(pivot), x) <= this")
   g.add_argument("--pivots", default=None, metavar="E4E_DEST",
                  help="take each image's pivot from this converted e4e/pSp encoder (its w+ codes, "
-                      "PTI's first_inv_type 'w+') instead of the w projector")
+                      "PTI's first_inv_type 'w+') instead of the w projector; the same as "
+                      "--init encoder --encoder E4E_DEST")
   g.add_argument("--locality-reg", action="store_true",
                  help="add the locality regulariser (off in PTI's stock settings)")
 
@@ -44,14 +46,15 @@ def run_invert(args):
   import jax
   from jaxinv.inversion.methods import pti
   from jaxinv.io import images as image_io
+  from jaxinv.io.deltas import save_deltas
   from jaxinv.io.results import write_config, write_npz
-  from jaxinv.converters.table import flatten_paths
   for flag in ("projector_steps", "pti_steps", "batch"):
     if getattr(args, flag) < 1:
       raise UserError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
   if not args.pti_lr > 0:
     raise UserError(f"--pti-lr must be > 0 (got {args.pti_lr})")
-  gen = load_generator(args.generator, families="stylegan2")
+  from jaxinv.cli.e4e import as_generator
+  gen = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
   lp2 = load_generator(args.lpips, families="lpips")
   lp1 = load_generator(args.projector_lpips, families="lpips")
   try:
@@ -64,18 +67,10 @@ def run_invert(args):
                       pti_learning_rate=args.pti_lr, lpips_value_threshold=args.lpips_threshold,
                       use_locality_regularization=args.locality_reg)
   pivots = None
-  if args.pivots:
-    from jaxinv.inversion.methods import e4e
-    enc = load_generator(args.pivots, families="psp")
-    want = (gen.config.num_ws, gen.config.w_dim)
-    if (enc.config.encoder.style_count, enc.config.encoder.w_dim) != want:
-      raise UserError(f"--pivots {args.pivots} encodes to w+ [{enc.config.encoder.style_count}, "
-                      f"{enc.config.encoder.w_dim}]; this generator needs {list(want)}")
-    try:
-      ex = e4e.load_inputs(paths, enc)
-    except image_io.ImageError as e:
-      raise UserError(str(e)) from None
-    pivots = e4e.encode(enc, ex, batch=args.batch, decode=False)["wp"]
+  source = _pivot_encoder(args)
+  if source:
+    from jaxinv.cli import e4e as e4e_cli
+    pivots = e4e_cli.encoder_codes(source[1], source[0], gen, paths, args.batch)
   features = pti.lpips_features(lp1.module, lp1.params)
   lpips_fn = lambda a, b: lp2.module.apply({"params": lp2.params}, a, b)
   res = pti.invert(gen.module, gen.params, x, cfg, features, lpips_fn,
@@ -83,11 +78,11 @@ def run_invert(args):
   if not (np.isfinite(res["w_pivot"]).all() and np.isfinite(res["images"]).all()):
     raise UserError("PTI produced non-finite values (check the models and --pti-lr)")
   os.makedirs(args.out, exist_ok=True)
+  save_deltas(os.path.join(args.out, DELTAS_DIR), res["delta"], stems)
   for stem, img in zip(stems, res["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  deltas = {f"delta/{k}": v for k, v in flatten_paths(res["delta"]).items()}
   write_npz(os.path.join(args.out, "result.npz"), w_pivot=res["w_pivot"], steps=res["steps"],
-            loss=res["loss"], names=np.asarray(stems), **deltas)
+            loss=res["loss"], names=np.asarray(stems))
   settings = {k: v for k, v in vars(args).items() if k != "func"}
   settings["images"] = paths
   write_config(args.out, settings)
@@ -95,7 +90,24 @@ def run_invert(args):
         + ", ".join(f"{s} {int(n)}" for s, n in zip(stems, res["steps"])))
 
 
+def _pivot_encoder(args):
+  """``(flag, encoder dir)`` of the pivots' e4e/pSp encoder (``--pivots E`` or ``--init encoder
+  --encoder E``), or None for the w projector."""
+  init = getattr(args, "init", None)
+  if init not in (None, "encoder"):
+    raise UserError(f"--init {init}: PTI starts from the w projector or, with --init encoder "
+                    "--encoder E4E_DEST, from an e4e/pSp encoder's w+ codes")
+  if init == "encoder":
+    if not getattr(args, "encoder", None):
+      raise UserError("--init encoder needs --encoder E4E_DEST (a converted e4e/pSp checkpoint)")
+    if args.pivots and args.pivots != args.encoder:
+      raise UserError("--pivots and --init encoder --encoder name different encoders; give one")
+    return "--encoder", args.encoder
+  return ("--pivots", args.pivots) if args.pivots else None
+
+
 EDIT_MODES = ("interfacegan",)
+DELTAS_DIR = "deltas"   # beside result.npz
 
 
 def add_edit_arguments(parser):
@@ -106,31 +118,35 @@ def add_edit_arguments(parser):
 
 def run_edit(args):
   """``edit --mode interfacegan``: ``w + f·d`` rendered with each image's generator — the
-  tuned one of a PTI result (its ``delta/*``), else the plain one — and written as
+  tuned one of a PTI result (``w_pivot`` and the ``deltas/`` folder beside its result.npz),
+  else the plain one — and written as
   ``OUT/<name>_strip.png`` (frames side by side, e4e's ``tensor2im``: truncated to uint8)
   plus ``OUT/edits.npz`` (``latents [B, F, L, D]``)."""
   import jax
-  from jaxinv.converters.table import nest
   from jaxinv import editing
   from jaxinv.inversion.methods import pti
   from jaxinv.io import images as image_io
+  from jaxinv.io.deltas import DeltaError, load_deltas
   from jaxinv.io.results import write_npz
-  from jaxinv.models import stylegan2
   if args.boundary is None:
     raise UserError("--mode interfacegan needs --boundary DIRECTION (.npy/.npz, [1, D] or [1, L, D])")
-  model = load_generator(args.generator, families=("stylegan2", "psp"))
-  if model.family == "psp":
-    module, params = stylegan2.StyleGAN2Generator(model.config.decoder), model.params["decoder"]
-  else:
-    module, params = model.module, model.params
+  from jaxinv.cli.e4e import as_generator
+  model = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
+  module, params = model.module, model.params
   try:
     with np.load(args.result) as f:
-      key = "w_pivot" if "w_pivot" in f else "wp"
-      codes = np.asarray(f[key], np.float32)
+      tuned = "w_pivot" in f
+      codes = np.asarray(f["w_pivot" if tuned else "wp"], np.float32)
       names = [str(s) for s in f["names"]]
-      delta = nest({k[len("delta/"):]: f[k] for k in f.files if k.startswith("delta/")})
   except (OSError, KeyError, ValueError) as e:
     raise UserError(f"--result {args.result}: needs wp or w_pivot [B, L, D] and names ({e})") from None
+  delta = None
+  if tuned:
+    try:
+      delta = load_deltas(os.path.join(os.path.dirname(os.path.abspath(args.result)), DELTAS_DIR),
+                          names=names, like=pti.trainable(params))
+    except DeltaError as e:
+      raise UserError(str(e)) from None
   try:
     d = np.asarray(editing.load_boundary(args.boundary)["boundary"], np.float32)
   except (OSError, ValueError) as e:
@@ -146,7 +162,7 @@ def run_edit(args):
   lat_all = []
   for i, name in enumerate(names):
     lat = codes[i][None] + factors[:, None, None] * d
-    p = pti.apply_delta(params, jax.tree.map(lambda v: v[i], delta)) if delta else params
+    p = params if delta is None else pti.apply_delta(params, jax.tree.map(lambda v: v[i], delta))
     img = np.asarray(render(p, lat))
     u8 = (np.clip((img + 1) / 2, 0, 1) * 255).astype(np.uint8)       # tensor2im: truncation
     image_io.save_png(os.path.join(args.out, f"{name}_strip.png"),

@@ -113,8 +113,31 @@ def add_invert_args(p):
                  help="--space multi: each code is one w or a w+")
 
 
-def invert_method(args, model, loss_cfg, vgg_params, num_images, degrade=None):
-  """``jaxinv invert`` on a style generator: ``(method spec, extra per-image data)``."""
+def _encoder_codes(args, model, space, paths):
+  """``--init encoder --encoder E4E_DEST``: the e4e/pSp encoder's w+ codes ``[B, L, D]`` of the
+  images, which seed the variables (:func:`style_spaces.init_from_codes`); None without it."""
+  if getattr(args, "init", None) != "encoder":
+    return None
+  from jaxinv.cli import e4e as e4e_cli
+  if space.kind not in ("wp", "multi") or (space.kind == "multi" and space.code_space != "wp"):
+    raise UserError("--init encoder seeds --space wp, or --space multi with --code-space wp, from "
+                    f"an encoder's w+ codes (got --space {space.kind}"
+                    + (f" --code-space {space.code_space})" if space.kind == "multi" else ")"))
+  if not getattr(args, "encoder", None):
+    raise UserError("--init encoder needs --encoder E4E_DEST (a converted e4e/pSp checkpoint "
+                    "trained for this generator)")
+  if paths is None:
+    raise UserError("--init encoder encodes the input image files")
+  if getattr(args, "init_noise", None) is not None:
+    raise UserError("--init-noise applies to mGANprior's --init encoder; w+ starts at the codes")
+  return e4e_cli.encoder_codes(args.encoder, "--encoder", model, paths, args.batch)
+
+
+def invert_method(args, model, loss_cfg, vgg_params, num_images, degrade=None, paths=None):
+  """``jaxinv invert`` on a style generator: ``(method spec, extra per-image data)``.
+
+  ``paths``: the image files (``--init encoder`` encodes them with the encoder's own transform).
+  """
   from jaxinv.inversion import style_spaces
   from jaxinv.models.layered import LayerIndexError
   space_kind = args.space or "wp"
@@ -131,6 +154,10 @@ def invert_method(args, model, loss_cfg, vgg_params, num_images, degrade=None):
       model.config.check_layer(args.layer, allow_ends=False)
   except (ValueError, LayerIndexError) as e:
     raise UserError(str(e)) from None
+  codes = _encoder_codes(args, model, space, paths)
   method = style_spaces.Method(model.module, model.params, space, loss_cfg, args.optimizer,
                                float(args.lr), int(args.steps), vgg_params, degrade)
-  return method, ({} if labels is None else {"c": labels})
+  data = {} if labels is None else {"c": labels}
+  if codes is not None:
+    data["code_wp"] = np.asarray(codes, np.float32)
+  return method, data

@@ -66,8 +66,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["StyleSpace", "init", "render", "render_batch", "mix_styles", "compose", "invert",
-           "make_loss_fn", "StyleInversion", "Method",
+__all__ = ["StyleSpace", "init", "init_from_codes", "render", "render_batch", "mix_styles", "compose",
+           "invert", "make_loss_fn", "StyleInversion", "Method",
            "SPACE_KINDS"]
 
 SPACE_KINDS = ("z", "w", "wp", "multi")
@@ -170,6 +170,37 @@ def _init(space, module, params, key, batch, labels):
   out = {"codes": codes, "alpha": jnp.ones((batch, n, channels))}
   if space.suffix == "learned":
     out["wp"] = wp0
+  return out
+
+
+def init_from_codes(space: StyleSpace, module, params, key, wp_codes, labels=None):
+  """Initial variables seeded from an encoder's w+ codes ``wp_codes [B, L, D]`` (e4e / pSp).
+
+  ``wp``: the codes. ``multi`` (w+ codes only): the suffix w+ is the codes and code j starts at
+  ``codes + init_spread·(mapping(z_j) - w_avg)`` (the random init's offsets, around the encoded
+  w+ instead of ``w_avg``), so N > 1 codes can separate; a single code starts at the codes, and
+  with α = 1 it renders exactly ``G(codes)``. z and w have no encoder init (an encoder gives w+).
+  """
+  cfg = _cfg(module)
+  wp_codes = jnp.asarray(wp_codes, jnp.float32)
+  if space.kind == "wp":
+    out = {"wp": wp_codes}
+  elif space.kind == "multi" and space.code_space == "wp":
+    batch, n = wp_codes.shape[0], space.num_codes
+    codes = jnp.broadcast_to(wp_codes[:, None], (batch, n) + wp_codes.shape[1:])
+    if n > 1:
+      rand = _init(space, module, params, key, batch, labels)["codes"]     # w_avg + spread·(w - w_avg)
+      w_avg = module.apply({"params": params}, method=module.average_w)
+      codes = codes + (rand - w_avg)
+    channels = cfg.feature_shapes()[space.layer][-1]
+    out = {"codes": codes, "alpha": jnp.ones((batch, n, channels))}
+    if space.suffix == "learned":
+      out["wp"] = wp_codes
+  else:
+    what = "multi-code with w codes" if space.kind == "multi" else f"space {space.kind}"
+    raise ValueError(f"an encoder's w+ codes seed w+ and multi-code with w+ codes, not {what}")
+  if labels is not None:
+    out["c"] = jnp.asarray(labels, jnp.float32)
   return out
 
 
@@ -294,8 +325,9 @@ def _optimizer(name, lr):
 class Method:
   """Inversion in a StyleGAN space (z / w / w+ / multi-code) as a driver method.
 
-  Per-image data: ``observation`` and, for conditional generators, ``c [c_dim]``. Each image's
-  initial variables come from its own key. ``degrade`` is the task operator (identity when None).
+  Per-image data: ``observation``; for conditional generators ``c [c_dim]``; optionally
+  ``code_wp [L, D]``, an encoder's w+ codes to start from (:func:`init_from_codes`). Otherwise
+  each image's initial variables come from its own key. ``degrade`` is the task operator (identity when None).
   Outputs: the final variables (named by space), ``loss [S, B]`` and the rendering.
   """
   module: Any
@@ -317,11 +349,14 @@ class Method:
     from jaxinv.inversion import run
     keys = jnp.asarray(keys)
     first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)
-    if "c" in data:
-      v0 = jax.vmap(lambda k, c: first(init(self.space, self.module, self.params, k, 1, c[None])))(
-          keys, jnp.asarray(data["c"], jnp.float32))
+    labels = () if "c" not in data else (jnp.asarray(data["c"], jnp.float32),)
+    if "code_wp" in data:   # an encoder's w+ codes
+      v0 = jax.vmap(lambda k, w, *c: first(init_from_codes(
+          self.space, self.module, self.params, k, w[None], *(x[None] for x in c))))(
+              keys, jnp.asarray(data["code_wp"], jnp.float32), *labels)
     else:
-      v0 = jax.vmap(lambda k: first(init(self.space, self.module, self.params, k, 1)))(keys)
+      v0 = jax.vmap(lambda k, *c: first(init(
+          self.space, self.module, self.params, k, 1, *(x[None] for x in c))))(keys, *labels)
     loss_fn = _cached_loss_fn(self.space, self.module, _objective(self.loss), self.degrade)
     res = run.optimize_batch(ctx, loss_fn, v0, {"observation": jnp.asarray(data["observation"])},
                              _optimizer(self.optimizer, self.lr), self.steps,

@@ -37,7 +37,7 @@ from jaxinv.io import datasets
 from jaxinv.io.errors import InputFileError
 
 __all__ = ["ImageError", "IMAGE_EXTENSIONS", "load_rgb_uint8", "load_resized_uint8", "load_image",
-           "load_images", "load_psp_uint8", "load_pti_uint8",
+           "load_images", "load_psp_uint8", "load_pti_uint8", "load_padinv_uint8",
            "to_uint8", "save_png", "list_images", "image_stem", "LOADERS", "uint8_to_tanh",
            "make_grid", "image_grid"]
 
@@ -150,7 +150,6 @@ def _load_mganprior(path, resolution: int | None) -> np.ndarray:
   return uint8_to_tanh(load_resized_uint8(path, resolution, warn=True))
 
 
-# --- idinvert loader (branch idinvert) ---
 def load_idinvert_uint8(path, resolution: int | None) -> np.ndarray:
   """``[R, R, 3]`` uint8 as IDInvert has it before scaling: RGB, ``cv2.resize`` bilinear."""
   from jaxinv.io.cv2_resize import resize_linear_u8
@@ -163,7 +162,6 @@ def load_idinvert_uint8(path, resolution: int | None) -> np.ndarray:
 def _load_idinvert(path, resolution: int | None) -> np.ndarray:
   u8 = load_idinvert_uint8(path, resolution)
   return (u8.astype(np.float32) / np.float32(255.0)) * np.float32(2.0) - np.float32(1.0)
-# --- end idinvert loader ---
 
 
 def load_psp_uint8(path, resolution: int | None) -> np.ndarray:
@@ -193,11 +191,31 @@ def _load_pti(path, resolution: int | None) -> np.ndarray:
   return uint8_to_tanh(load_pti_uint8(path, resolution))
 
 
+def load_padinv_uint8(path, resolution: int | None) -> np.ndarray:
+  """``[R, R, 3]`` uint8 as PadInv reads images: RGB, centre square crop, area resize to ``R``.
+
+  (OpenCV INTER_AREA is a box average for integer factors; PIL's BOX resize is used.)
+  """
+  from PIL import Image
+  u8 = load_rgb_uint8(path)
+  h, w = u8.shape[:2]
+  s = min(h, w)
+  u8 = u8[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+  if resolution is not None and s != resolution:
+    u8 = np.asarray(Image.fromarray(u8).resize((resolution, resolution), Image.BOX))
+  return u8
+
+
+def _load_padinv(path, resolution: int | None) -> np.ndarray:
+  return load_padinv_uint8(path, resolution).astype(np.float32) / 255 * 2.0 + (-1.0)
+
+
 LOADERS: dict[str, Callable[[str, int | None], np.ndarray]] = {
     "mganprior": _load_mganprior,
     "idinvert": _load_idinvert,
     "psp": _load_psp,
     "pti": _load_pti,
+    "padinv": _load_padinv,
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime
 import io
+import math
 import os
 import platform
 import sys
@@ -11,8 +13,10 @@ import sys
 import numpy as np
 
 from jaxinv.io.checkpoints import atomic_write_bytes, atomic_write_json
+from jaxinv.io.errors import InputFileError
 
-__all__ = ["run_metadata", "write_config", "write_npz", "prepare_out_dir"]
+__all__ = ["run_metadata", "write_config", "write_npz", "prepare_out_dir", "write_metrics_csv",
+           "ResultFileError", "read_padinv_result"]
 
 
 def run_metadata() -> dict:
@@ -52,3 +56,37 @@ def write_npz(path, **arrays):
 def prepare_out_dir(path) -> str:
   os.makedirs(path, exist_ok=True)
   return path
+
+
+def write_metrics_csv(path, rows, columns):
+  """Writes ``rows`` (``{"name": str, <column>: float}``) atomically as CSV: a header ``name,
+  <columns>``, one line per row, floats with 6 decimals (``inf`` for a non-finite value)."""
+  buf = io.StringIO()
+  w = csv.writer(buf, lineterminator="\n")
+  w.writerow(["name", *columns])
+  for r in rows:
+    w.writerow([r["name"]] + [f"{r[c]:.6f}" if math.isfinite(r[c]) else "inf" for c in columns])
+  atomic_write_bytes(path, buf.getvalue().encode())
+
+
+class ResultFileError(InputFileError):
+  """A ``result.npz`` is not the kind of result the reader needs."""
+
+
+def read_padinv_result(path, what: str = "--result"):
+  """``(wp [B, n, w], maps {slot: [B, S, S, C]}, names)`` of a PadInv ``result.npz``.
+
+  ``names`` are the stored ``names`` or, when absent, ``"0"``, ``"1"``, ...
+  """
+  from jaxinv.io.arrays import load_npz
+  f = load_npz(path, what, required=("wp",))
+  try:
+    maps = {int(k[len("map_slot"):]): np.asarray(f[k], np.float32) for k in f
+            if k.startswith("map_slot")}
+  except ValueError:
+    maps = {}
+  if not maps:
+    raise ResultFileError(f"{what} {path}: not a --method padinv result.npz (no map_slot<N> arrays)")
+  wp = np.asarray(f["wp"], np.float32)
+  names = [str(n) for n in f["names"]] if "names" in f else [str(i) for i in range(len(wp))]
+  return wp, maps, names

@@ -422,23 +422,25 @@ class _Synthesis(nn.Module):
     return out
 
 
-class StyleGAN2Generator(nn.Module):
-  """StyleGAN2 generator: ``__call__(z)`` → image ``[B, R, R, C]`` (see module doc)."""
-  config: StyleGAN2Config
+class MappedGenerator(nn.Module):
+  """What StyleGAN2's and StyleGAN3's generators share: mapping ``(z, c) → w``, truncation toward
+  ``w_avg`` and a synthesis network (``synthesis_module``, set by the subclass) under the
+  checkpoint names ``mapping`` / ``truncation`` / ``synthesis``."""
+  synthesis_module = None
 
   def setup(self):
     self.mapping_net = _Mapping(self.config, name="mapping")
     self.truncation = _Truncation(self.config.w_dim, name="truncation")
-    self.synthesis_net = _Synthesis(self.config, name="synthesis")
+    self.synthesis_net = self.synthesis_module(self.config, name="synthesis")
 
-  def __call__(self, z, truncation_psi: float = 1.0, truncation_layers: int | None = None,
-               noise="const", c=None):
+  def mapped_wp(self, z, c, truncation_psi, truncation_layers):
+    """The w+ ``__call__`` renders: mapping then truncation (at init: creates ``w_avg`` and, for a
+    conditional model, stands in zero labels)."""
     if self.is_initializing():
       self.truncation.average()
       if self.config.c_dim and c is None:
         c = jnp.zeros((z.shape[0], self.config.c_dim), z.dtype)
-    wp = self.truncate(self.mapping(z, c), truncation_psi, truncation_layers)
-    return self.synthesis_net(None, wp, 0, None, noise)
+    return self.truncate(self.mapping(z, c), truncation_psi, truncation_layers)
 
   def mapping(self, z, c=None):
     """z ``[B, z_dim]`` (and labels c ``[B, c_dim]`` when conditional) → w ``[B, w_dim]``."""
@@ -448,6 +450,20 @@ class StyleGAN2Generator(nn.Module):
     """w ``[B, D]`` or w+ ``[B, L, D]`` → truncated w+ ``[B, L, D]`` (layers None: all rows)."""
     layers = self.config.num_ws if truncation_layers is None else truncation_layers
     return truncate_wp(self.truncation, self.config, w, truncation_psi, layers)
+
+  def average_w(self):
+    return self.truncation.average()
+
+
+class StyleGAN2Generator(MappedGenerator):
+  """StyleGAN2 generator: ``__call__(z)`` → image ``[B, R, R, C]`` (see module doc)."""
+  config: StyleGAN2Config
+  synthesis_module = _Synthesis
+
+  def __call__(self, z, truncation_psi: float = 1.0, truncation_layers: int | None = None,
+               noise="const", c=None):
+    wp = self.mapped_wp(z, c, truncation_psi, truncation_layers)
+    return self.synthesis_net(None, wp, 0, None, noise)
 
   def synthesis(self, state, wp, start: int = 0, stop: int | None = None, noise="const"):
     """Runs units ``[start, stop)`` on ``state = (x, img)`` with w+ ``wp [B, L, D]``."""
@@ -459,9 +475,6 @@ class StyleGAN2Generator(nn.Module):
 
   def intermediates(self, wp, noise="const"):
     return self.synthesis_net.intermediates(wp, noise)
-
-  def average_w(self):
-    return self.truncation.average()
 
 
 def infer_config(shapes: dict[str, Sequence[int]]) -> StyleGAN2Config:

@@ -42,8 +42,7 @@ from jax import lax
 
 from jaxinv.models import layers as L
 from jaxinv.models.layered import LayeredConfig
-from jaxinv.models.stylegan import _Truncation, truncate_wp
-from jaxinv.models.stylegan2 import _Mapping, clip
+from jaxinv.models.stylegan2 import MappedGenerator, clip
 from jaxinv.models.upfirdn import upfirdn2d
 
 __all__ = ["StyleGAN3Config", "StyleGAN3Generator", "LayerSpec", "filtered_lrelu", "fir"]
@@ -266,31 +265,15 @@ class _Synthesis(nn.Module):
     return out
 
 
-class StyleGAN3Generator(nn.Module):
+class StyleGAN3Generator(MappedGenerator):
   """StyleGAN3 generator: ``__call__(z, psi, layers, noise, c)`` → image ``[B, R, R, C]``."""
   config: StyleGAN3Config
-
-  def setup(self):
-    self.mapping_net = _Mapping(self.config, name="mapping")
-    self.truncation = _Truncation(self.config.w_dim, name="truncation")
-    self.synthesis_net = _Synthesis(self.config, name="synthesis")
+  synthesis_module = _Synthesis
 
   def __call__(self, z, truncation_psi: float = 1.0, truncation_layers: int | None = None,
                noise=None, c=None, transform=None):
-    if self.is_initializing():
-      self.truncation.average()
-      if self.config.c_dim and c is None:
-        c = jnp.zeros((z.shape[0], self.config.c_dim), z.dtype)
-    wp = self.truncate(self.mapping(z, c), truncation_psi, truncation_layers)
+    wp = self.mapped_wp(z, c, truncation_psi, truncation_layers)
     return self.synthesis_net(None, wp, 0, None, transform)
-
-  def mapping(self, z, c=None):
-    return self.mapping_net(z, c)
-
-  def truncate(self, w, truncation_psi: float = 1.0, truncation_layers: int | None = None):
-    """w ``[B, D]`` or w+ ``[B, L, D]`` → truncated w+ ``[B, L, D]`` (layers None: all rows)."""
-    layers = self.config.num_ws if truncation_layers is None else truncation_layers
-    return truncate_wp(self.truncation, self.config, w, truncation_psi, layers)
 
   def synthesis(self, state, wp, start: int = 0, stop: int | None = None, noise=None,
                 transform=None):
@@ -300,6 +283,3 @@ class StyleGAN3Generator(nn.Module):
 
   def intermediates(self, wp, transform=None):
     return self.synthesis_net.intermediates(wp, transform)
-
-  def average_w(self):
-    return self.truncation.average()

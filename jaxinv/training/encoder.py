@@ -34,8 +34,9 @@ import optax
 
 from jaxinv.models import idinvert_encoder
 from jaxinv.ops import resize as ops_resize
+from jaxinv.ops.r1 import r1_penalty
 
-__all__ = ["EncoderTrainConfig", "EncoderNets", "nets_for", "r1_penalty", "encoder_loss",
+__all__ = ["EncoderTrainConfig", "EncoderNets", "nets_for", "encoder_loss",
            "discriminator_loss", "uses_perceptual", "TrainState", "init_state", "make_step", "make_optimizer",
            "trainable_mask", "update_running_stats", "DATA_AXIS"]
 
@@ -115,12 +116,6 @@ def encoder_config_for(generator, channels_base: int = 64, channels_max: int = 1
                                         channels_base=channels_base, channels_max=channels_max)
 
 
-def r1_penalty(discriminate, d_params, x, gamma: float) -> jax.Array:
-  """``(γ/2) · mean over the batch of Σ_{h,w,c} (∂D(x)_b/∂x_b)²``."""
-  g = jax.grad(lambda x: jnp.sum(discriminate(d_params, x)))(x)
-  return 0.5 * gamma * jnp.mean(jnp.sum(jnp.square(g), axis=(1, 2, 3)))
-
-
 def uses_perceptual(nets: EncoderNets, cfg: EncoderTrainConfig) -> bool:
   """Whether the perceptual term is computed: a network is given and its weight is not 0."""
   return nets.features is not None and float(cfg.feat_weight) != 0.0
@@ -145,7 +140,7 @@ def discriminator_loss(nets: EncoderNets, cfg: EncoderTrainConfig, d_params, x, 
   real_l = nets.discriminate(d_params, x)
   fake_l = nets.discriminate(d_params, fake)
   gan = jnp.mean(jax.nn.softplus(fake_l)) + jnp.mean(jax.nn.softplus(-real_l))
-  r1 = r1_penalty(nets.discriminate, d_params, x, cfg.r1_gamma)
+  r1 = r1_penalty(lambda v: nets.discriminate(d_params, v), x, cfg.r1_gamma)
   return gan + r1, {"d_gan": gan, "d_r1": r1}
 
 

@@ -40,6 +40,7 @@ import optax
 from jaxinv.models import layers as L
 from jaxinv.models import pggan
 from jaxinv.ops.minibatch import minibatch_stddev
+from jaxinv.ops.r1 import squared_grad_norms
 
 __all__ = ["DiscriminatorConfig", "Discriminator", "GANConfig", "TrainState", "init_state",
            "make_train_step", "train"]
@@ -171,10 +172,10 @@ def make_train_step(cfg: GANConfig) -> Callable:
     fake_logits = dis.apply({"params": d}, fakes)
     loss = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
 
-    def r1():
-      grad = jax.grad(lambda x: jnp.sum(dis.apply({"params": d}, x)))(reals)
-      return jnp.mean(jnp.sum(jnp.square(grad), axis=(1, 2, 3)))
-    penalty = r1() if do_r1 else jnp.zeros(())
+    if do_r1:
+      penalty = jnp.mean(squared_grad_norms(lambda x: dis.apply({"params": d}, x), reals))
+    else:
+      penalty = jnp.zeros(())
     return loss + 0.5 * cfg.r1_gamma * cfg.r1_every * penalty, (loss, penalty)
 
   def g_loss_fn(g, d, z):

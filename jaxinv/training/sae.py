@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxinv.models import swapping_autoencoder as sae
+from jaxinv.ops.r1 import squared_grad_norms
 
 __all__ = ["LossOptions", "gan_loss", "generator_losses", "discriminator_losses", "r1_loss",
            "make_optimizers", "TrainState", "init_state", "d_step", "r1_step", "g_step",
@@ -170,12 +171,11 @@ def r1_loss(params, x, draws: Mapping, config: sae.SAEConfig, opts: LossOptions)
   ``Q = sum pair(feat(c1, aggregate), feat(c2))``. Returns ``(D_R1, aux)``.
   """
   n = _nets(config)
-  b = x.shape[0]
-  def s_img(v):
+  def d_logits(v):
     logits = n.D(params["D"], v)
-    return jnp.sum(logits), logits
-  g_img, logits = jax.grad(s_img, has_aux=True)(x)
-  img_part = opts.lambda_R1 * 0.5 * jnp.sum(jnp.square(g_img).reshape(b, -1), axis=1)
+    return logits, logits
+  img_norms, logits = squared_grad_norms(d_logits, x, has_aux=True)
+  img_part = opts.lambda_R1 * 0.5 * img_norms
   aux = {"d_logits0": logits, "D_R1_image_part": img_part}
   total = img_part
   if opts.lambda_patch_R1 > 0:
@@ -186,10 +186,8 @@ def r1_loss(params, x, draws: Mapping, config: sae.SAEConfig, opts: LossOptions)
       f1 = n.feat(pp, c1, opts.patch_use_aggregation)
       f2 = n.feat(pp, c2)
       lg = n.pair(pp, f1, f2)
-      return jnp.sum(lg), (f1, f2, lg)
-    (g1, g2), (f1, f2, lg) = jax.grad(q, argnums=(0, 1), has_aux=True)(c1, c2)
-    patch = (jnp.sum(jnp.square(g1).reshape(b, -1), axis=1)
-             + jnp.sum(jnp.square(g2).reshape(b, -1), axis=1))
+      return lg, (f1, f2, lg)
+    patch, (f1, f2, lg) = squared_grad_norms(q, c1, c2, has_aux=True)
     total = total + opts.lambda_patch_R1 * 0.5 * 0.5 * patch
     aux.update(dpatch_feat0_agg=f1, dpatch_feat1=f2, dpatch_logits0=lg)
   aux["D_R1"] = total

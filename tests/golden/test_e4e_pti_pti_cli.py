@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxinv.converters.table import nest
 from jaxinv.cli import main
 from jaxinv.inversion.methods import pti
 from jaxinv.io import images as image_io
+from jaxinv.io.deltas import load_deltas
 from jaxinv.models.registry import load_model
 from tests.conftest import golden_root
 
@@ -55,7 +55,8 @@ def test_invert_pti_batch(models, tmp_path):
   with np.load(os.path.join(out, "result.npz")) as r:
     res = {k: r[k] for k in r.files}
   assert res["w_pivot"].shape[0] == 2 and list(res["steps"]) == [2, 2]
-  delta = nest({k[len("delta/"):]: v for k, v in res.items() if k.startswith("delta/")})
+  assert set(res) == {"w_pivot", "steps", "loss", "names"}
+  delta = load_deltas(os.path.join(out, "deltas"), names=res["names"])
   model = load_model(gen)
   for i, name in enumerate(res["names"]):
     d = jax.tree.map(lambda v: v[i], delta)
@@ -79,6 +80,12 @@ def test_invert_pti_refusals(models, tmp_path, capsys):
   assert "lpips" in capsys.readouterr().err
   assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", gen, "--images", img,
                "--out", out]) == 2
+  capsys.readouterr()
+  for extra in (["--init", "encoder"], ["--init", str(tmp_path / "init.npz")]):
+    assert main(["invert", "--method", "pti", "--generator", gen, "--lpips", lp, "--images", img,
+                 "--out", out, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--init" in err, err
   assert not os.path.exists(out)
 
 

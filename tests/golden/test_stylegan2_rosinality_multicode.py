@@ -1,7 +1,7 @@
 """Multi-code inversion on the rosinality StyleGAN2 fixture model (jaxinv's own experiment).
 
 Default run: the space's identities (N equal codes with α = 1 render the single-code
-image; prefix/suffix shapes). ``-m slow``: the issue-5 comparison: on a target
+image; prefix/suffix shapes). ``-m slow``: the comparison: on a target
 rendered from a held-out w+, multi-code at layer ℓ vs single w+ inversion at
 equal steps (Adam, MSE), printing both final losses.
 """

@@ -1,6 +1,6 @@
 """Swapping Autoencoder inference path vs the official code: preprocessing, codes, reconstruction,
 swaps, texture interpolation (float and uint8), per-block intermediates, D logits (forward.npz,
-intermediates.npz). Tolerance 1e-4 abs (issue 10)."""
+intermediates.npz). Tolerance 1e-4 abs (the fixture README's guidance)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,6 @@
 """Swapping Autoencoder training losses vs the official functions (losses.npz): random crops
 (draws → parameters → grid_sample crops), Dpatch features and logits, every G / D loss term,
-R1 (image part and full), totals. Tolerance 1e-4 abs (issue 10).
+R1 (image part and full), totals. Tolerance 1e-4 abs (the fixture README's guidance).
 
 The losses are read from the official-step functions evaluated at the checkpoint weights
 (``d_step`` / ``g_step`` report the losses before their update), so this file and the

@@ -41,6 +41,7 @@ import optax
 
 from jaxinv.models import padinv as padinv_model
 from jaxinv.ops import resize as ops_resize
+from jaxinv.ops.r1 import squared_grad_norms
 
 __all__ = ["PadInvSettings", "PadInvResult", "CHURCH_WEIGHTS", "DEFAULT_WEIGHTS", "mse", "wnorm",
            "adv", "d_loss_pieces", "encoder_total", "encode", "initial_variables", "make_loss",
@@ -106,10 +107,9 @@ def d_loss_pieces(d_fn, real, fake, r1_gamma: float = 10.0):
   ``sum((d sum D(real) / d real)^2)``), ``r1_term`` (``r1_gamma / 2`` x raw, applied at every D
   step as in PadInv) and ``total``. The minibatch-stddev layer couples the images of a batch.
   """
-  grad = jax.grad(lambda x: jnp.sum(d_fn(x)))(real)
   sf = jnp.mean(jax.nn.softplus(d_fn(fake)))
   sr = jnp.mean(jax.nn.softplus(-d_fn(real)))
-  raw = jnp.mean(jnp.sum(jnp.square(grad), axis=(1, 2, 3)))
+  raw = jnp.mean(squared_grad_norms(d_fn, real))
   out = {"softplus_fake_mean": sf, "softplus_neg_real_mean": sr, "fake_plus_real": sf + sr,
          "r1_penalty_raw": raw, "r1_term": 0.5 * r1_gamma * raw}
   out["total"] = out["fake_plus_real"] + out["r1_term"]

@@ -46,7 +46,7 @@ import numpy as np
 from jaxinv.inversion.methods.projector import noise_regularize
 
 __all__ = ["PTIConfig", "projector_schedule", "w_stats", "project_w", "tune", "draws",
-           "noise_shapes", "apply_delta"]
+           "noise_shapes", "apply_delta", "trainable"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +190,7 @@ def project_w(module, params, targets, features: Callable, cfg: PTIConfig, noise
           "w_avg": w_avg, "w_std": w_std}
 
 
-def _trainable(params):
+def trainable(params):
   """The phase-2 parameters: the synthesis tree without the stored noise maps (buffers)."""
   return {k: {n: a for n, a in v.items() if n != "noise"} if isinstance(v, dict) else v
           for k, v in params["synthesis"].items()}
@@ -226,7 +226,7 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
   T = cfg.max_pti_steps
   lrs = np.full((T,), cfg.pti_learning_rate, np.float64)
   step_size, bc2 = _adam_step_sizes(lrs, cfg)
-  theta0 = _trainable(params)
+  theta0 = trainable(params)
   use_reg = cfg.use_locality_regularization
   if use_reg and reg_z is None:
     raise ValueError("the locality regulariser needs reg_z [T2, B, z_dim]")
