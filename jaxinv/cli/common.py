@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["UserError", "check_out_dir", "check_out_file", "load_generator", "output_stems"]
+__all__ = ["UserError", "check_out_dir", "check_out_file", "load_generator", "output_stems",
+           "encoder_codes", "as_generator", "run_driver", "finish_driver"]
 
 
 class UserError(Exception):
@@ -106,3 +107,44 @@ def finish_driver(args):
   """Removes the work folder once the results are written."""
   import shutil
   shutil.rmtree(os.path.join(args.out, WORK_DIR), ignore_errors=True)
+
+
+def encoder_codes(encoder_dir, flag, generator, paths, batch):
+  """``--init encoder``: the w+ codes ``encoder(x) + latent_avg [B, L, D]`` of the images at
+  ``paths`` (pSp's inference transform), checked to fit ``generator``'s w+."""
+  import numpy as np
+  from jaxinv.inversion.methods import e4e
+  from jaxinv.io import images as image_io
+  try:
+    enc = load_generator(encoder_dir, families="psp")
+  except UserError as e:
+    raise UserError(f"{flag}: {e} (an e4e/pSp encoder converted with jaxinv convert "
+                    "e4e_ffhq_encode.pt DEST)") from None
+  gc, dc = generator.config, enc.config.decoder
+  want = (gc.num_ws, gc.w_dim)
+  got = (enc.config.encoder.style_count, enc.config.encoder.w_dim)
+  if got != want or dc.resolution != gc.resolution:
+    raise UserError(f"{flag} {encoder_dir} encodes to w+ {list(got)} of a {dc.resolution} px "
+                    f"generator; this one is {gc.resolution} px with w+ {list(want)}: use the "
+                    "encoder trained for this generator")
+  try:
+    x = e4e.load_inputs(paths, enc)
+  except image_io.ImageError as e:
+    raise UserError(str(e)) from None
+  codes = e4e.encode(enc, x, batch=batch, decode=False)["wp"]
+  if not np.isfinite(codes).all():
+    raise UserError(f"{flag} {encoder_dir}: the encoder produced non-finite codes (corrupt weights?)")
+  return codes
+
+
+def as_generator(model):
+  """A loaded model as a StyleGAN2 generator: a ``psp`` model gives its decoder (the e4e/pSp
+  checkpoint's own StyleGAN2), anything else is returned as is."""
+  if model.family != "psp":
+    return model
+  import dataclasses
+  from jaxinv.models import stylegan2
+  cfg = model.config.decoder
+  return dataclasses.replace(model, family="stylegan2", config=cfg,
+                             module=stylegan2.StyleGAN2Generator(cfg),
+                             params=model.params["decoder"], extras={})

@@ -279,9 +279,3 @@ def _mganprior_method(args, model, loss_cfg, vgg_params, targets, data, num_imag
     data["code"] = np.asarray(codes, np.float32)
   return mganprior.Method(model.module, model.params, cfg, vgg_params, degrade)
 
-
-  style = model.family != "pggan"
-  if style and args.init not in (None, "encoder"):
-    raise UserError("--init NPZ seeds mGANprior's PGGAN codes; style generators start from an "
-                    "e4e/pSp encoder's codes with --init encoder --encoder E4E_DEST")
-  if not style and args.space not in (None, "multi"):

@@ -53,7 +53,7 @@ def run_invert(args):
       raise UserError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
   if not args.pti_lr > 0:
     raise UserError(f"--pti-lr must be > 0 (got {args.pti_lr})")
-  from jaxinv.cli.e4e import as_generator
+  from jaxinv.cli.common import as_generator
   gen = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
   lp2 = load_generator(args.lpips, families="lpips")
   lp1 = load_generator(args.projector_lpips, families="lpips")
@@ -69,8 +69,8 @@ def run_invert(args):
   pivots = None
   source = _pivot_encoder(args)
   if source:
-    from jaxinv.cli import e4e as e4e_cli
-    pivots = e4e_cli.encoder_codes(source[1], source[0], gen, paths, args.batch)
+    from jaxinv.cli.common import encoder_codes
+    pivots = encoder_codes(source[1], source[0], gen, paths, args.batch)
   features = pti.lpips_features(lp1.module, lp1.params)
   lpips_fn = lambda a, b: lp2.module.apply({"params": lp2.params}, a, b)
   res = pti.invert(gen.module, gen.params, x, cfg, features, lpips_fn,
@@ -130,7 +130,7 @@ def run_edit(args):
   from jaxinv.io.results import write_npz
   if args.boundary is None:
     raise UserError("--mode interfacegan needs --boundary DIRECTION (.npy/.npz, [1, D] or [1, L, D])")
-  from jaxinv.cli.e4e import as_generator
+  from jaxinv.cli.common import as_generator
   model = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
   module, params = model.module, model.params
   try:

@@ -118,7 +118,7 @@ def _encoder_codes(args, model, space, paths):
   images, which seed the variables (:func:`style_spaces.init_from_codes`); None without it."""
   if getattr(args, "init", None) != "encoder":
     return None
-  from jaxinv.cli import e4e as e4e_cli
+  from jaxinv.cli.common import encoder_codes
   if space.kind not in ("wp", "multi") or (space.kind == "multi" and space.code_space != "wp"):
     raise UserError("--init encoder seeds --space wp, or --space multi with --code-space wp, from "
                     f"an encoder's w+ codes (got --space {space.kind}"
@@ -130,7 +130,7 @@ def _encoder_codes(args, model, space, paths):
     raise UserError("--init encoder encodes the input image files")
   if getattr(args, "init_noise", None) is not None:
     raise UserError("--init-noise applies to mGANprior's --init encoder; w+ starts at the codes")
-  return e4e_cli.encoder_codes(args.encoder, "--encoder", model, paths, args.batch)
+  return encoder_codes(args.encoder, "--encoder", model, paths, args.batch)
 
 
 def invert_method(args, model, loss_cfg, vgg_params, num_images, degrade=None, paths=None):

@@ -23,6 +23,19 @@ __all__ = ["InflightStore", "BatchCheckpoint"]
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
+def _checkpointer():
+  """An orbax checkpointer that involves this process only: in a multi-process run every process
+  saves its own batches at its own times, so a checkpoint must not wait for the others."""
+  import orbax.checkpoint as ocp
+  if jax.process_count() == 1:
+    return ocp.PyTreeCheckpointer()
+  me = jax.process_index()
+  options = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
+                                               barrier_sync_key_prefix=f"jaxinv-inflight-{me}")
+  return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(multiprocessing_options=options),
+                          multiprocessing_options=options)
+
+
 class InflightStore:
   """Orbax checkpoints of in-flight batches under ``root`` (e.g. ``RUN_DIR/inflight``)."""
 
@@ -38,7 +51,6 @@ class InflightStore:
 
     ``records``: NumPy arrays recorded so far (restored with the state).
     """
-    import orbax.checkpoint as ocp
     from jaxinv.io.checkpoints import atomic_write_bytes, atomic_write_json
     d = self._dir(batch_id)
     os.makedirs(d, exist_ok=True)
@@ -54,7 +66,7 @@ class InflightStore:
     target = os.path.join(d, f"step_{step:08d}")
     if os.path.exists(target):
       shutil.rmtree(target)
-    ocp.PyTreeCheckpointer().save(os.path.abspath(target), tree)
+    _checkpointer().save(os.path.abspath(target), tree)
     for name in os.listdir(d):
       m = _STEP_DIR.match(name)
       if (m and int(m.group(1)) < step) or (name.startswith("step_") and not m):
@@ -76,13 +88,12 @@ class InflightStore:
 
     ``with_records``: ``(state, step, records)``, records ``{}`` when none were saved.
     """
-    import orbax.checkpoint as ocp
     d = self._dir(batch_id)
     steps = self._steps(d)
     if not steps:
       return None
     leaves, treedef = jax.tree_util.tree_flatten(like)
-    tree = ocp.PyTreeCheckpointer().restore(os.path.abspath(os.path.join(d, f"step_{steps[-1]:08d}")))
+    tree = _checkpointer().restore(os.path.abspath(os.path.join(d, f"step_{steps[-1]:08d}")))
     restored = [np.asarray(tree[f"leaf_{i:04d}"]) for i in range(len(leaves))]
     for got, want in zip(restored, leaves):
       if got.shape != np.shape(want):
