@@ -103,3 +103,14 @@ def test_write_result(tmp_path):
   import json
   cfg = json.loads((tmp_path / "config.json").read_text())["settings"]
   assert cfg["method"] == "toy" and cfg["extra"] == 1 and cfg["method_settings"]["steps"] == 2
+
+
+def test_a_run_records_only_its_own_methods_flags():
+  from jaxinv.cli import build_parser
+  from jaxinv.cli.common import run_settings
+  p = build_parser()
+  mg = run_settings(p.parse_args(["invert", "--generator", "G", "--images", "x", "--out", "o"]))
+  dgp = run_settings(p.parse_args(["invert", "--method", "dgp", "--generator", "G", "--images",
+                                   "x", "--out", "o"]))
+  assert "schedule" not in mg and "pti_steps" not in mg and "codes" in mg and "init_type" in mg
+  assert "schedule" in dgp and "init_type" not in dgp and "seed" in dgp

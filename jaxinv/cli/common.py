@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 __all__ = ["UserError", "check_out_dir", "check_out_file", "load_generator", "output_stems",
-           "encoder_codes", "as_generator", "run_driver", "finish_driver"]
+           "encoder_codes", "as_generator", "run_driver", "finish_driver", "run_settings",
+           "record_method_flags", "METHOD_FLAGS"]
 
 
 class UserError(Exception):
@@ -77,6 +78,27 @@ def check_out_file(path, flag: str = "--out") -> str:
   if not _can_create_in(base):
     raise UserError(f"{flag} {path}: {base} is not writable; choose a writable place")
   return path
+
+
+#: flag (dest) -> the one ``invert --method`` it configures; filled by the invert parser, so a
+#: run's config.json records its own method's flags and not every other method's defaults.
+METHOD_FLAGS: dict = {}
+
+
+def record_method_flags(parser, owners: dict, shared=()):
+  """Marks every flag of an argument group whose title starts with a key of ``owners`` as that
+  method's (``shared`` flags stay everyone's)."""
+  for group in parser._action_groups:
+    owner = owners.get(group.title.split(" ")[0])
+    if owner:
+      METHOD_FLAGS.update({a.dest: owner for a in group._group_actions if a.dest not in shared})
+
+
+def run_settings(args) -> dict:
+  """The settings a run records: every flag but the parser's hook and other methods' flags."""
+  method = getattr(args, "method", None)
+  return {k: v for k, v in vars(args).items()
+          if k != "func" and METHOD_FLAGS.get(k, method) == method}
 
 
 WORK_DIR = ".jaxinv-work"   # inside --out: finished batches and in-flight checkpoints (resume)

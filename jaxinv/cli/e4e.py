@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, load_generator, output_stems, run_settings
 
 
 def run_invert(args):
@@ -37,7 +37,7 @@ def run_invert(args):
   for stem, img in zip(stems, res["images"]):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
   write_npz(os.path.join(args.out, "result.npz"), wp=res["wp"], names=np.asarray(stems))
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings = run_settings(args)
   settings["images"] = paths
   write_config(args.out, settings)
   print(f"wrote {args.out}: {len(stems)} images encoded to w+ "

@@ -13,7 +13,8 @@ import os
 import numpy as np
 
 from jaxinv.cli import style_options, task_args
-from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
+from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_stems,
+                               record_method_flags, run_driver, run_settings)
 from jaxinv.inversion.run import describe as describe_keys, image_keys
 
 METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector")
@@ -98,6 +99,9 @@ def register(sub):
   # --- end idinvert ---
   from jaxinv.cli import pti as pti_cli
   pti_cli.add_invert_arguments(p)
+  record_method_flags(p, {"mGANprior": "mganprior", "DGP": "dgp", "PadInv": "padinv",
+                          "IDInvert": "idinvert", "PTI": "pti"},
+                      shared=("encoder", "init", "codes", "layer"))
   p.set_defaults(func=run, out_kind="dir")
 
 
@@ -237,7 +241,7 @@ def run(args):
   result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
   if result is None:  # another process of a multi-process run: the first one writes
     return
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings = run_settings(args)
   settings["images"] = paths
   settings["image_keys"] = describe_keys(args.seed)
   settings.update(task_args.settings(args, task))

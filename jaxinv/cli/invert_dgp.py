@@ -14,7 +14,8 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
+from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_stems,
+                               run_driver, run_settings)
 
 
 def _schedule(args):
@@ -86,7 +87,7 @@ def run(args):
   if result is None:  # another process of a multi-process run: the first one writes
     return
   morph = result.images.pop("morph", None)
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings = run_settings(args)
   settings.update(images=paths, classes=list(map(int, classes)), schedule_resolved=sched.to_lists())
   run_lib.write_result(args.out, result, settings)
   if morph is not None:

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, load_generator, output_stems, run_settings
 
 W_AVG_SAMPLES = 10000
 W_AVG_SEED = 123
@@ -77,7 +77,7 @@ def run_invert(args):
   noises = {f"noise{i}": np.asarray(n)[:, 0] for i, n in enumerate(out.variables["noises"])}
   write_npz(os.path.join(args.out, "result.npz"), w=wp, loss=np.asarray(out.loss),
             names=np.asarray(stems), **noises)
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings = run_settings(args)
   settings["images"] = paths
   write_config(args.out, settings)
   print(f"wrote {args.out}: {b} images ({model.family}, nvidia-projector); final loss "

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, load_generator, output_stems, run_settings
 
 
 def add_invert_arguments(parser):
@@ -83,7 +83,7 @@ def run_invert(args):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
   write_npz(os.path.join(args.out, "result.npz"), w_pivot=res["w_pivot"], steps=res["steps"],
             loss=res["loss"], names=np.asarray(stems))
-  settings = {k: v for k, v in vars(args).items() if k != "func"}
+  settings = run_settings(args)
   settings["images"] = paths
   write_config(args.out, settings)
   print(f"wrote {args.out}: {len(stems)} images, phase-2 steps "
