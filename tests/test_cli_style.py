@@ -92,3 +92,38 @@ def test_invert_style_result_independent_of_position_and_batch(converted, tmp_pa
   assert main(common + ["--images", str(full), "--batch", "4", "--out", str(tmp_path / "a")]) == 0
   assert main(common + ["--images", str(alone), "--batch", "1", "--out", str(tmp_path / "c")]) == 0
   assert_same_image_result(tmp_path / "a", tmp_path / "c", name, keys)
+
+
+def test_invert_style_with_a_task(converted, tmp_path):
+  """--task on a style generator: the loss compares the degraded rendering with the observation
+  (step 0 of w+ = G(w_avg) — checked against the task computed here) and the task's pictures
+  are written."""
+  import jax.numpy as jnp
+  from jaxinv import tasks
+  from jaxinv.io import images as image_io
+  from jaxinv.models.registry import load_model
+  out = tmp_path / "out"
+  rc = main(["invert", "--generator", str(converted / "G"), "--images", str(CHURCH),
+             "--space", "wp", "--task", "super-resolve", "--factor", "4", "--loss", "mse",
+             "--optimizer", "adam", "--lr", "0.05", "--steps", "3", "--batch", "4", "--out", str(out)])
+  assert rc == 0
+  m = load_model(str(converted / "G"))
+  paths = image_io.list_images([str(CHURCH)])
+  gt = image_io.load_images(paths, m.config.resolution)
+  task = tasks.make_task("super-resolve", m.config.resolution, factor=4)
+  obs = np.asarray(task.observe(jnp.asarray(gt)))
+  w_avg = m.module.apply({"params": m.params}, method=m.module.average_w)
+  wp = jnp.broadcast_to(w_avg, (1, m.config.num_ws, m.config.w_dim))
+  img = m.module.apply({"params": m.params}, None, wp, 0, None, "const", method=m.module.synthesis)
+  want = np.mean((np.asarray(task.degrade(img[0]))[None] - obs) ** 2, axis=(1, 2, 3))
+  with np.load(out / "result.npz") as r:
+    # float32 sums of ~3k terms of a 32 px MSE: relative noise ~1e-6; 1e-5 leaves 10x margin.
+    np.testing.assert_allclose(r["loss"][0], want, rtol=1e-5)
+    assert np.all(r["loss"][-1] < r["loss"][0])
+  for p in paths:
+    stem = image_io.image_stem(p)
+    for suffix in ("_observation", "_restored", "_grid"):
+      assert (out / f"{stem}{suffix}.png").is_file(), suffix
+  cfg = json.loads((out / "config.json").read_text())["settings"]
+  assert cfg["task"] == "super-resolve" and cfg["method_settings"]["space"]["kind"] == "wp"
+  assert "schedule" not in cfg     # DGP's flags are not this run's
