@@ -2,6 +2,7 @@
 
 
 import numpy as np
+import pytest
 
 from tests.conftest import count_compiles
 
@@ -36,3 +37,64 @@ def test_padinv_second_batch_compiles_nothing(golden):
     out = padinv.refine(module, gen.params, starts[1], targets[1], settings, progress=False)
   assert c.count == 0, f"the second batch compiled {c.count} programs"
   assert out.loss.shape == (2, 2)
+
+
+def _driver_second_batch_compiles_nothing(method, data, names):
+  """Runs ``method`` through the driver on ``names[:1]`` then on ``names[1:]`` (batch 1): the
+  later batches — same spec, same shapes — compile nothing."""
+  from jaxinv.inversion import run
+  load = lambda idx, off=0: {k: v[[i + off for i in idx]] for k, v in data.items()}
+  first = run.run(method, names[:1], load, seed=0, batch=1, progress=False)
+  with count_compiles() as c:
+    rest = run.run(method, names[1:], lambda idx: load(idx, 1), seed=0, batch=1, progress=False)
+  assert c.count == 0, f"later batches compiled {c.count} programs"
+  assert rest.stepwise["loss"].shape[1] == len(names) - 1
+  return first, rest
+
+
+def test_mganprior_driver_second_batch_compiles_nothing():
+  from jaxinv.inversion import objectives
+  from jaxinv.inversion.methods import mganprior
+  from jaxinv.models.registry import load_model
+  g = load_model("demo-digits")
+  cfg = mganprior.MGANpriorConfig(codes=2, layer=2, loss=objectives.LossConfig(loss="mse"),
+                                  optimizer="adam", lr=0.05, steps=3)
+  rng = np.random.RandomState(0)
+  data = {"observation": rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)}
+  _driver_second_batch_compiles_nothing(mganprior.Method(g.module, g.params, cfg), data,
+                                        ["a", "b", "c"])
+
+
+def test_style_driver_second_batch_compiles_nothing(golden):
+  import json
+  from jaxinv.inversion import objectives, style_spaces
+  from jaxinv.models.registry import load_model
+  from jaxinv import converters
+  import tempfile
+  gd = golden("stylegan2_rosinality")
+  with tempfile.TemporaryDirectory() as d:
+    converters.convert_file(str(gd.path(gd.expected["checkpoint"]["file"])), d + "/G")
+    g = load_model(d + "/G")
+  res = g.config.resolution
+  method = style_spaces.Method(g.module, g.params, style_spaces.StyleSpace("wp"),
+                               objectives.LossConfig(loss="mse"), "adam", 0.05, 2)
+  rng = np.random.RandomState(0)
+  data = {"observation": rng.uniform(-1, 1, (3, res, res, 3)).astype(np.float32)}
+  _driver_second_batch_compiles_nothing(method, data, ["a", "b", "c"])
+
+
+@pytest.mark.slow   # ~100 s: DGP compiles a program per stage kind plus the candidate search
+def test_dgp_driver_second_batch_compiles_nothing(golden):
+  import dataclasses
+  from jaxinv.inversion.methods import dgp
+  from tests.golden import _dgp
+  gd = golden("dgp")
+  (G, gp), (D, dp) = _dgp.load_g(gd), _dgp.load_d(gd)
+  sched = dgp.load_schedule("in128_SR_D_biased")
+  sched = dataclasses.replace(sched, select_num=2, stages=tuple(
+      dataclasses.replace(s, iterations=1) for s in sched.stages))
+  res = G.config.resolution
+  rng = np.random.RandomState(0)
+  data = {"origin": rng.uniform(-1, 1, (3, res, res, 3)).astype(np.float32),
+          "class": np.asarray([0, 1, 2], np.int32)}
+  _driver_second_batch_compiles_nothing(dgp.Method(G, gp, D, dp, sched), data, ["a", "b", "c"])

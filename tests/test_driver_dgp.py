@@ -76,6 +76,7 @@ def single(setup, tmp_path_factory):
   return out
 
 
+@pytest.mark.slow   # ~60-150 s: a fresh 8-device process compiles every DGP program again
 def test_sharded_over_8_devices_equals_single(setup, single, tmp_path):
   out = tmp_path / "out"
   p = _run(setup, out, batch=8, XLA_FLAGS="--xla_force_host_platform_device_count=8")
@@ -117,6 +118,7 @@ def test_kill_and_resume(setup, single, tmp_path):
   assert not (out / ".jaxinv-work").exists()
 
 
+@pytest.mark.slow   # ~100 s: two fresh processes compile every DGP program again
 def test_two_processes(setup, single, tmp_path):
   out = tmp_path / "out"
   port = H.free_port()
