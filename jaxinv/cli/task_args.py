@@ -34,8 +34,6 @@ TASK_DEFAULTS = {
     "denoise": {"layer": 6, "codes": 30, "steps": 3000, "vgg_lambda": 1.0},
 }
 
-# Folded into the run seed for the denoising noise, so it never equals the init's key stream.
-_NOISE_STREAM = 0x6E6F6973
 
 
 def add_arguments(p):
@@ -78,7 +76,7 @@ def make(args, resolution: int):
   """The :class:`jaxinv.tasks.Task` of these flags at the model resolution."""
   import jax
   from jaxinv import tasks
-  key = jax.random.fold_in(jax.random.PRNGKey(args.seed), _NOISE_STREAM)
+  key = jax.random.fold_in(jax.random.PRNGKey(args.seed), tasks.NOISE_STREAM)
   try:
     return tasks.make_task(args.task, resolution, factor=args.factor, downsample=args.downsample,
                            mask=args.mask, sigma=args.sigma,
@@ -94,30 +92,17 @@ def prepare(args, paths, resolution: int):
   Ground truth is resized to the model resolution; ``--observed`` images to the observation
   size (``res / factor`` for super-resolution). Nothing is written here.
   """
-  import jax
-  import jax.numpy as jnp
   from jaxinv import tasks
+  from jaxinv.cli.common import output_stems
   from jaxinv.io import images as image_io
   task = make(args, resolution)
   try:
     if args.observed:
-      obs = image_io.load_images(paths, task.observation_size)
-      if task.name == "inpaint":  # holes are exactly 0 whatever the file holds there
-        obs = np.asarray(tasks.apply_mask(jnp.asarray(obs), jnp.asarray(task.mask)))
-      elif task.name == "colorize":
-        obs = np.asarray(tasks.to_gray(jnp.asarray(obs)))
-      return task, obs, None
+      return task, tasks.as_observed(task, image_io.load_images(paths, task.observation_size)), None
     gt = image_io.load_images(paths, resolution)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  if task.name == "denoise":  # one noise draw per image name, independent of position and batching
-    from jaxinv.cli.common import output_stems
-    from jaxinv.inversion import run
-    keys = run.image_keys(args.seed, output_stems(paths), stream=_NOISE_STREAM)
-    obs = jax.vmap(lambda x, k: tasks.add_noise(x, task.sigma, k))(jnp.asarray(gt), keys)
-  else:
-    obs = task.observe(jnp.asarray(gt))
-  return task, np.asarray(obs, np.float32), gt
+  return task, tasks.observations(task, gt, output_stems(paths), args.seed), gt
 
 
 def degrade_kwargs(task) -> dict:
@@ -133,35 +118,21 @@ def settings(args, task) -> dict:
   if task.name == "inpaint":
     out.update(mask=os.path.abspath(args.mask), mask_missing_fraction=float(np.mean(task.mask)))
   if task.name == "denoise":
+    from jaxinv import tasks
     from jaxinv.inversion import run
-    out.update(sigma=task.sigma, noise_key=run.describe(args.seed, _NOISE_STREAM))
+    out.update(sigma=task.sigma, noise_key=run.describe(args.seed, tasks.NOISE_STREAM))
   return out
 
 
 def write_outputs(out_dir, stems, task, outputs, observations, ground_truth) -> None:
-  """``<stem>_observation.png``, ``<stem>_restored.png`` and ``<stem>_grid.png`` per image.
-
-  The grid is observation | restoration | ground truth (when known, with the restoration's PSNR),
-  labelled; a low-res observation is shown nearest-upsampled to the model resolution.
-  """
+  """``<stem>_observation.png``, ``<stem>_restored.png`` and ``<stem>_grid.png`` per image
+  (:func:`jaxinv.tasks.pictures`)."""
   if task.name == "reconstruct":
     return
-  from jaxinv import metrics, tasks
+  from jaxinv import tasks
   from jaxinv.io import images as image_io
   for i, stem in enumerate(stems):
-    obs = np.asarray(observations[i])
-    ref = ground_truth[i] if ground_truth is not None else obs
-    restored = task.restore(outputs[i], ref)
-    image_io.save_png(os.path.join(out_dir, f"{stem}_observation.png"), obs)
-    image_io.save_png(os.path.join(out_dir, f"{stem}_restored.png"), restored)
-    shown = obs
-    if obs.shape[0] != restored.shape[0]:
-      shown = np.asarray(tasks.resize(obs, restored.shape[:2], "nearest"))
-    row = [shown, restored] + ([ground_truth[i]] if ground_truth is not None else [])
-    labels = ["observation", f"restored ({task.name})"] + (["ground truth"] if ground_truth is not None else [])
-    captions = None
-    if ground_truth is not None:
-      psnr = metrics.psnr(image_io.to_uint8(restored), image_io.to_uint8(ground_truth[i]), 255.0)
-      captions = [["", f"PSNR {psnr:.2f} dB", ""]]
-    picture, _ = image_io.labeled_grid([row], [stem], labels, captions)
-    image_io.save_png(os.path.join(out_dir, f"{stem}_grid.png"), picture)
+    pics = tasks.pictures(task, stem, outputs[i], observations[i],
+                          None if ground_truth is None else ground_truth[i])
+    for suffix, picture in pics.items():
+      image_io.save_png(os.path.join(out_dir, f"{stem}_{suffix}.png"), picture)
