@@ -40,7 +40,7 @@ def residual_bytes(gcfg, dcfg, mode="SR") -> int:
           "y": jax.ShapeDtypeStruct((), jnp.int32),
           "weights": jax.ShapeDtypeStruct((3,), jnp.float32),
           "ftr_mask": jax.ShapeDtypeStruct((len(tf),), jnp.float32)}
-  obj = functools.partial(dgp._objective, G=G, D=D, use_in=False, degrade=dgp.degradation(mode))
+  obj = functools.partial(dgp.objective, G=G, D=D, use_in=False, degrade=dgp.degradation(mode))
   v = {"z": jax.ShapeDtypeStruct((gcfg.dim_z,), jnp.float32), "G": gp}
   res = saved_residuals(lambda v, data, dp: obj(v, data, {"D": dp})[0], v, data, dp)
   total = 0

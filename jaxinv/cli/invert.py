@@ -8,14 +8,14 @@ Every input is checked before anything is written.
 
 from __future__ import annotations
 
-import os
+import importlib
 
 import numpy as np
 
 from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_stems,
                                record_method_flags, run_driver, run_settings)
-from jaxinv.inversion.run import describe as describe_keys, image_keys
+from jaxinv.inversion.run import describe as describe_keys
 
 METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector")
 
@@ -71,34 +71,8 @@ def register(sub):
   o.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk (progress granularity)")
   task_args.add_arguments(p)  # --task/--factor/--downsample/--mask/--sigma/--observed
   style_options.add_invert_args(p)  # --space z|w|wp|multi, --truncation, --noise (style generators)
-  # --- dgp (issue 6) ---
-  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
-  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
-  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
-                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
-  d.add_argument("--schedule", default="in128_SR_D_biased",
-                 help="NAME: a built-in schedule (jaxinv/assets/dgp_schedules/NAME.json) or a JSON file (per-stage lists)")
-  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
-                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
-  d.add_argument("--iterations", type=int, nargs="+", default=None,
-                 help="override the per-stage iteration counts (e.g. for a quick run)")
-  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
-  d.add_argument("--jitter-samples", type=int, default=30,
-                 help="jitter mode: samples per std (stds 0.3, 0.5, 0.7) from each fine-tuned G")
-  d.add_argument("--transfer-classes", type=int, nargs="+", default=None,
-                 help="category_transfer mode: target classes (default DGP's 151..293, "
-                      "limited to the generator's classes)")
-  # --- end dgp ---
-  # --- padinv (issue 9): its flags and defaults live in jaxinv/cli/padinv.py ---
-  from jaxinv.cli import padinv as padinv_cli
-  padinv_cli.add_invert_arguments(p)
-  # --- end padinv ---
-  # --- idinvert (issue 12): flags and defaults in jaxinv/cli/idinvert.py ---
-  from jaxinv.cli import idinvert as idinvert_cli
-  idinvert_cli.add_invert_arguments(p)
-  # --- end idinvert ---
-  from jaxinv.cli import pti as pti_cli
-  pti_cli.add_invert_arguments(p)
+  for module in ("invert_dgp", "padinv", "idinvert", "pti"):   # each method's own flags
+    importlib.import_module(f"jaxinv.cli.{module}").add_invert_arguments(p)
   record_method_flags(p, {"mGANprior": "mganprior", "DGP": "dgp", "PadInv": "padinv",
                           "IDInvert": "idinvert", "PTI": "pti"},
                       shared=("encoder", "init", "codes", "layer"))
@@ -174,33 +148,20 @@ def _load_init(path, num_images):
   return init
 
 
+# --method -> the module (jaxinv/cli/) whose run_invert runs it; mGANprior and the style spaces
+# run here.
+METHOD_MODULES = {"e4e": "e4e", "pti": "pti", "dgp": "invert_dgp", "padinv": "padinv",
+                  "nvidia-projector": "nvidia_projector", "idinvert": "idinvert"}
+
+
 def run(args):
-  if args.method == "e4e":
-    from jaxinv.cli import e4e as e4e_cli
-    return e4e_cli.run_invert(args)
-  if args.generator is None:
+  if args.method != "e4e" and args.generator is None:
     raise UserError(f"--method {args.method} needs --generator DEST")
-  if args.method == "pti":
-    from jaxinv.cli import pti as pti_cli
-    return pti_cli.run_invert(args)
-  if args.method == "dgp":  # --- dgp (issue 6) ---
-    from jaxinv.cli import invert_dgp
-    return invert_dgp.run(args)
-  # --- padinv (issue 9) ---
-  if args.method == "padinv":
-    from jaxinv.cli import padinv as padinv_cli
-    return padinv_cli.run_invert(args)
-  # --- end padinv ---
-  if args.method == "nvidia-projector":
-    from jaxinv.cli import nvidia_projector
-    return nvidia_projector.run_invert(args)
-  if args.method == "idinvert":  # --- idinvert (issue 12) ---
-    from jaxinv.cli import idinvert as idinvert_cli
-    return idinvert_cli.run_invert(args)
+  if args.method in METHOD_MODULES:
+    return importlib.import_module(f"jaxinv.cli.{METHOD_MODULES[args.method]}").run_invert(args)
   for k, v in _MGANPRIOR_DEFAULTS.items():
     if getattr(args, k) is None:
       setattr(args, k, v)
-  from jaxinv.inversion.methods import mganprior
   from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
   from jaxinv.models.layered import LayerIndexError

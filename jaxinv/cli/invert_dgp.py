@@ -41,7 +41,26 @@ def _schedule(args):
   return dataclasses.replace(sched, **over)
 
 
-def run(args):
+def add_invert_arguments(p):
+  d = p.add_argument_group("DGP (--method dgp; defaults: the schedule's official script)")
+  d.add_argument("--discriminator", default=None, help="converted BigGAN D directory (DGP's D_*.pth)")
+  d.add_argument("--class", dest="dgp_class", type=int, nargs="+", default=[-1],
+                 help="ImageNet class per image (one value for all); -1 = unknown, searched")
+  d.add_argument("--schedule", default="in128_SR_D_biased",
+                 help="NAME: a built-in schedule (jaxinv/assets/dgp_schedules/NAME.json) or a JSON file (per-stage lists)")
+  d.add_argument("--mode", default=None, help="override the schedule's dgp_mode "
+                 "(SR, colorization, inpainting, hybrid, jitter, reconstruct)")
+  d.add_argument("--iterations", type=int, nargs="+", default=None,
+                 help="override the per-stage iteration counts (e.g. for a quick run)")
+  d.add_argument("--select-num", type=int, default=None, help="override the number of z candidates")
+  d.add_argument("--jitter-samples", type=int, default=30,
+                 help="jitter mode: samples per std (stds 0.3, 0.5, 0.7) from each fine-tuned G")
+  d.add_argument("--transfer-classes", type=int, nargs="+", default=None,
+                 help="category_transfer mode: target classes (default DGP's 151..293, "
+                      "limited to the generator's classes)")
+
+
+def run_invert(args):
   from jaxinv.inversion import run as run_lib
   from jaxinv.inversion.methods import dgp
   from jaxinv.io import images as image_io

@@ -52,7 +52,7 @@ def test_feature_loss_every_ftr_num(golden, models):
     for k in range(1, n + 1):
       assert_close(dgp.feature_loss(ff, rf, k), vals[f"ftr_num_{k}"], rtol=LOSS_RTOL,
                    what=f"{pair} ftr_num {k}")
-      assert_close(dgp._masked_feature_loss(ff, rf, dgp.ftr_mask(k, n)), vals[f"ftr_num_{k}"],
+      assert_close(dgp.masked_feature_loss(ff, rf, dgp.ftr_mask(k, n)), vals[f"ftr_num_{k}"],
                    rtol=LOSS_RTOL, what=f"{pair} masked ftr_num {k}")
     per_layer = [float(jnp.mean(jnp.abs(a - b))) for a, b in zip(ff, rf)]
     assert_close(per_layer, vals["per_layer_l1"], rtol=LOSS_RTOL, what=f"{pair} per-layer L1")
@@ -91,7 +91,7 @@ def _step1(gd, models, task):
   if st.use_in:
     emb = jnp.asarray(gp["shared"]["weight"])[y0][None]
     data["in_params"] = biggan.init_in_params(G, gp, z0[None], emb)[1]
-  obj = functools.partial(dgp._objective, G=G, D=D, use_in=st.use_in,
+  obj = functools.partial(dgp.objective, G=G, D=D, use_in=st.use_in,
                           degrade=dgp.degradation(s.dgp_mode, s.factor))
   (loss, aux), grads = jax.jit(jax.value_and_grad(obj, has_aux=True))(
       {"z": z0, "G": gp}, data, {"D": dp})
