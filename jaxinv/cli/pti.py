@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems, run_settings
+from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_stems, run_driver,
+                               run_settings)
 
 
 def add_invert_arguments(parser):
@@ -43,11 +44,10 @@ def add_invert_arguments(parser):
 
 
 def run_invert(args):
-  import jax
   from jaxinv.inversion.methods import pti
+  from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
-  from jaxinv.io.deltas import save_deltas
-  from jaxinv.io.results import write_config, write_npz
+  from jaxinv.io.deltas import nest, save_deltas
   for flag in ("projector_steps", "pti_steps", "batch"):
     if getattr(args, flag) < 1:
       raise UserError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
@@ -73,21 +73,24 @@ def run_invert(args):
     pivots = encoder_codes(source[1], source[0], gen, paths, args.batch)
   features = pti.lpips_features(lp1.module, lp1.params)
   lpips_fn = lambda a, b: lp2.module.apply({"params": lp2.params}, a, b)
-  res = pti.invert(gen.module, gen.params, x, cfg, features, lpips_fn,
-                   jax.random.PRNGKey(args.seed), batch=args.batch, pivots=pivots)
-  if not (np.isfinite(res["w_pivot"]).all() and np.isfinite(res["images"]).all()):
+  method = pti.Method(gen.module, gen.params, cfg, features, lpips_fn)
+  data = {"image": x} if pivots is None else {"image": x, "pivot": np.asarray(pivots, np.float32)}
+  result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
+  if not (np.isfinite(result.arrays["w_pivot"]).all() and np.isfinite(result.images[""]).all()):
+    finish_driver(args)
     raise UserError("PTI produced non-finite values (check the models and --pti-lr)")
+  delta = nest({k[len("delta/"):]: result.arrays.pop(k) for k in list(result.arrays)
+                if k.startswith("delta/")})
   os.makedirs(args.out, exist_ok=True)
-  save_deltas(os.path.join(args.out, DELTAS_DIR), res["delta"], stems)
-  for stem, img in zip(stems, res["images"]):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  write_npz(os.path.join(args.out, "result.npz"), w_pivot=res["w_pivot"], steps=res["steps"],
-            loss=res["loss"], names=np.asarray(stems))
+  save_deltas(os.path.join(args.out, DELTAS_DIR), delta, stems)
   settings = run_settings(args)
   settings["images"] = paths
-  write_config(args.out, settings)
+  write_result(args.out, result, settings)
+  finish_driver(args)
   print(f"wrote {args.out}: {len(stems)} images, phase-2 steps "
-        + ", ".join(f"{s} {int(n)}" for s, n in zip(stems, res["steps"])))
+        + ", ".join(f"{s} {int(n)}" for s, n in zip(stems, result.arrays["steps"])))
 
 
 def _pivot_encoder(args):

@@ -27,11 +27,12 @@ class DeltaError(ValueError):
   """DIR is missing, incomplete, corrupt, or does not fit the generator / the result."""
 
 
-def _flatten(tree, prefix=""):
+def flatten(tree, prefix=""):
+  """Nested dicts -> ``{"a/b": float32 array}``; :func:`nest` inverts it."""
   out = {}
   for k, v in tree.items():
     if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}/"))
+      out.update(flatten(v, f"{prefix}{k}/"))
     else:
       out[prefix + str(k)] = np.asarray(v, np.float32)
   return out
@@ -46,7 +47,7 @@ def save_deltas(path, tree: dict, names) -> str:
   import orbax.checkpoint as ocp
   from jaxinv.io.checkpoints import publish_mode
   path = os.path.abspath(os.fspath(path))
-  flat = _flatten(tree)
+  flat = flatten(tree)
   names = [str(n) for n in names]
   bad = [k for k, v in flat.items() if v.ndim < 1 or v.shape[0] != len(names)]
   if bad:
@@ -55,7 +56,7 @@ def save_deltas(path, tree: dict, names) -> str:
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
   try:
-    ocp.PyTreeCheckpointer().save(os.path.join(tmp, _TREE_SUBDIR), _nest(flat))
+    ocp.PyTreeCheckpointer().save(os.path.join(tmp, _TREE_SUBDIR), nest(flat))
     with open(os.path.join(tmp, INDEX_FILE), "w") as f:
       json.dump({"names": names, "sha256": {k: _digest(v) for k, v in flat.items()}}, f, indent=1)
     publish_mode(tmp, directory=True)
@@ -96,7 +97,7 @@ def load_deltas(path, names=None, like: dict | None = None) -> dict:
   except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types for a damaged folder
     first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
     raise DeltaError(f"{path}: the delta checkpoint cannot be read ({first}); {redo}") from None
-  flat = _flatten(tree) if isinstance(tree, dict) else {}
+  flat = flatten(tree) if isinstance(tree, dict) else {}
   if set(flat) != set(digests):
     raise DeltaError(f"{path}: the checkpoint's arrays do not match {INDEX_FILE}; {redo}")
   changed = sorted(k for k, v in flat.items() if _digest(v) != digests[k])
@@ -107,15 +108,16 @@ def load_deltas(path, names=None, like: dict | None = None) -> dict:
     raise DeltaError(f"{path}: holds deltas of {stored_names[:3]}... but the result names "
                      f"{[str(n) for n in names][:3]}...; keep each result.npz with its own deltas/")
   if like is not None:
-    want = {k: v.shape for k, v in _flatten(like).items()}
+    want = {k: v.shape for k, v in flatten(like).items()}
     if set(want) != set(flat) or any(flat[k].shape != (len(stored_names),) + tuple(want[k])
                                      for k in want):
       raise DeltaError(f"{path}: the deltas do not fit this generator's parameters (made with "
                        "another generator?); edit with the generator the PTI run used")
-  return _nest(flat)
+  return nest(flat)
 
 
-def _nest(flat):
+def nest(flat: dict) -> dict:
+  """``{"a/b": array}`` -> nested dicts (inverse of :func:`flatten`)."""
   tree: dict = {}
   for k, v in flat.items():
     *parents, leaf = k.split("/")

@@ -108,3 +108,26 @@ def test_invert_pti_with_e4e_pivots(models, tmp_path):
   with np.load(os.path.join(out, "result.npz")) as r:
     assert np.abs(r["w_pivot"] - codes).max() <= 1e-4 * max(1.0, np.abs(codes).max())
     assert list(r["steps"]) == [1]
+
+
+@pytest.mark.slow   # ~85 s: PTI compiled for batches of 2 and 1
+def test_invert_pti_result_independent_of_position_and_batch(models, tmp_path):
+  """Each image's draws come from its own name's key: the second photo inverted alone
+  (batch 1) equals the same photo as the second of a batch of 2. Same arithmetic per image in
+  a vmap of 1 or 2 copies: float order only; pivots at the projector's 1e-5, losses at the
+  golden PTI bound 1e-4 relative (e4e_pti README)."""
+  g, gen, lp = models
+  base = golden_root().parent.parent
+  paths = [str(base / g.expected["case_config"]["pti"]["image"]),
+           str(base / g.expected["e4e"]["images"][1]["path"])]
+  common = ["--method", "pti", "--generator", gen, "--lpips", lp, "--projector-lpips", lp,
+            "--projector-steps", "3", "--pti-steps", "2"]
+  assert main(["invert", *common, "--images", *paths, "--batch", "2",
+               "--out", str(tmp_path / "both")]) == 0
+  assert main(["invert", *common, "--images", paths[1], "--batch", "1",
+               "--out", str(tmp_path / "alone")]) == 0
+  with np.load(tmp_path / "both" / "result.npz") as a, np.load(tmp_path / "alone" / "result.npz") as b:
+    assert list(b["names"]) == [a["names"][1]]
+    np.testing.assert_allclose(b["w_pivot"][0], a["w_pivot"][1], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(b["loss"][:, 0], a["loss"][:, 1], rtol=1e-4)
+    assert np.abs(a["w_pivot"][0] - a["w_pivot"][1]).max() > 1e-3   # distinct photos differ

@@ -36,8 +36,9 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +46,7 @@ import numpy as np
 
 from jaxinv.inversion.methods.projector import noise_regularize
 
-__all__ = ["PTIConfig", "projector_schedule", "w_stats", "project_w", "tune", "draws",
+__all__ = ["PTIConfig", "Method", "image_draws", "projector_schedule", "w_stats", "project_w", "tune", "draws",
            "noise_shapes", "apply_delta", "trainable"]
 
 
@@ -313,19 +314,12 @@ def lpips_features(lpips_module, lpips_params, max_size: int = 256):
   return features
 
 
-def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lpips_fn: Callable,
-           key, batch: int = 4, devices=None, pivots=None) -> dict:
-  """PTI for ``images [N, R, R, 3]`` in [-1, 1], ``batch`` images (and generator copies) per
-  program, sharded over ``devices`` (default: every local device; the batch is rounded up to
-  a multiple of their count), fresh draws per batch from ``fold_in(key, first image index)``.
-
-  Returns ``{"w_pivot" [N, L, D], "delta" (synthesis tree, leading axis N), "steps" [N],
-  "images" [N, R, R, 3] (the tuned generators' renders of their pivots), "loss" [T2, N]}``.
-  """
+def _program(module, params, cfg: PTIConfig, features, lpips_fn, mesh):
+  """``(run, place)``: both phases for a batch (``run(x, draws, pivots | None)``), sharded with
+  ``shard_map`` over ``mesh`` (each device vmaps over its own images' generator copies; letting
+  the SPMD partitioner split the vmapped per-copy convolutions fails on grouped convs)."""
   from jax.sharding import NamedSharding, PartitionSpec as P
   from jaxinv import sharding
-  n = len(images)
-  mesh, batch = sharding.batch_plan(batch, n, devices=devices)
   gcfg = module.config
 
   def local(x, d, wp):
@@ -335,27 +329,86 @@ def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lp
     return wp, tune(module, params, wp, x, lpips_fn, cfg, d["reg_z"])
 
   if mesh is None:
-    run = jax.jit(local)
-  else:
-    # shard_map: each device vmaps over its own images' generator copies (letting the SPMD
-    # partitioner split the vmapped per-copy convolutions fails on grouped convs).
-    first, second = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS)
-    d_spec = {"noise_init": [first] * gcfg.num_convs, "eps": second, "reg_z": second}
-    out_spec = (first, {"delta": first, "steps": first, "final_image": first, "loss": second,
-                        "l2": second, "lpips": second, "reg": second, "evaluated": second})
-    run = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(first, d_spec, first),
-                                out_specs=out_spec, check_vma=False))
+    return jax.jit(local), lambda x, d, wp: (x, d, wp)
+  first, second = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS)
+  d_spec = {"noise_init": [first] * gcfg.num_convs, "eps": second, "reg_z": second}
+  out_spec = (first, {"delta": first, "steps": first, "final_image": first, "loss": second,
+                      "l2": second, "lpips": second, "reg": second, "evaluated": second})
+  run = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(first, d_spec, first),
+                              out_specs=out_spec, check_vma=False))
 
   def place(x, d, wp):
-    if mesh is None:
-      return x, d, wp
     first = NamedSharding(mesh, P(sharding.DATA_AXIS))
     second = NamedSharding(mesh, P(None, sharding.DATA_AXIS))   # [T, B, ...] draws
     return (jax.device_put(x, first),
             {"noise_init": [jax.device_put(v, first) for v in d["noise_init"]],
              "eps": jax.device_put(d["eps"], second), "reg_z": jax.device_put(d["reg_z"], second)},
             None if wp is None else jax.device_put(wp, first))
+  return run, place
 
+
+def image_draws(keys, gcfg, cfg: PTIConfig) -> dict:
+  """:func:`draws` of each image from its own key (``keys [B, 2]``), stacked as one batch's."""
+  per = [draws(jnp.asarray(k), gcfg, cfg, 1) for k in np.asarray(keys)]
+  return {"noise_init": [jnp.concatenate([p["noise_init"][i] for p in per])
+                         for i in range(len(per[0]["noise_init"]))],
+          "eps": jnp.concatenate([p["eps"] for p in per], axis=1),
+          "reg_z": jnp.concatenate([p["reg_z"] for p in per], axis=1)}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """PTI as a driver method: B images tune B generator copies in one program, sharded over
+  ``ctx.mesh``; each image's draws (noise maps, projector noise, locality-regulariser z) come
+  from its own key.
+
+  Per-image data: ``image [R, R, 3]`` in [-1, 1] and optionally ``pivot [L, D]`` (an encoder's
+  w+, skipping the projector). Outputs: ``w_pivot``, ``steps``, the delta leaves as
+  ``delta/<path>`` (:func:`jaxinv.io.deltas.nest` rebuilds the tree), ``loss [T2, B]`` and the
+  tuned generators' renders of their pivots.
+  """
+  module: Any
+  params: Any
+  cfg: PTIConfig
+  features: Callable | None
+  lpips_fn: Callable
+  name = "pti"
+
+  def settings(self) -> dict:
+    return {"pti": dataclasses.asdict(self.cfg)}
+
+  @functools.lru_cache(maxsize=4)
+  def program(self, mesh):
+    return _program(self.module, self.params, self.cfg, self.features, self.lpips_fn, mesh)
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run as run_lib
+    from jaxinv.io.deltas import flatten
+    run, place = self.program(ctx.mesh)
+    x = np.asarray(data["image"], np.float32)
+    wp = None if "pivot" not in data else np.asarray(data["pivot"], np.float32)
+    w, p2 = run(*place(x, image_draws(keys, self.module.config, self.cfg), wp))
+    arrays = {"w_pivot": np.asarray(w), "steps": np.asarray(p2["steps"]),
+              **{f"delta/{k}": v for k, v in flatten(jax.device_get(p2["delta"])).items()}}
+    return run_lib.BatchOutput(arrays, {"loss": np.asarray(p2["loss"])},
+                               {"": np.asarray(p2["final_image"])})
+
+
+def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lpips_fn: Callable,
+           key, batch: int = 4, devices=None, pivots=None) -> dict:
+  """PTI for ``images [N, R, R, 3]`` in [-1, 1], ``batch`` images (and generator copies) per
+  program, sharded over ``devices`` (default: every local device; the batch is rounded up to
+  a multiple of their count), fresh draws per batch from ``fold_in(key, first image index)``
+  (the CLI runs :class:`Method` through the driver instead: draws per image name).
+
+  Returns ``{"w_pivot" [N, L, D], "delta" (synthesis tree, leading axis N), "steps" [N],
+  "images" [N, R, R, 3] (the tuned generators' renders of their pivots), "loss" [T2, N]}``.
+  """
+  from jaxinv import sharding
+  n = len(images)
+  mesh, batch = sharding.batch_plan(batch, n, devices=devices)
+  run, place = _program(module, params, cfg, features, lpips_fn, mesh)
+  gcfg = module.config
   out = []
   for start in range(0, n, batch):
     x, real = sharding.pad_to_multiple(np.asarray(images[start:start + batch]), batch)
