@@ -7,17 +7,17 @@ before anything is written.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems, run_settings
+from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_stems, run_driver,
+                               run_settings)
 
 
 def run_invert(args):
   from jaxinv.inversion.methods import e4e
+  from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
   if not args.encoder:
     raise UserError("--method e4e needs --encoder DEST: convert the e4e/pSp checkpoint "
                     "(jaxinv convert e4e_ffhq_encode.pt DEST)")
@@ -30,15 +30,16 @@ def run_invert(args):
     x = e4e.load_inputs(paths, model)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  res = e4e.encode(model, x, batch=args.batch)
-  if not np.isfinite(res["wp"]).all():
+  result = run_driver(args, e4e.Method(model), stems, lambda idx: {"image": x[idx]})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
+  if not np.isfinite(result.arrays["wp"]).all():
+    finish_driver(args)
     raise UserError(f"{args.encoder}: the encoder produced non-finite codes (corrupt weights?)")
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img in zip(stems, res["images"]):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  write_npz(os.path.join(args.out, "result.npz"), wp=res["wp"], names=np.asarray(stems))
   settings = run_settings(args)
   settings["images"] = paths
-  write_config(args.out, settings)
+  write_result(args.out, result, settings)
+  finish_driver(args)
+  res = result.arrays
   print(f"wrote {args.out}: {len(stems)} images encoded to w+ "
         f"[{res['wp'].shape[1]}, {res['wp'].shape[2]}]")

@@ -9,7 +9,9 @@ sharded over the local devices.
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+import functools
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -17,7 +19,7 @@ import numpy as np
 from jaxinv import sharding
 from jaxinv.io import images as image_io
 
-__all__ = ["load_inputs", "encode"]
+__all__ = ["load_inputs", "encode", "Method"]
 
 
 def load_inputs(paths: Sequence, model) -> np.ndarray:
@@ -55,3 +57,30 @@ def encode(model, images: np.ndarray, batch: int = 8, decode: bool = True) -> di
   if decode:
     res["images"] = np.concatenate(out)
   return res
+
+
+@functools.lru_cache(maxsize=8)
+def _encode_fn(module, decode: bool):
+  def run(params, x):
+    codes = module.apply({"params": params}, x, method=module.encode)
+    return codes, (module.apply({"params": params}, codes, method=module.decode) if decode else None)
+  return jax.jit(run)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """Encoder-only inversion as a driver method: ``image [R, R, 3]`` (pSp's inference transform,
+  :func:`load_inputs`) -> ``wp [L, D]`` and the decoder's reconstruction."""
+  model: Any
+  name = "e4e"
+
+  def settings(self) -> dict:
+    return {"encoder": dataclasses.asdict(self.model.config.encoder)}
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run as run_lib
+    x = np.asarray(data["image"], np.float32)
+    if ctx.mesh is not None:
+      x = jax.device_put(x, sharding.batch_sharding(ctx.mesh))
+    codes, images = _encode_fn(self.model.module, True)(self.model.params, x)
+    return run_lib.BatchOutput({"wp": np.asarray(codes)}, {}, {"": np.asarray(images)})
