@@ -29,7 +29,8 @@ number of steps):
 Outputs of :func:`write_outputs`: ``results.csv`` (one row per method, objective, task,
 N, ℓ, image; ``method`` is ``mganprior`` for the study, the encoder rows leave N and ℓ
 empty), ``summary.csv`` (mean, standard deviation and 95 % confidence half-width over
-images), ``psnr_vs_codes.png``, one ``grid_<task>.png`` per task (rows: the first
+images), ``paired.csv`` (per-image differences between N values and between objectives,
+mean ± 95 % CI), ``psnr_vs_codes.png``, one ``grid_<task>.png`` per task (rows: the first
 ``grid_images`` digits; columns: ground truth, observation, then each objective / ℓ / N),
 ``grid_encoder.png`` (ground truth, then each encoder-row method) and ``config.json``.
 
@@ -51,7 +52,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 __all__ = ["DemoConfig", "load_test_digits", "run_demo", "write_outputs", "summarize",
-           "encoder_comparison", "format_table", "format_encoder_table", "OBJECTIVES"]
+           "encoder_comparison", "format_table", "format_encoder_table", "OBJECTIVES",
+           "paired_differences", "format_paired"]
 
 TASK_NAMES = ("reconstruct", "inpaint", "super-resolve")
 OBJECTIVES = ("mse", "mse+vgg")
@@ -330,6 +332,48 @@ def _t975(dof: int) -> float:
   return float(stats.t.ppf(0.975, dof))
 
 
+def _mean_std_ci(vals) -> tuple[float, float, float]:
+  """Mean, sample standard deviation and 95 % confidence half-width of the mean (Student's t;
+  0 for one value)."""
+  vals = np.asarray(vals, np.float64)
+  if len(vals) < 2:
+    return float(np.mean(vals)), 0.0, 0.0
+  std = float(np.std(vals, ddof=1))
+  return float(np.mean(vals)), std, _t975(len(vals) - 1) * std / float(np.sqrt(len(vals)))
+
+
+def paired_differences(rows: Sequence[dict]) -> list[dict]:
+  """Differences between two runs on the same images, per image then averaged: each N against
+  the next smaller N (same objective, task, layer; ``comparison`` ``"N=b - N=a"``) and every
+  other objective against ``mse`` (same task, layer, N; ``"mse+vgg - mse"``). Per metric the
+  mean difference (later minus earlier) and ``<metric>_ci95`` (Student's t over images). Paired,
+  so the spread between digits — much larger than these effects — cancels."""
+  by: dict = {}
+  for r in rows:
+    if r.get("method", "mganprior") == "mganprior":
+      by.setdefault((r["objective"], r["task"], r["layer"], r["codes"]), {})[r["image"]] = r
+  pairs = []
+  for o, t, l, n in by:
+    smaller = [m for (o2, t2, l2, m) in by if (o2, t2, l2) == (o, t, l) and m < n]
+    if smaller:
+      pairs.append((f"N={n} - N={max(smaller)}", (o, t, l, max(smaller)), (o, t, l, n)))
+  for o, t, l, n in by:
+    if o != "mse" and ("mse", t, l, n) in by:
+      pairs.append((f"{o} - mse", ("mse", t, l, n), (o, t, l, n)))
+  out = []
+  for label, key_a, key_b in pairs:
+    a, b = by[key_a], by[key_b]
+    images = [i for i in a if i in b]
+    s = {"comparison": label, "objective": key_b[0], "task": key_b[1], "layer": key_b[2],
+         "codes": key_b[3], "images": len(images)}
+    for k in METRICS:
+      if k in a[images[0]]:
+        mean, _, ci = _mean_std_ci([b[i][k] - a[i][k] for i in images])
+        s[k], s[f"{k}_ci95"] = mean, ci
+    out.append(s)
+  return out
+
+
 def summarize(rows: Sequence[dict]) -> list[dict]:
   """Per (method, objective, task, layer, codes): the number of images and, of every metric
   (``psnr``, ``ssim``, ``lpips``, ``psnr_hole``), the mean, the sample standard deviation
@@ -346,10 +390,7 @@ def summarize(rows: Sequence[dict]) -> list[dict]:
          "images": len(rs)}
     for k in METRICS:
       if k in rs[0]:
-        vals = np.asarray([r[k] for r in rs], np.float64)
-        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-        s[k], s[f"{k}_std"] = float(np.mean(vals)), std
-        s[f"{k}_ci95"] = _t975(len(vals) - 1) * std / np.sqrt(len(vals)) if len(vals) > 1 else 0.0
+        s[k], s[f"{k}_std"], s[f"{k}_ci95"] = _mean_std_ci([r[k] for r in rs])
     if method != "mganprior":
       s["steps"] = rs[0]["steps"]
     out.append(s)
@@ -451,8 +492,9 @@ def _plot_png(summary: Sequence[dict], cfg: DemoConfig, curves: dict | None = No
 
 
 def write_outputs(result: dict, out_dir: str) -> dict:
-  """Writes ``results.csv``, ``summary.csv``, ``psnr_vs_codes.png``, ``grid_<task>.png``,
-  ``config.json`` under ``out_dir`` (each atomically); returns ``{name: path}``."""
+  """Writes ``results.csv``, ``summary.csv``, ``paired.csv`` (:func:`paired_differences`; when
+  there is a pair), ``psnr_vs_codes.png``, ``grid_<task>.png``, ``config.json`` under
+  ``out_dir`` (each atomically); returns ``{name: path}``."""
   from jaxinv.io import checkpoints, images as image_io
   cfg = result["config"]
   os.makedirs(out_dir, exist_ok=True)
@@ -465,6 +507,9 @@ def write_outputs(result: dict, out_dir: str) -> dict:
   summary = summarize(result["rows"])
   put("results.csv", _csv_bytes(result["rows"]))
   put("summary.csv", _csv_bytes(summary))
+  paired = paired_differences(result["rows"])
+  if paired:
+    put("paired.csv", _csv_bytes(paired))
   put("psnr_vs_codes.png", _plot_png(summary, cfg, result.get("curves")))
   pics = result["pictures"]
   rows_by = {}
@@ -562,4 +607,14 @@ def format_table(summary: Sequence[dict], key: str = "psnr") -> str:
             if (s["objective"], s["task"], s["layer"]) == (objective, task, layer)}
     lines.append(f"{objective:<10}{task:<14}{layer:>6}"
                  + "".join(f"{_pm(vals[c], key) if c in vals else '-':>16}" for c in codes))
+  return "\n".join(lines)
+
+
+def format_paired(paired: Sequence[dict], key: str = "psnr") -> str:
+  """One line per paired comparison: mean difference ± 95 % CI of ``key``."""
+  lines = [f"{'comparison':<16}{'objective':<10}{'task':<14}{'layer':>6}{key + ' diff':>20}"]
+  for s in paired:
+    if key in s:
+      lines.append(f"{s['comparison']:<16}{s['objective']:<10}{s['task']:<14}{s['layer']:>6}"
+                   f"{_pm(s, key):>20}")
   return "\n".join(lines)

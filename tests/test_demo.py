@@ -142,6 +142,9 @@ def test_demo_cli_end_to_end(tmp_path):
   assert {r["steps"] for r in enc if r["method"] != "encoder"} == {"2"}
   summary = list(csv.DictReader(open(out / "summary.csv")))
   assert {r["method"] for r in summary} == {"mganprior", *demo.ENCODER_METHODS}
+  paired = list(csv.DictReader(open(out / "paired.csv")))
+  assert [(p["comparison"], p["task"]) for p in paired] == (
+      [("N=2 - N=1", t) for t in demo.TASK_NAMES] + [("mse+vgg - mse", t) for t in demo.TASK_NAMES])
   # the summary's spread is the per-image spread of results.csv
   for s in summary:
     vals = [float(r["lpips"]) for r in rows if (r["method"], r["objective"], r["task"], r["layer"],
@@ -171,6 +174,29 @@ def test_summary_spread():
   assert s["psnr_std"] == pytest.approx(np.std([20, 22, 27], ddof=1))
   # Student's t, 2 degrees of freedom: t_0.975 = 4.302653 (tables)
   assert s["psnr_ci95"] == pytest.approx(4.302653 * s["psnr_std"] / np.sqrt(3), rel=1e-6)
+
+
+def test_paired_differences():
+  """Per-image differences: a constant +1 dB shift with image-to-image spread of 5 dB gives
+  +1 ± 0 (the spread cancels); comparisons only between runs that exist."""
+  base = [20.0, 25.0, 30.0]
+  rows = []
+  for o, n, shift in (("mse", 1, 0.0), ("mse", 5, 1.0), ("mse", 20, 1.0), ("mse+vgg", 20, 1.5)):
+    for i, v in enumerate(base):
+      jitter = 0.3 * (i - 1) if n == 20 and o == "mse" else 0.0
+      rows.append({"method": "mganprior", "objective": o, "task": "reconstruct", "layer": 4,
+                   "codes": n, "image": i, "label": 0, "psnr": v + shift + jitter, "ssim": 0.5})
+  rows.append({"method": "encoder", "objective": "mse", "task": "reconstruct", "layer": "",
+               "codes": "", "image": 0, "label": 0, "psnr": 1.0, "ssim": 0.1})
+  got = {(p["comparison"], p["objective"]): p for p in demo.paired_differences(rows)}
+  assert set(got) == {("N=5 - N=1", "mse"), ("N=20 - N=5", "mse"), ("mse+vgg - mse", "mse+vgg")}
+  assert got[("N=5 - N=1", "mse")]["psnr"] == pytest.approx(1.0)
+  assert got[("N=5 - N=1", "mse")]["psnr_ci95"] == pytest.approx(0.0, abs=1e-12)
+  d = got[("N=20 - N=5", "mse")]      # differences -0.3, 0, +0.3: std 0.3, t(2) = 4.302653
+  assert d["psnr"] == pytest.approx(0.0, abs=1e-12) and d["images"] == 3
+  assert d["psnr_ci95"] == pytest.approx(4.302653 * 0.3 / np.sqrt(3), rel=1e-6)
+  v = got[("mse+vgg - mse", "mse+vgg")]   # against mse at the same N = 20
+  assert v["codes"] == 20 and v["psnr"] == pytest.approx(0.5)
 
 
 def test_config_validation():

@@ -105,6 +105,10 @@ def run(args):
     if any(key in s for s in summary):
       print(f"{what}, mean ± 95% CI over {n_img} held-out digits, {cfg.steps} Adam steps:")
       print(demo.format_table(summary, key))
+  paired = demo.paired_differences(result["rows"])
+  if paired:
+    print(f"paired PSNR differences (dB), mean ± 95% CI over the same {n_img} digits:")
+    print(demo.format_paired(paired))
   enc_table = demo.format_encoder_table(summary)
   if enc_table:
     print(f"encoder / optimisation / hybrid at equal steps ({cfg.steps}), same digits:")
