@@ -130,3 +130,22 @@ def test_invert_and_diffuse_few_steps(dirs):
   assert main(["diffuse", *_models(dirs), "--target", dirs["images"][0], "--context",
                *dirs["images"][1:], "--steps", "2", "--out", str(d)]) == 0
   assert np.load(d / "result.npz")["loss"].shape == (2, 2)
+
+
+def test_invert_grid_with_optimised_column():
+  """After optimisation steps the grid gains an 'optimised' column; captions are each column's
+  PSNR against the target (uint8), cells the pictures themselves."""
+  from jaxinv import metrics
+  from jaxinv.cli.idinvert import invert_grid
+  from jaxinv.io import images as image_io
+  rng = np.random.RandomState(0)
+  t, e, o = (rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32) for _ in range(3))
+  grid, lay = invert_grid(["a", "b"], t, e, o, 7)
+  assert lay.col_labels == ("target", "encoder G(E(x))", "optimised (7 steps)") and lay.cell >= 96
+  for i in range(2):
+    u = [image_io.to_uint8(x[i]) for x in (t, e, o)]
+    assert lay.captions[i] == ("", f"PSNR {metrics.psnr(u[1], u[0], 255.0):.2f} dB",
+                               f"PSNR {metrics.psnr(u[2], u[0], 255.0):.2f} dB")
+    for c in range(3):
+      np.testing.assert_array_equal(
+          grid[lay.top(i):lay.top(i) + lay.cell:lay.scale, lay.left(c):lay.left(c) + lay.cell:lay.scale], u[c])
