@@ -612,9 +612,9 @@ def format_table(summary: Sequence[dict], key: str = "psnr") -> str:
 
 def format_paired(paired: Sequence[dict], key: str = "psnr") -> str:
   """One line per paired comparison: mean difference ± 95 % CI of ``key``."""
-  lines = [f"{'comparison':<16}{'objective':<10}{'task':<14}{'layer':>6}{key + ' diff':>20}"]
+  lines = [f"{'comparison':<16}{'objective':<10}{'task':<14}{'layer':>6}{'N':>4}{key + ' diff':>20}"]
   for s in paired:
     if key in s:
       lines.append(f"{s['comparison']:<16}{s['objective']:<10}{s['task']:<14}{s['layer']:>6}"
-                   f"{_pm(s, key):>20}")
+                   f"{s['codes']:>4}{_pm(s, key):>20}")
   return "\n".join(lines)
