@@ -81,7 +81,7 @@ def test_prior_beats_untrained(model):
 def test_demo_cli_end_to_end(tmp_path):
   from jaxinv.cli import main
   out = tmp_path / "demo"
-  n_img = 3
+  n_img = 3     # two batches, the second padded (test_batches_do_not_change_results: inert)
   rc = main(["demo", "--out", str(out), "--codes", "1,2", "--layers", "2", "--images", str(n_img),
              "--batch", "2", "--steps", "2", "--grid-images", "2", "--vgg-codes", "2",
              "--no-progress"])
