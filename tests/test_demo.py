@@ -262,6 +262,17 @@ def test_demo_cli_rejects_bad_layer(tmp_path, capsys):
   assert "layers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--vgg", "nowhere"], "--vgg nowhere"), (["--lpips", "squeeze"], "--lpips squeeze"),
+    (["--objectives", "mse,l1"], "objective"), (["--vgg-codes", "7"], "subset")])
+def test_demo_cli_refuses_bad_models_and_grids(tmp_path, capsys, flags, message):
+  from jaxinv.cli import main
+  assert main(["demo", "--out", str(tmp_path / "x"), "--no-progress", *flags]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and message in err[0], err
+  assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.slow
 def test_train_tiny(tmp_path):
   pytest.importorskip("sklearn")

@@ -79,6 +79,15 @@ def run(args):
                           reg_weight=args.reg_weight)
   except ValueError as e:
     raise UserError(str(e)) from None
+  import os
+  from jaxinv.models.registry import BUILTIN_WEIGHTS, LPIPS_NETS
+  vgg_builtin = tuple(n for n in BUILTIN_WEIGHTS if n not in LPIPS_NETS.values())
+  lpips_builtin = tuple(LPIPS_NETS) + tuple(LPIPS_NETS.values())
+  for flag, name, builtin in (("--vgg", cfg.vgg if "mse+vgg" in cfg.objectives else None, vgg_builtin),
+                              ("--lpips", cfg.lpips, lpips_builtin)):
+    if name and name not in builtin and not os.path.isdir(name):
+      raise UserError(f"{flag} {name}: neither a built-in model ({', '.join(builtin)}) nor a "
+                      "converted model directory")
   model = load_generator(cfg.generator, "pggan")
   for layer in cfg.layers:
     try:
