@@ -162,8 +162,12 @@ def test_batches_do_not_change_results():
   a = demo.run_demo(demo.DemoConfig(batch=3, **kw), progress=False)["rows"]
   b = demo.run_demo(demo.DemoConfig(batch=2, **kw), progress=False)["rows"]
   assert [r["image"] for r in a] == [r["image"] for r in b]
-  # float32 Adam over 3 steps on the same inputs; only the batch's XLA schedule differs
-  np.testing.assert_allclose([r["psnr"] for r in a], [r["psnr"] for r in b], atol=1e-3)
+  # Measured: identical (0.0) under AVX-512 and XLA_FLAGS=--xla_cpu_max_isa=AVX2. Bounds: a float32
+  # reduction-order difference (batch shape) of ~1e-7 relative in the loss, and on the uint8
+  # pictures a one-level flip of a pixel, which moves PSNR by 4.34·(2|e| + 1) / (3072·MSE) dB:
+  # < 0.001 dB at the 15-18 dB of these 3-step results (MSE ~ 1000-2000, |e| ≤ 255).
+  np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-5)
+  np.testing.assert_allclose([r["psnr"] for r in a], [r["psnr"] for r in b], atol=5e-3)
 
 
 def test_summary_spread():
