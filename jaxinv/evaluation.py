@@ -138,18 +138,23 @@ def _with_mean(rows: list[dict]) -> list[dict]:
   return rows + [mean]
 
 
-def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_model=None, subset=False) -> list[dict]:
+LPIPS_MIN_SIDE = 32    # jaxinv.metrics.image_metrics refuses LPIPS on a smaller region
+
+
+def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_model=None, subset=False,
+                  lpips_optional=False, lpips_name="alex", warn=None) -> list[dict]:
   """Rows ``{"name", "psnr", "ssim", "ssim_skimage"[, "lpips"]}`` plus the ``mean`` row.
 
   ``mask``: an inpainting mask file (white = missing), resized nearest to each (square) image;
   only the hole is scored. ``lpips_model``: a loaded ``lpips`` model, or None for no LPIPS.
+  LPIPS needs a region (the image, or the mask's hole box) of at least ``LPIPS_MIN_SIDE``
+  pixels a side: smaller is an error, or with ``lpips_optional`` (LPIPS not asked for by
+  name) one ``warn`` line (default: stderr) and no ``lpips`` column.
   """
   from jaxinv import metrics, tasks
   images = _load_pairs(pair_by_stem(pred_dir, gt_dir, subset=subset))
   masks = {}
-  rows = []
-  for stem, p, g in images:
-    m = None
+  for stem, _, g in images:
     if mask is not None:
       size = g.shape[0]
       if g.shape[0] != g.shape[1]:
@@ -159,13 +164,47 @@ def evaluate_dirs(pred_dir, gt_dir, mask=None, lpips_model=None, subset=False) -
           masks[size] = tasks.load_mask(mask, size)
         except ValueError as e:
           raise EvaluationError(str(e)) from None
-      m = masks[size]
+  if lpips_model is not None:
+    small = _smallest_region(images, masks)
+    if small is not None:
+      side, what = small
+      problem = (f"LPIPS needs at least {LPIPS_MIN_SIDE}x{LPIPS_MIN_SIDE} pixels but the {what} "
+                 f"is {side} px across")
+      if not lpips_optional:
+        raise EvaluationError(f"--lpips {lpips_name}: {problem}; score a larger region or pass "
+                              "--lpips none; nothing written")
+      (warn or _stderr)(f"warning: no LPIPS column: {problem}; PSNR and SSIM only (pass "
+                        "--lpips none to silence this)")
+      lpips_model = None
+  rows = []
+  for stem, p, g in images:
+    m = masks[g.shape[0]] if mask is not None else None
     try:
       vals = metrics.image_metrics(p, g, mask=m, lpips_model=lpips_model)
     except ValueError as e:
       raise EvaluationError(f"{stem}: {e}") from None
     rows.append({"name": stem, **vals})
   return _with_mean(rows)
+
+
+def _stderr(line):
+  import sys
+  print(line, file=sys.stderr)
+
+
+def _smallest_region(images, masks):
+  """``(side, what)`` of the smallest region LPIPS would see (the image, or the hole box of
+  ``masks[size]``) when under ``LPIPS_MIN_SIDE``, else None."""
+  from jaxinv import metrics
+  sides = []
+  for stem, _, g in images:
+    if not masks:
+      sides.append((min(g.shape[:2]), f"image {stem}"))
+      continue
+    t, b, l, r = metrics.hole_box(masks[g.shape[0]])
+    sides.append((min(b - t, r - l), f"--mask hole's box at {g.shape[0]} px"))
+  side, what = min(sides)
+  return (side, what) if side < LPIPS_MIN_SIDE else None
 
 
 def evaluate_padinv(pred_dir, gt_dir, lpips_model=None, subset=False) -> list[dict]:

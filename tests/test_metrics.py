@@ -195,3 +195,46 @@ def test_evaluate_lpips_column(dirs):
   want = float(metrics.lpips(load_model(lp), p, g))
   assert float(rows[1]["lpips"]) == pytest.approx(want, abs=1e-5)
   assert float(rows[-1]["lpips"]) == pytest.approx(np.mean([float(r["lpips"]) for r in rows[:-1]]), abs=2e-6)
+
+
+def test_evaluate_small_mask_region_drops_default_lpips(dirs, capsys):
+  """A hole under 32 px: the default LPIPS is left out with a one-line warning (PSNR / SSIM still
+  written, exit 0); an LPIPS asked for by name is refused, nothing written."""
+  pred, gt, tmp = dirs
+  hole = np.zeros((32, 32), np.uint8)
+  hole[8:24, 8:24] = 255            # 16 px box at the images' 32 px
+  mpath = tmp / "hole.png"
+  _save(mpath, hole)
+  out = tmp / "m.csv"
+  assert _run("evaluate", pred, gt, "--mask", mpath, "--out", out) == 0
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "no LPIPS column" in err[0] and "16 px" in err[0] and "--lpips none" in err[0]
+  rows = _read(out)
+  assert list(rows[0]) == ["name", "psnr", "ssim", "ssim_skimage"] and len(rows) == 4
+  p = np.asarray(Image.open(pred / "0001.png"))[8:24, 8:24]
+  g = np.asarray(Image.open(gt / "0001.png"))[8:24, 8:24]
+  assert float(rows[1]["psnr"]) == pytest.approx(metrics.psnr(p, g, 255), abs=1e-5)
+  out2 = tmp / "m2.csv"
+  for net in ("alex", "vgg"):
+    assert _run("evaluate", pred, gt, "--mask", mpath, "--lpips", net, "--out", out2) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--lpips {net}" in err[0] and "32x32" in err[0] and "--lpips none" in err[0]
+    assert not out2.exists()
+  assert _run("evaluate", pred, gt, "--mask", mpath, "--lpips", "none", "--out", out2) == 0
+  assert capsys.readouterr().err == ""
+
+
+def test_evaluate_default_lpips_kept_on_a_large_enough_hole(tmp_path, capsys):
+  rng = np.random.RandomState(0)
+  pred, gt = tmp_path / "pred", tmp_path / "gt"
+  pred.mkdir(), gt.mkdir()
+  g = rng.randint(0, 256, (48, 48, 3)).astype(np.uint8)
+  _save(gt / "a.png", g)
+  _save(pred / "a.png", np.clip(g.astype(int) + rng.randint(-30, 30, g.shape), 0, 255).astype(np.uint8))
+  hole = np.zeros((48, 48), np.uint8)
+  hole[4:40, 6:44] = 255            # 36 x 38 box: LPIPS can score it
+  _save(tmp_path / "hole.png", hole)
+  assert _run("evaluate", pred, gt, "--mask", tmp_path / "hole.png", "--out", tmp_path / "m.csv") == 0
+  assert "warning" not in capsys.readouterr().err
+  rows = _read(tmp_path / "m.csv")
+  assert list(rows[0])[-1] == "lpips" and float(rows[0]["lpips"]) > 0

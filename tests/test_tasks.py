@@ -240,7 +240,17 @@ def test_invert_observed_inpaint_and_edit(pggan_dir, tmp_path):
   assert _run("edit", "--generator", pggan_dir, "--result", out / "result.npz", "--boundary",
               tmp_path / "b.npy", "--frames", "3", "--out", ed) == 0
   assert sorted(p.name for p in (ed / "a").iterdir()) == ["frame_000.png", "frame_001.png", "frame_002.png"]
-  assert (ed / "a_strip.png").is_file()
+  # the strip: one labelled row, a column per frame headed by its distance along the boundary
+  # (default --max-step 4.2: -4.2, 0, +4.2), each cell the frame PNG
+  from jaxinv.io import images as image_io
+  frames = [np.asarray(Image.open(ed / "a" / f"frame_{t:03d}.png")) for t in range(3)]
+  strip = np.asarray(Image.open(ed / "a_strip.png").convert("RGB"))
+  _, lay = image_io.labeled_grid([frames], ["a"], ["d=-4.20", "d=+0.00", "d=+4.20"])
+  assert strip.shape[:2] == (lay.top(1), lay.left(3)) and lay.cell >= 96
+  for c, frame in enumerate(frames):
+    np.testing.assert_array_equal(strip[lay.top(0):lay.top(0) + lay.cell:lay.scale,
+                                        lay.left(c):lay.left(c) + lay.cell:lay.scale], frame)
+  assert (strip[:lay.origin[0], lay.left(0):] < 128).any()     # the distance labels
   np.save(tmp_path / "bad.npy", np.ones((1, 100)))
   assert _run("edit", "--generator", pggan_dir, "--result", out / "result.npz", "--boundary",
               tmp_path / "bad.npy", "--frames", "3", "--out", tmp_path / "e2") == 2

