@@ -132,3 +132,15 @@ def test_invert_dgp_each_task(golden, converted, tmp_path, mode, schedule, image
   assert r["z"].shape == (len(images), dim_z) and r["loss"].shape == (n, len(images))
   assert np.isfinite(r["loss"]).all() and np.isfinite(r["metric_psnr"]).all()
   assert json.loads((out / "config.json").read_text())
+  if extra_file:   # the manipulation picture is a labelled grid of the expected cells
+    from jaxinv.cli.invert_dgp import JITTER_STDS
+    blank = np.zeros((res, res, 3), np.uint8)
+    if mode == "jitter":
+      rows, cols = [f"z + {s:g}·noise" for s in JITTER_STDS], ["sample 1", "sample 2"]
+    elif mode == "category_transfer":
+      rows, cols = ["class"], [str(c) for c in classes]
+    else:
+      rows, cols = ["weight of image 1"], [f"{a / 10:.1f}" for a in range(10, -1, -1)]
+    _, lay = image_io.labeled_grid([[blank] * len(cols)] * len(rows), rows, cols)
+    pic = np.asarray(Image.open(out / extra_file).convert("RGB"))
+    assert pic.shape[:2] == (lay.top(len(rows)), lay.left(len(cols))), extra_file

@@ -230,7 +230,7 @@ class Method:
 
   def run_batch(self, data, keys, ctx):
     from jaxinv.inversion import run as run_lib
-    from jaxinv.io.images import make_grid
+    from jaxinv.io.images import labeled_grid
     mode = self.schedule.dgp_mode
     origins = np.asarray(data["origin"], np.float32)
     r = invert(self.G, self.g_params, self.D, self.d_params, origins, np.asarray(data["class"]),
@@ -251,11 +251,14 @@ class Method:
                                              (self.jitter_samples, self.G.config.dim_z)))
         xs = jitter(self.G, copy(i), r["z"][i:i + 1], r["y"][i:i + 1], noise, self.jitter_stds)
         n = len(noise)
-        grids.append(make_grid([list(xs[k * n:(k + 1) * n]) for k in range(len(self.jitter_stds))]))
+        grids.append(labeled_grid([list(xs[k * n:(k + 1) * n]) for k in range(len(self.jitter_stds))],
+                                  [f"z + {s:g}·noise" for s in self.jitter_stds],
+                                  [f"sample {j + 1}" for j in range(n)])[0])
       images["jitter"] = np.stack(grids)
     elif mode == "category_transfer":
       images["transfer"] = np.stack([
-          make_grid([list(category_transfer(self.G, copy(i), r["z"][i:i + 1], self.transfer_classes))])
+          labeled_grid([list(category_transfer(self.G, copy(i), r["z"][i:i + 1], self.transfer_classes))],
+                       ["class"], [str(c) for c in self.transfer_classes])[0]
           for i in range(b)])
     elif mode == "morphing":
       if ctx.real != 2:
@@ -263,6 +266,7 @@ class Method:
       alphas = [i / 10 for i in range(11)]
       xs = morph(self.G, copy(0), copy(1), r["z"][0:1], r["z"][1:2], r["y"][0:1], r["y"][1:2],
                  alphas)
-      strip = make_grid([list(xs[::-1])])
+      strip = labeled_grid([list(xs[::-1])], ["weight of image 1"],
+                           [f"{a:.1f}" for a in alphas[::-1]])[0]
       images["morph"] = np.stack([strip] * b)
     return run_lib.BatchOutput(arrays, stepwise, images)
