@@ -84,6 +84,7 @@ def _cli(setup, out, batch, **env):
     return {k: f[k] for k in f.files}
 
 
+@pytest.mark.slow   # two subprocesses, each compiling the projector step (~60 s on 2 shared cores)
 def test_cli_on_8_devices_equals_1(setup, tmp_path):
   one = _cli(setup, tmp_path / "one", 1)
   eight = _cli(setup, tmp_path / "eight", 8, XLA_FLAGS="--xla_force_host_platform_device_count=8")
