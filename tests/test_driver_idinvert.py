@@ -1,5 +1,6 @@
-"""IDInvert on the driver (``jaxinv invert --method idinvert``): an image's result does not depend
-on its position, its batch or the device count; a second batch compiles nothing.
+"""IDInvert on the driver (``jaxinv invert --method idinvert``, ``jaxinv diffuse``): an image's
+result does not depend on its position, its batch or the device count; a second batch compiles
+nothing.
 
 Tiny case: the idinvert fixture's 32 px generator and encoder, its example images, 3 steps.
 """
@@ -20,7 +21,8 @@ from tests import driver_helpers, sweep_helpers as H
 # arithmetic over another batch width: XLA:CPU may order float sums differently (~1e-7 relative of
 # activations whose range is ~10-30 after the encoder's residual blocks), and the 3 Adam steps
 # (lr 0.01) carry that start difference along without amplifying it. Measured: init_wp and wp
-# 3.3e-6, renderings 5.6e-6, losses 1e-6 relative.
+# 3.3e-6, renderings 5.6e-6, losses 1e-6 relative; diffusion: wp 2.7e-6, renderings 3.9e-6, losses
+# 1e-6 relative.
 SAME_IMAGE_ATOL = 1e-5
 STEPS = 3
 
@@ -52,6 +54,23 @@ def test_same_image_same_result_and_second_batch_compiles_nothing(setup):
           "x": image_io.load_images(paths, models.resolution, loader="idinvert")}
   worst = driver_helpers.check_identity_and_compiles(method, data, SAME_IMAGE_ATOL)
   print("idinvert same-image max differences:", worst)
+
+
+def test_diffusion_same_context_same_result_and_second_batch_compiles_nothing(setup):
+  from jaxinv.io import images as image_io
+  from jaxinv.models import registry
+  root, paths = setup
+  load = lambda k, fam: registry.load_model(root / k, expect_family=fam)
+  models = M.models_from(load("generator", ("stylegan", "pggan")), load("encoder", "idinvert-encoder"),
+                         load("perceptual", "keras-vgg16"))
+  x = image_io.load_images(paths, models.resolution, loader="idinvert")
+  r = models.resolution
+  cfg = M.DiffuseSettings(steps=STEPS, center_x=r // 2, center_y=r // 2, crop_x=r // 2,
+                          crop_y=r // 2)
+  method = M.DiffuseMethod(models, cfg, x[0])
+  data = {"names": [image_io.image_stem(p) for p in paths], "context": x}
+  worst = driver_helpers.check_identity_and_compiles(method, data, SAME_IMAGE_ATOL)
+  print("diffuse same-context max differences:", worst)
 
 
 def _cli(setup, out, batch, **env):

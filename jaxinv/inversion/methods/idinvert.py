@@ -40,7 +40,7 @@ import optax
 
 __all__ = ["IDInvertSettings", "DiffuseSettings", "IDInvertModels", "models_from",
            "indomain_loss", "diffusion_loss", "diffusion_mask", "encode", "render", "invert",
-           "diffuse", "adam_torch", "METHOD", "Method"]
+           "diffuse", "adam_torch", "METHOD", "Method", "DiffuseMethod"]
 
 METHOD = "idinvert"
 
@@ -349,3 +349,45 @@ class Method:
                            {"loss": res.loss, **{k: np.asarray(v) for k, v in res.aux.items()}},
                            {"": np.asarray(render(models, wp)),
                             "encoder": np.asarray(render(models, wp0))})
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DiffuseMethod:
+  """Semantic diffusion as a driver method: ``target``'s crop diffused into each context image.
+
+  ``target [R, R, 3]`` is the run's (every image gets the same crop); per-image data:
+  ``context [R, R, 3]``. Deterministic: the keys are not used. Outputs: ``wp``, ``init_wp``
+  (``E`` of the pasted image), per-step ``loss``, ``loss_pix``, ``loss_feat``, the result and the
+  pasted image (suffix ``pasted``).
+  """
+  models: IDInvertModels
+  cfg: DiffuseSettings
+  target: Any
+  name = "idinvert-diffuse"
+
+  def settings(self) -> dict:
+    import hashlib
+    import numpy as np
+    digest = hashlib.sha256(np.ascontiguousarray(self.target, np.float32).tobytes()).hexdigest()
+    return {"diffuse": dataclasses.asdict(self.cfg), "target_sha256": digest[:16]}
+
+  def run_batch(self, data, keys, ctx):
+    import numpy as np
+    from jaxinv.inversion import run
+    cfg, models = self.cfg, self.models
+    target = jnp.asarray(self.target, jnp.float32)
+    contexts = jnp.asarray(data["context"], jnp.float32)
+    _check_images(models, target[None], "target")
+    _check_images(models, contexts, "contexts")
+    mask = diffusion_mask(models.resolution, cfg.center_x, cfg.center_y, cfg.crop_x, cfg.crop_y)
+    x = target[None] * mask[None] + contexts * (1.0 - mask[None])
+    wp0 = encode(models, x)
+    masks = jnp.broadcast_to(mask[None], (x.shape[0],) + mask.shape)
+    per_image = {"x": x, "mask": masks, "feat": features(models, x * mask[None])}
+    res = run.optimize_batch(ctx, diffusion_loss(models, cfg.pix_weight, cfg.feat_weight),
+                             {"wp": wp0}, per_image, adam_torch(cfg.learning_rate), cfg.steps,
+                             shared=models.params)
+    wp = np.asarray(res.variables["wp"])
+    return run.BatchOutput({"wp": wp, "init_wp": np.asarray(wp0)},
+                           {"loss": res.loss, **{k: np.asarray(v) for k, v in res.aux.items()}},
+                           {"": np.asarray(render(models, wp)), "pasted": np.asarray(x)})
