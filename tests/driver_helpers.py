@@ -81,3 +81,31 @@ def check_identity_and_compiles(method, data, atol):
     for k, v in diffs.items():
       worst[k] = max(worst.get(k, 0.0), v)
   return worst
+
+
+class InterruptedMethod(CountingMethod):
+  """Raises (a simulated kill) right after the first in-flight checkpoint of its first batch."""
+
+  def run_batch(self, data, keys, ctx):
+    if ctx.checkpoint is not None:
+      save = ctx.checkpoint.save
+
+      def save_then_stop(state, step, records=None):
+        save(state, step, records)
+        raise KeyboardInterrupt(f"simulated kill after step {step}")
+      ctx.checkpoint.save = save_then_stop
+    return self.inner.run_batch(data, keys, ctx)
+
+
+def check_resume(method, data, work_dir, batch=2):
+  """A run stopped after its first checkpoint, rerun with the same work folder, equals an
+  uninterrupted run bit for bit (same batches, programs and chunk boundaries)."""
+  import pytest
+  names = list(data["names"])
+  clean = run_named(method, names, data, batch=batch)
+  with pytest.raises(KeyboardInterrupt):
+    run_named(InterruptedMethod(method), names, data, batch=batch, work_dir=str(work_dir))
+  assert list(work_dir.glob("inflight/*/step_*")), "the interrupted run left no checkpoint"
+  resumed = run_named(method, names, data, batch=batch, work_dir=str(work_dir))
+  diffs = max_differences(resumed, clean, names)
+  assert all(v == 0 for v in diffs.values()), f"resumed run differs: {diffs}"

@@ -56,6 +56,20 @@ def test_same_image_same_result_and_second_batch_compiles_nothing(setup):
   print("idinvert same-image max differences:", worst)
 
 
+def test_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path, capsys):
+  from jaxinv.io import images as image_io
+  from jaxinv.models import registry
+  root, paths = setup
+  load = lambda k, fam: registry.load_model(root / k, expect_family=fam)
+  models = M.models_from(load("generator", ("stylegan", "pggan")),
+                         load("encoder", "idinvert-encoder"))
+  method = M.Method(models, M.IDInvertSettings(steps=STEPS, feat_weight=0.0))
+  data = {"names": [image_io.image_stem(p) for p in paths],
+          "x": image_io.load_images(paths, models.resolution, loader="idinvert")}
+  driver_helpers.check_resume(method, data, tmp_path / "work")
+  assert "at step 2/3" in capsys.readouterr().err
+
+
 def test_diffusion_same_context_same_result_and_second_batch_compiles_nothing(setup):
   from jaxinv.io import images as image_io
   from jaxinv.models import registry

@@ -59,6 +59,18 @@ def test_same_image_same_result_and_second_batch_compiles_nothing(setup, w_plus)
   print("projector same-image max differences:", worst)
 
 
+def test_interrupted_run_resumes_to_the_uninterrupted_result(setup, tmp_path, capsys):
+  # The step and its key come from the loop's counter, which the checkpoint carries: steps 2..3
+  # after a resume draw the same ε as an uninterrupted run.
+  from jaxinv.io import images as image_io
+  root, paths = setup
+  method, res = _method(root, False)
+  data = {"names": [f"face{i}" for i in range(3)],
+          "target": image_io.load_images(paths[:3], min(res, 256), loader="psp")}
+  driver_helpers.check_resume(method, data, tmp_path / "work")
+  assert "at step 2/3" in capsys.readouterr().err
+
+
 def test_step_keys_come_from_the_image_key(setup):
   # Each image's noise maps and per-step ε come from its own key: two images with equal targets
   # but other names get other results; the projector hides no step counter in its variables.
