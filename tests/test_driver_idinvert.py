@@ -114,3 +114,31 @@ def test_cli_on_8_devices_equals_1(setup, tmp_path):
   stem = str(one["names"][0])
   assert (tmp_path / "eight" / f"{stem}.png").is_file()
   assert (tmp_path / "eight" / f"{stem}_encoder.png").is_file()
+
+
+def _diffuse_cli(setup, out, batch, **env):
+  root, paths = setup
+  cmd = [sys.executable, "-m", "jaxinv", "diffuse", "--generator", str(root / "generator"),
+         "--encoder", str(root / "encoder"), "--perceptual", str(root / "perceptual"),
+         "--target", paths[0], "--context", *paths, "--steps", str(STEPS), "--batch", str(batch),
+         "--out", str(out)]
+  p = subprocess.run(cmd, cwd=H.REPO, env=H.env(**env), capture_output=True, text=True, timeout=900)
+  assert p.returncode == 0, p.stderr[-3000:]
+  with np.load(out / "result.npz") as f:
+    return {k: f[k] for k in f.files}
+
+
+@pytest.mark.slow   # two subprocesses compiling G∘VGG backward
+def test_diffuse_cli_on_8_devices_equals_1(setup, tmp_path):
+  one = _diffuse_cli(setup, tmp_path / "one", 1)
+  eight = _diffuse_cli(setup, tmp_path / "eight", 8,
+                       XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  n = len(setup[1])
+  assert list(one["names"]) == list(eight["names"]) and one["loss"].shape == (STEPS, n)
+  for k in one:
+    if k != "names":
+      np.testing.assert_allclose(eight[k], one[k], rtol=1e-6, atol=SAME_IMAGE_ATOL, err_msg=k)
+  cfg = json.loads((tmp_path / "eight" / "config.json").read_text())
+  assert cfg["device_count"] == 8 and cfg["settings"]["method"] == "idinvert-diffuse"
+  stem = str(one["names"][0])
+  assert (tmp_path / "eight" / f"{stem}_pasted.png").is_file()
