@@ -41,7 +41,8 @@ def run_invert(args):
       raise UserError("--loss lpips needs --lpips DEST (a converted LPIPS-VGG model)")
     lp = load_generator(args.lpips, families="lpips")
     if lp.config.get("net", "vgg") != "vgg":
-      raise UserError(f"{args.lpips}: NVIDIA's projector uses LPIPS-VGG; this is {lp.config.get('net')}")
+      raise UserError(f"--lpips {args.lpips}: NVIDIA's projector uses LPIPS-VGG; this is "
+                      f"{lp.config.get('net')} (pass --lpips vgg or a converted LPIPS-VGG)")
     lpips_params = lp.params
   steps = args.steps if args.steps is not None else 1000
   lr = args.lr if args.lr is not None else 0.1
