@@ -109,3 +109,22 @@ def test_cli_on_8_devices_equals_1(setup, tmp_path):
   assert cfg["device_count"] == 8 and cfg["settings"]["method"] == "projector"
   assert cfg["settings"]["method_settings"]["projector"]["steps"] == STEPS
   assert (tmp_path / "eight" / "face0.png").is_file() and not (tmp_path / "eight" / ".jaxinv-work").exists()
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--space", "multi"], "--space w or wp"),
+    (["--optimizer", "sgd"], "Adam"),
+    (["--task", "inpaint"], "--task"),
+    (["--loss", "vgg"], "--loss mse"),
+    (["--steps", "0"], "--steps"),
+])
+def test_bad_settings_are_one_line_user_errors(setup, tmp_path, capsys, extra, words):
+  from jaxinv.cli import main
+  root, paths = setup
+  out = tmp_path / "out"
+  capsys.readouterr()
+  rc = main(["invert", "--method", "projector", "--generator", str(root / "G"), "--images",
+             paths[0], "--out", str(out), *extra])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert rc == 2 and len(err) == 1 and words in err[0], err
+  assert not out.exists()
