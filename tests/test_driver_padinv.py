@@ -52,16 +52,28 @@ def _data(paths, res):
   return {"names": names, "x": x}
 
 
-def test_same_image_same_result_and_second_batch_compiles_nothing(setup):
+@pytest.fixture(scope="module")
+def method(setup):
   from jaxinv.models import registry
-  g, root, paths = setup
+  g, root, _ = setup
   gen = registry.load_model(root / "G", expect_family="padinv-stylegan2")
   enc = registry.load_model(root / "E", expect_family="padinv-encoder")
   lp, lp_params = padinv_common.lpips_alex(g)
-  method = M.Method(gen, M.PadInvSettings(steps=STEPS, wnorm_weight=0.003), enc, lp, lp_params)
-  worst = driver_helpers.check_identity_and_compiles(method, _data(paths, enc.config.resolution),
-                                                     SAME_IMAGE_ATOL)
+  return M.Method(gen, M.PadInvSettings(steps=STEPS, wnorm_weight=0.003), enc, lp, lp_params)
+
+
+def test_same_image_same_result_and_second_batch_compiles_nothing(setup, method):
+  paths = setup[2]
+  worst = driver_helpers.check_identity_and_compiles(
+      method, _data(paths, method.encoder.config.resolution), SAME_IMAGE_ATOL)
   print("padinv same-image max differences:", worst)
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(setup, method, tmp_path, capsys):
+  # Batches of 2 as above: the programs are already compiled.
+  driver_helpers.check_resume(method, _data(setup[2], method.encoder.config.resolution),
+                              tmp_path / "work")
+  assert "at step 2/3" in capsys.readouterr().err
 
 
 def _cli(setup, out, batch, **env):
