@@ -128,3 +128,28 @@ def test_bad_settings_are_one_line_user_errors(setup, tmp_path, capsys, extra, w
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2 and len(err) == 1 and words in err[0], err
   assert not out.exists()
+
+
+@pytest.mark.slow   # three subprocesses compiling the projector step
+def test_two_processes_equal_one(setup, tmp_path):
+  # Two processes take every other batch of 1 image; the first collects: the same programs on the
+  # same images as one process, so the result is bit-equal.
+  root, paths = setup
+  one = _cli(setup, tmp_path / "one", 1)
+  out = tmp_path / "two"
+  port = H.free_port()
+  cmd = [sys.executable, "-m", "jaxinv", "invert", "--method", "projector", "--generator",
+         str(root / "G"), "--images", *paths, "--loss", "mse", "--steps", str(STEPS), "--batch", "1",
+         "--out", str(out)]
+  procs = [subprocess.Popen(cmd, cwd=H.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                                 JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
+           for i in range(2)]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+  with np.load(out / "result.npz") as f:
+    two = {k: f[k] for k in f.files}
+  for k in one:
+    np.testing.assert_array_equal(two[k], one[k], err_msg=k)
+  assert json.loads((out / "config.json").read_text())["process_count"] == 2
