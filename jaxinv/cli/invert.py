@@ -17,7 +17,7 @@ from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_
                                record_method_flags, run_driver, run_settings)
 from jaxinv.inversion.run import describe as describe_keys
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector", "projector")
 
 
 def register(sub):
@@ -25,7 +25,7 @@ def register(sub):
                      description=__doc__.splitlines()[0])
   p.add_argument("--method", default="mganprior", choices=METHODS,
                  help="inversion method (mGANprior multi-code, DGP, PadInv, IDInvert, e4e/pSp "
-                      "encoder, PTI pivotal tuning)")
+                      "encoder, PTI pivotal tuning, NVIDIA's or rosinality's StyleGAN2 projector)")
   p.add_argument("--generator", default=None,
                  help="converted generator directory or bundled name (every method but e4e, "
                       "whose --encoder holds its decoder)")
@@ -151,7 +151,8 @@ def _load_init(path, num_images):
 # --method -> the module (jaxinv/cli/) whose run_invert runs it; mGANprior and the style spaces
 # run here.
 METHOD_MODULES = {"e4e": "e4e", "pti": "pti", "dgp": "invert_dgp", "padinv": "padinv",
-                  "nvidia-projector": "nvidia_projector", "idinvert": "idinvert"}
+                  "nvidia-projector": "nvidia_projector", "idinvert": "idinvert",
+                  "projector": "projector"}
 
 
 def run(args):

@@ -41,7 +41,8 @@ def run_invert(args):
       raise UserError("--loss lpips needs --lpips DEST (a converted LPIPS-VGG model)")
     lp = load_generator(args.lpips, families="lpips")
     if lp.config.get("net", "vgg") != "vgg":
-      raise UserError(f"{args.lpips}: NVIDIA's projector uses LPIPS-VGG; this is {lp.config.get('net')}")
+      raise UserError(f"--lpips {args.lpips}: NVIDIA's projector uses LPIPS-VGG; this is "
+                      f"{lp.config.get('net')} (pass --lpips vgg or a converted LPIPS-VGG)")
     lpips_params = lp.params
   steps = args.steps if args.steps is not None else 1000
   lr = args.lr if args.lr is not None else 0.1
@@ -61,8 +62,7 @@ def run_invert(args):
   keys = jax.random.split(key, len(noise_sizes) + 1)
   b = len(targets)
   init = {"latent": jnp.broadcast_to(mean, (b, 1, cfg_g.w_dim)),
-          "noises": tuple(jax.random.normal(keys[i], (b, 1, r, r)) for i, r in enumerate(noise_sizes)),
-          "t": jnp.zeros((b,), jnp.float32)}
+          "noises": tuple(jax.random.normal(keys[i], (b, 1, r, r)) for i, r in enumerate(noise_sizes))}
   try:
     out = proj.project(m, params, jnp.asarray(targets)[:, None], cfg, lpips_params=lpips_params,
                        key=keys[-1], init=init, latent_mean=mean, latent_std=std,
