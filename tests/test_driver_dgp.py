@@ -96,9 +96,10 @@ def test_kill_and_resume(setup, single, tmp_path):
   killed_at, deadline = None, time.time() + 400
   try:
     while time.time() < deadline and proc.poll() is None:
-      done = list((work / "done").glob("*.npz")) if (work / "done").exists() else []
-      steps = [p for p in (work / "inflight").glob("*/step_*") if p.name[5:].isdigit()] \
-          if done else []
+      done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
+      # a checkpoint of a batch not yet finished (a finished one's is deleted just after its done/)
+      steps = [p for p in (work / "inflight").glob("*/step_*")
+               if p.name[5:].isdigit() and p.parent.name not in done] if done else []
       if steps:          # the first image finished, the second mid-way through its stages
         killed_at = steps[0].name
         os.kill(proc.pid, signal.SIGKILL)

@@ -16,15 +16,12 @@ import os
 
 import numpy as np
 
+from jaxinv.cli import idinvert as idinvert_cli, padinv as padinv_cli, pti as pti_cli
 from jaxinv.cli.common import UserError, load_generator
 
-MODES = ("mganprior-boundary", "padinv-keep-maps", "padinv-swap")  # padinv: issue 9
-# --- idinvert (issue 12) ---
-from jaxinv.cli.idinvert import EDIT_MODES as _IDINVERT_MODES  # noqa: E402
-MODES = MODES + _IDINVERT_MODES
-# --- end idinvert ---
-from jaxinv.cli.pti import EDIT_MODES as _PTI_MODES  # noqa: E402
-MODES = MODES + _PTI_MODES
+# Each method's edit modes and flags live in its own module.
+MODES = (("mganprior-boundary",) + padinv_cli.EDIT_MODES + idinvert_cli.EDIT_MODES
+         + pti_cli.EDIT_MODES)
 
 
 def register(sub):
@@ -45,16 +42,8 @@ def register(sub):
   p.add_argument("--strip", type=int, default=10,
                  help="frames shown in the strip PNG (evenly spaced, ends included)")
   p.add_argument("--out", required=True, help="output directory")
-  # --- padinv (issue 9) ---
-  from jaxinv.cli import padinv as padinv_cli
-  padinv_cli.add_edit_arguments(p)
-  # --- end padinv ---
-  # --- idinvert (issue 12) ---
-  from jaxinv.cli import idinvert as idinvert_cli
-  idinvert_cli.add_edit_arguments(p)
-  # --- end idinvert ---
-  from jaxinv.cli import pti as pti_cli
-  pti_cli.add_edit_arguments(p)
+  for method in (padinv_cli, idinvert_cli, pti_cli):
+    method.add_edit_arguments(p)
   p.set_defaults(func=run, out_kind="dir")
 
 
@@ -118,16 +107,11 @@ def run(args):
   from jaxinv.io import images as image_io
   from jaxinv.models.layered import LayerIndexError
 
-  # --- padinv (issue 9) ---
-  if args.mode.startswith("padinv-"):
-    from jaxinv.cli import padinv as padinv_cli
+  if args.mode in padinv_cli.EDIT_MODES:
     return padinv_cli.run_edit(args)
-  # --- end padinv ---
-  if args.mode == "interfacegan":
-    from jaxinv.cli import pti as pti_cli
+  if args.mode in pti_cli.EDIT_MODES:
     return pti_cli.run_edit(args)
-  if args.mode.startswith("idinvert-"):  # --- idinvert (issue 12) ---
-    from jaxinv.cli import idinvert as idinvert_cli
+  if args.mode in idinvert_cli.EDIT_MODES:
     return idinvert_cli.run_edit(args)
   if args.boundary is None:
     raise UserError("--mode mganprior-boundary needs --boundary b.npy")
