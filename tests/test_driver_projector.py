@@ -85,13 +85,19 @@ def test_step_keys_come_from_the_image_key(setup):
   assert out.stepwise["loss"].shape == (STEPS, 2)
 
 
-def _cli(setup, out, batch, **env):
+def _cmd(setup, out, batch, extra=()):
   root, paths = setup
-  cmd = [sys.executable, "-m", "jaxinv", "invert", "--method", "projector", "--generator",
-         str(root / "G"), "--images", *paths, "--loss", "mse", "--steps", str(STEPS), "--batch",
-         str(batch), "--out", str(out)]
-  p = subprocess.run(cmd, cwd=H.REPO, env=H.env(**env), capture_output=True, text=True, timeout=600)
+  return [sys.executable, "-m", "jaxinv", "invert", "--method", "projector", "--generator",
+          str(root / "G"), "--images", *paths, "--loss", "mse", "--steps", str(STEPS), "--batch",
+          str(batch), "--out", str(out), *extra]
+
+
+def _cli(setup, out, batch, extra=(), stderr=None, **env):
+  p = subprocess.run(_cmd(setup, out, batch, extra), cwd=H.REPO, env=H.env(**env),
+                     capture_output=True, text=True, timeout=600)
   assert p.returncode == 0, p.stderr[-3000:]
+  if stderr is not None:
+    stderr.append(p.stderr)
   with np.load(out / "result.npz") as f:
     return {k: f[k] for k in f.files}
 
@@ -153,3 +159,40 @@ def test_two_processes_equal_one(setup, tmp_path):
   for k in one:
     np.testing.assert_array_equal(two[k], one[k], err_msg=k)
   assert json.loads((out / "config.json").read_text())["process_count"] == 2
+
+
+@pytest.mark.slow   # two subprocesses (one killed) compiling the projector step
+def test_cli_kill_and_resume(setup, tmp_path):
+  import os
+  import signal
+  import time
+  root, paths = setup
+  clean = _cli(setup, tmp_path / "clean", 1, extra=("--chunk", "1"))
+  out = tmp_path / "out"
+  proc = subprocess.Popen(_cmd(setup, out, 1, ("--chunk", "1")), cwd=H.REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=H.env(JAXINV_PAUSE_AFTER_CHECKPOINT=3))
+  work = out / ".jaxinv-work"
+  killed_at, deadline = None, time.time() + 400
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
+      steps = [p for p in (work / "inflight").glob("*/step_*")
+               if p.name[5:].isdigit() and p.parent.name not in done] if done else []
+      if steps:          # the first image finished, the second stopped after a step
+        killed_at = steps[0].name
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.05)
+  finally:
+    if proc.poll() is None and killed_at is None:
+      os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert killed_at is not None, "never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  assert not (out / "result.npz").exists()
+  err = []
+  resumed = _cli(setup, out, 1, extra=("--chunk", "1"), stderr=err)
+  assert "resuming" in err[0] and "at step" in err[0], err[0][-2000:]
+  for k in clean:
+    np.testing.assert_array_equal(resumed[k], clean[k], err_msg=k)   # same programs: bit-equal
+  assert not work.exists()
