@@ -11,13 +11,12 @@ classes its scripts pass. PSNR / SSIM of the output vs the original image, plus 
 ``generator`` / ``discriminator``: DGP's ``G_ema_128.pth`` / ``D_128.pth`` (or converted dirs);
 ``iterations=N`` runs N steps per stage instead of the schedule's. ``runlocal``: the golden tiny
 128 px BigGAN (10 classes, so classes are searched), 3 steps per stage, 2 candidates, 1 image;
-``test``: the test-suite variant (2 schedules, 1 step per stage).
+``test``: the test-suite variant (SR, 2 seeds in one batch: one compiled program, 1 step per stage).
 """
 
 from jaxinv.experiments.configs import common
 
 SCHEDULES = ("in128_SR_D_biased", "in128_SR_MSE_biased", "in128_colorization", "in128_inpainting")
-TEST_SCHEDULES = ("in128_SR_D_biased", "in128_colorization")
 
 _arg = {}
 
@@ -35,10 +34,16 @@ def get_config(arg: str = ""):
     c.iterations = [a["iterations"]]
   if a["runlocal"] or a["test"]:
     common.dgp_runlocal(c, iterations=1 if a["test"] else 3)
+  if a["test"]:
+    c.batch = 2
   c.lock()
   return c
 
 
 def sweep(add):
-  for schedule in TEST_SCHEDULES if _arg.get("test") else SCHEDULES:
+  if _arg.get("test"):
+    for seed in (0, 1):
+      add(schedule=SCHEDULES[0], seed=seed)
+    return
+  for schedule in SCHEDULES:
     add(schedule=schedule)
