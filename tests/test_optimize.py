@@ -204,3 +204,39 @@ def test_step_loop_reads_the_device_once_per_chunk(monkeypatch):
                          {"target": np.ones((2, 3), np.float32)}, optax.sgd(0.1), 10,
                          shared={"scale": 1.0}, chunk=4, progress=False, loop="step")
   assert reads == [4, 4, 2] and res.loss.shape == (10, 2)
+
+
+@opt_lib.receives_step
+def _noisy_step_loss(v, data, shared, step, key):
+  # The target moves with the step and a per-step normal draw: checks both arguments by value.
+  eps = jax.random.normal(key, v["x"].shape)
+  loss = jnp.sum(jnp.square(v["x"] - data["target"] - 0.1 * step - 0.01 * eps))
+  return loss, {"step": step, "eps": eps}
+
+
+@pytest.mark.parametrize("loop", ["step", "scan"])
+def test_loss_receives_the_step_and_a_per_step_key(loop):
+  target = np.array([[1.0, 2.0], [-1.0, 0.5]], np.float32)
+  keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in (3, 4)])
+  data = {"target": target, "key": keys}
+  res = opt_lib.optimize(_noisy_step_loss, {"x": np.zeros_like(target)}, data, optax.sgd(0.1), 6,
+                         chunk=4, progress=False, loop=loop)
+  np.testing.assert_array_equal(res.aux["step"], np.repeat(np.arange(6)[:, None], 2, axis=1))
+  want = np.stack([[np.asarray(jax.random.normal(jax.random.fold_in(k, s), (2,))) for k in keys]
+                   for s in range(6)])
+  np.testing.assert_array_equal(res.aux["eps"], want)
+  # Continuing from a state counts on: steps 6.. of one 9-step run, keys from the same rule.
+  more = opt_lib.optimize(_noisy_step_loss, None, data, optax.sgd(0.1), 3, state=res.state,
+                          progress=False, loop=loop)
+  whole = opt_lib.optimize(_noisy_step_loss, {"x": np.zeros_like(target)}, data, optax.sgd(0.1), 9,
+                           progress=False, loop=loop)
+  np.testing.assert_array_equal(more.aux["step"][:, 0], [6, 7, 8])
+  np.testing.assert_array_equal(more.aux["eps"], whole.aux["eps"][6:])
+  np.testing.assert_array_equal(more.variables["x"], whole.variables["x"])
+
+
+def test_unmarked_loss_keeps_three_arguments():
+  res = opt_lib.optimize(_parabola, {"x": np.zeros((1, 2), np.float32)},
+                         {"target": np.ones((1, 2), np.float32), "key": np.zeros((1, 2), np.uint32)},
+                         optax.sgd(0.1), 2, shared={"scale": 1.0}, progress=False)
+  assert res.loss.shape == (2, 1)

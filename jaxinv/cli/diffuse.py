@@ -2,17 +2,15 @@
 
 Writes ``OUT/<context>.png`` (the diffused result), ``OUT/<context>_pasted.png`` (the crop
 pasted into the context: what was fitted, inside the mask), ``OUT/result.npz`` (``wp [B, L,
-w_dim]``, ``loss [S, B]``, ``loss_pix``, ``loss_feat``, ``names``) and ``OUT/config.json``.
-All contexts run as one batch; the loss is restricted to the crop and has no regulariser.
+w_dim]``, ``init_wp``, ``loss [S, B]``, ``loss_pix``, ``loss_feat``, ``names``) and
+``OUT/config.json``. Contexts run through the library driver in batches of ``--batch`` (sharded
+over the local devices, resumable from ``OUT/.jaxinv-work``); each is independent. The loss is
+restricted to the crop and has no regulariser.
 """
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
-
-from jaxinv.cli.common import UserError, output_stems
+from jaxinv.cli.common import UserError, finish_driver, output_stems, run_driver
 
 
 def register(sub):
@@ -33,6 +31,8 @@ def register(sub):
                  help="weight of the VGG conv4_3 feature term")
   p.add_argument("--loader", default="idinvert", help="image loader convention (default idinvert)")
   p.add_argument("--chunk", type=int, default=50, help="steps per compiled scan chunk")
+  p.add_argument("--batch", type=int, default=8,
+                 help="contexts per compiled batch (sharded over local devices)")
   p.add_argument("--out", required=True, help="output directory")
   p.set_defaults(func=run, out_kind="dir")
 
@@ -53,12 +53,13 @@ def _box(args, resolution):
 def run(args):
   from jaxinv.cli.idinvert import load_idinvert_models, _load
   from jaxinv.inversion.methods import idinvert as M
-  from jaxinv.inversion.optimize import NonFiniteLossError
+  from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
 
   if args.steps < 0 or not args.lr > 0:
     raise UserError(f"--steps must be >= 0 and --lr > 0 (got {args.steps}, {args.lr})")
+  if args.batch < 1:
+    raise UserError(f"--batch must be >= 1 (got {args.batch})")
   args.optimizer = None
   models = load_idinvert_models(args)
   try:
@@ -72,19 +73,13 @@ def run(args):
   settings = M.DiffuseSettings(steps=args.steps, learning_rate=args.lr,
                                feat_weight=args.feat_lambda, center_x=cx, center_y=cy,
                                crop_x=w, crop_y=h)
-  try:
-    r = M.diffuse(models, target, contexts, settings, chunk=args.chunk,
-                  progress=f"diffuse {len(stems)} contexts")
-  except NonFiniteLossError as e:
-    raise UserError(str(e)) from None
-  out = np.asarray(M.render(models, r.wp))
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img, pasted in zip(stems, out, np.asarray(r.target)):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-    image_io.save_png(os.path.join(args.out, f"{stem}_pasted.png"), pasted)
-  write_npz(os.path.join(args.out, "result.npz"), wp=np.asarray(r.wp), loss=np.asarray(r.loss),
-            names=np.asarray(stems), **{k: np.asarray(v) for k, v in r.aux.items()})
+  method = M.DiffuseMethod(models, settings, target)
+  # Deterministic (no randomness): the seed only names the key rule in config.json.
+  result = run_driver(args, method, stems, lambda idx: {"context": contexts[idx]}, seed=0)
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
   config = {k: v for k, v in vars(args).items() if k != "func"}
   config.update(contexts=ctx_paths, center=[cx, cy], crop=[w, h])
-  write_config(args.out, config)
+  write_result(args.out, result, config)
+  finish_driver(args)
   print(f"wrote {args.out}: {len(stems)} diffused images (crop {w}x{h} at {cx},{cy})")

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
 
 __all__ = ["add_invert_arguments", "run_invert", "METHOD_DEFAULTS", "load_idinvert_models"]
 
@@ -62,9 +62,8 @@ def _load(paths, resolution, loader):
 
 def run_invert(args):
   from jaxinv.inversion.methods import idinvert as M
-  from jaxinv.inversion.optimize import NonFiniteLossError
+  from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
 
   steps = METHOD_DEFAULTS["steps"] if args.steps is None else args.steps
   lr = METHOD_DEFAULTS["lr"] if args.lr is None else args.lr
@@ -81,37 +80,14 @@ def run_invert(args):
     raise UserError(str(e)) from None
   stems = output_stems(paths)
   targets = _load(paths, models.resolution, args.loader)
-  batch = max(1, min(args.batch, len(paths)))
-  parts = []
-  for start in range(0, len(paths), batch):
-    x = targets[start:start + batch]
-    pad = batch - len(x)
-    if pad:    # one batch shape compiles once; images are independent, so padding is inert
-      x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
-    try:
-      r = M.invert(models, x, settings, chunk=args.chunk,
-                   progress=f"idinvert {start + 1}-{min(start + batch, len(paths))}/{len(paths)}")
-    except NonFiniteLossError as e:
-      raise UserError(str(e)) from None
-    n = batch - pad
-    parts.append({"wp": np.asarray(r.wp)[:n], "init_wp": np.asarray(r.init_wp)[:n],
-                  "loss": np.asarray(r.loss)[:, :n],
-                  "aux": {k: np.asarray(v)[:, :n] for k, v in r.aux.items()}})
-  wp = np.concatenate([p["wp"] for p in parts])
-  init_wp = np.concatenate([p["init_wp"] for p in parts])
-  loss = np.concatenate([p["loss"] for p in parts], axis=1)
-  aux = {k: np.concatenate([p["aux"][k] for p in parts], axis=1) for k in parts[0]["aux"]}
-  recon = np.asarray(M.render(models, wp))
-  init_recon = np.asarray(M.render(models, init_wp))
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img, img0 in zip(stems, recon, init_recon):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-    image_io.save_png(os.path.join(args.out, f"{stem}_encoder.png"), img0)
-  write_npz(os.path.join(args.out, "result.npz"), wp=wp, init_wp=init_wp, loss=loss,
-            names=np.asarray(stems), **aux)
+  result = run_driver(args, M.Method(models, settings), stems, lambda idx: {"x": targets[idx]})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
   config = {k: v for k, v in vars(args).items() if k != "func"}
   config.update(images=paths, steps=steps, lr=lr, optimizer="adam", loader=args.loader or "idinvert")
-  write_config(args.out, config)
+  write_result(args.out, result, config)
+  finish_driver(args)
+  loss = result.stepwise["loss"]
   final = loss[-1] if len(loss) else []
   print(f"wrote {args.out}: {len(stems)} images" + (
       "; final loss " + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, final)) if len(final)

@@ -16,7 +16,7 @@ from jaxinv.cli import style_options, task_args
 from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
 from jaxinv.inversion.run import describe as describe_keys, image_keys
 
-METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector")
+METHODS = ("mganprior", "dgp", "padinv", "idinvert", "e4e", "pti", "nvidia-projector", "projector")
 
 
 def register(sub):
@@ -24,7 +24,7 @@ def register(sub):
                      description=__doc__.splitlines()[0])
   p.add_argument("--method", default="mganprior", choices=METHODS,
                  help="inversion method (mGANprior multi-code, DGP, PadInv, IDInvert, e4e/pSp "
-                      "encoder, PTI pivotal tuning)")
+                      "encoder, PTI pivotal tuning, NVIDIA's or rosinality's StyleGAN2 projector)")
   p.add_argument("--generator", default=None,
                  help="converted generator directory or bundled name (every method but e4e, "
                       "whose --encoder holds its decoder)")
@@ -187,6 +187,9 @@ def run(args):
     from jaxinv.cli import padinv as padinv_cli
     return padinv_cli.run_invert(args)
   # --- end padinv ---
+  if args.method == "projector":
+    from jaxinv.cli import projector as projector_cli
+    return projector_cli.run_invert(args)
   if args.method == "nvidia-projector":
     from jaxinv.cli import nvidia_projector
     return nvidia_projector.run_invert(args)

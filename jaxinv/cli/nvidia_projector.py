@@ -61,8 +61,7 @@ def run_invert(args):
   keys = jax.random.split(key, len(noise_sizes) + 1)
   b = len(targets)
   init = {"latent": jnp.broadcast_to(mean, (b, 1, cfg_g.w_dim)),
-          "noises": tuple(jax.random.normal(keys[i], (b, 1, r, r)) for i, r in enumerate(noise_sizes)),
-          "t": jnp.zeros((b,), jnp.float32)}
+          "noises": tuple(jax.random.normal(keys[i], (b, 1, r, r)) for i, r in enumerate(noise_sizes))}
   try:
     out = proj.project(m, params, jnp.asarray(targets)[:, None], cfg, lpips_params=lpips_params,
                        key=keys[-1], init=init, latent_mean=mean, latent_std=std,

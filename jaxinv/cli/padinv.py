@@ -15,7 +15,8 @@ to its parser and hands ``--method padinv`` to :func:`run_invert`.
   zero borders (``--steps`` must then be > 0).
 
 Writes ``OUT/<stem>.png``, ``OUT/result.npz`` (``wp [B, n, w]``, ``map_slot{s} [B, S, S, C]``
-(NHWC), ``loss [S, B]``, ``names``) and ``OUT/config.json``.
+(NHWC), ``loss [S, B]`` and its terms ``loss_mse`` / ``loss_lpips`` / ``loss_wnorm``, ``names``)
+and ``OUT/config.json``. Runs through the library driver (resumable from ``OUT/.jaxinv-work``).
 Images are read as PadInv does: centre square crop, area resize, ``x / 255 * 2 - 1``.
 """
 
@@ -25,7 +26,7 @@ import os
 
 import numpy as np
 
-from jaxinv.cli.common import UserError, load_generator, output_stems
+from jaxinv.cli.common import UserError, finish_driver, load_generator, output_stems, run_driver
 
 __all__ = ["add_invert_arguments", "run_invert", "METHOD_DEFAULTS", "edit_result"]
 
@@ -76,9 +77,8 @@ def _settings(args):
 
 def run_invert(args):
   from jaxinv.inversion.methods import padinv as M
-  from jaxinv.inversion.optimize import NonFiniteLossError
+  from jaxinv.inversion.run import write_result
   from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
 
   settings = _settings(args)
   gen = load_generator(args.generator, families="padinv-stylegan2")
@@ -100,36 +100,17 @@ def run_invert(args):
     targets = image_io.load_images(paths, res, loader="padinv")
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  batch = max(1, min(args.batch, len(paths)))
-  parts = []
-  for start in range(0, len(paths), batch):
-    x = targets[start:start + batch]
-    pad = batch - len(x)
-    if pad:    # a fixed batch shape compiles once; images are independent, so padding is inert
-      x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
-    try:
-      r = M.invert(gen, x, settings, encoder=enc, lpips=lpips_fn, lpips_params=lpips_params,
-                   progress=f"padinv {start + 1}-{min(start + batch, len(paths))}/{len(paths)}",
-                   chunk=args.chunk)
-    except NonFiniteLossError as e:
-      raise UserError(str(e)) from None
-    n = batch - pad
-    parts.append({"wp": np.asarray(r.wp)[:n], "images": np.asarray(r.images)[:n],
-                  "maps": {s: np.asarray(m)[:n] for s, m in r.maps.items()},
-                  "loss": (np.asarray(r.loss)[:, :n] if r.loss is not None
-                           else np.zeros((0, n), np.float32))})
-  wp = np.concatenate([p["wp"] for p in parts])
-  maps = {s: np.concatenate([p["maps"][s] for p in parts]) for s in parts[0]["maps"]}
-  loss = np.concatenate([p["loss"] for p in parts], axis=1)
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img in zip(stems, np.concatenate([p["images"] for p in parts])):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  write_npz(os.path.join(args.out, "result.npz"), wp=wp, loss=loss, names=np.asarray(stems),
-            **{f"map_slot{s}": m for s, m in maps.items()})
+  method = M.Method(gen, settings, enc, lpips_fn, lpips_params)
+  result = run_driver(args, method, stems, lambda idx: {"x": targets[idx]})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
   config = {k: v for k, v in vars(args).items() if k != "func"}
   config.update(images=paths, steps=settings.steps, lr=settings.lr, optimizer="adam",
-                slots=sorted(int(s) for s in maps))
-  write_config(args.out, config)
+                slots=sorted(int(k[len("map_slot"):]) for k in result.arrays
+                             if k.startswith("map_slot")))
+  write_result(args.out, result, config)
+  finish_driver(args)
+  loss = result.stepwise["loss"]
   final = loss[-1] if len(loss) else []
   print(f"wrote {args.out}: {len(stems)} images" + (
       "; final loss " + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, final)) if len(final)

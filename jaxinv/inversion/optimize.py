@@ -40,9 +40,28 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["optimize", "OptimizeResult", "NonFiniteLossError", "make_optimizer", "OptState"]
+__all__ = ["optimize", "OptimizeResult", "NonFiniteLossError", "make_optimizer", "OptState",
+           "receives_step"]
 
 LossFn = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
+
+
+def receives_step(loss_fn):
+  """Marks ``loss_fn`` as ``(variables, data, shared, step, key) -> (loss, aux)``: the loop then
+  also passes the step (``[] int32``, steps done before this one, counted across resumes) and a
+  per-step key ``fold_in(data["key"], step)`` (raw ``uint32 [2]``; ``None`` when ``data`` has no
+  ``"key"``), so no method needs to keep a step counter or key in its variables. Returns it."""
+  loss_fn.receives_step = True
+  return loss_fn
+
+
+def _call_loss(loss_fn, variables, data, shared, step):
+  if not getattr(loss_fn, "receives_step", False):
+    return loss_fn(variables, data, shared)
+  key = None
+  if isinstance(data, dict) and "key" in data:
+    key = jax.random.fold_in(data["key"], step)
+  return loss_fn(variables, data, shared, step, key)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -101,7 +120,8 @@ def _batch_size(tree) -> int:
 
 def _batched_step(loss_fn, optimizer, post_update, mesh=None):
   def per_image_step(variables, opt_state, data, shared, step):
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(variables, data, shared)
+    (loss, aux), grads = jax.value_and_grad(
+        lambda v: _call_loss(loss_fn, v, data, shared, step), has_aux=True)(variables)
     updates, opt_state = optimizer.update(grads, opt_state, variables)
     variables = optax.apply_updates(variables, updates)
     if post_update is not None:
@@ -202,7 +222,8 @@ def optimize(loss_fn: LossFn, variables, data, optimizer: optax.GradientTransfor
   """Minimises ``loss_fn`` for every image of the batch, independently.
 
   Args:
-    loss_fn: ``(variables_i, data_i, shared) -> (scalar loss, aux dict)`` for one image.
+    loss_fn: ``(variables_i, data_i, shared) -> (scalar loss, aux dict)`` for one image, or
+      (marked by :func:`receives_step`) ``(variables_i, data_i, shared, step, key)``.
     variables: pytree, every leaf ``[B, ...]``: what is optimised.
     data: pytree, every leaf ``[B, ...]``: per-image inputs (targets, masks, keys).
     optimizer: Optax transformation applied per image.

@@ -40,7 +40,7 @@ import optax
 
 __all__ = ["IDInvertSettings", "DiffuseSettings", "IDInvertModels", "models_from",
            "indomain_loss", "diffusion_loss", "diffusion_mask", "encode", "render", "invert",
-           "diffuse", "adam_torch", "METHOD"]
+           "diffuse", "adam_torch", "METHOD", "Method", "DiffuseMethod"]
 
 METHOD = "idinvert"
 
@@ -214,14 +214,25 @@ def diffusion_mask(resolution: int, center_x: int, center_y: int, crop_x: int,
   return m.at[yy:yy + crop_y, xx:xx + crop_x].set(1.0)
 
 
+@functools.lru_cache(maxsize=64)
+def _jitted(fn):
+  # One jitted wrapper per network function: every batch of a run reuses its compiled program.
+  return jax.jit(fn)
+
+
 def encode(models: IDInvertModels, images: jax.Array) -> jax.Array:
   """``E(x)``: ``[B, R, R, 3]`` → w+ ``[B, L, D]`` (eval-mode batch norm, per image)."""
-  return jax.jit(models.encoder)(models.params["E"], images)
+  return _jitted(models.encoder)(models.params["E"], images)
 
 
 def render(models: IDInvertModels, wp: jax.Array) -> jax.Array:
   """``G.synthesis(wp)``: ``[B, L, D]`` → ``[B, R, R, 3]`` in [-1, 1]."""
-  return jax.jit(models.synthesis)(models.params["G"], wp)
+  return _jitted(models.synthesis)(models.params["G"], wp)
+
+
+def features(models: IDInvertModels, images: jax.Array) -> jax.Array:
+  """``F(x)``: the perceptual network's features of ``[B, R, R, 3]``."""
+  return _jitted(models.features)(models.params["F"], images)
 
 
 @dataclasses.dataclass
@@ -264,7 +275,7 @@ def invert(models: IDInvertModels, images: jax.Array, settings: IDInvertSettings
                        f"{(images.shape[0],) + tuple(models.code_shape)}")
   data = {"x": images}
   if _uses_features(models, settings.feat_weight):
-    data["feat"] = jax.jit(models.features)(p["F"], images)
+    data["feat"] = features(models, images)
   loss_fn = indomain_loss(models, settings.pix_weight, settings.feat_weight, settings.reg_weight)
   kw = {} if chunk is None else {"chunk": chunk}
   if progress is not None:
@@ -291,7 +302,7 @@ def diffuse(models: IDInvertModels, target: jax.Array, contexts: jax.Array,
   x = target[None] * mask[None] + contexts * (1.0 - mask[None])
   p = models.params
   wp0 = encode(models, x)
-  feat = jax.jit(models.features)(p["F"], x * mask[None])
+  feat = features(models, x * mask[None])
   masks = jnp.broadcast_to(mask[None], (x.shape[0],) + mask.shape)
   loss_fn = diffusion_loss(models, settings.pix_weight, settings.feat_weight)
   kw = {} if chunk is None else {"chunk": chunk}
@@ -301,3 +312,82 @@ def diffuse(models: IDInvertModels, target: jax.Array, contexts: jax.Array,
                  adam_torch(settings.learning_rate), settings.steps, shared=p,
                  record_variables=record_variables, **kw)
   return IDInvertResult(res.variables["wp"], wp0, res.loss, res.aux, res.history, x)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """In-domain inversion as a driver method (:func:`jaxinv.inversion.run.run`).
+
+  Per-image data: ``x [R, R, 3]`` (the image in [-1, 1]); optionally ``init_wp [L, D]``, codes
+  to start from instead of ``E(x)``. Deterministic: the keys are not used. Outputs: ``wp``,
+  ``init_wp``, per-step ``loss`` and its terms (``loss_pix``, ``loss_feat``, ``loss_reg``), the
+  reconstruction and the encoder-only reconstruction (image suffix ``encoder``).
+  """
+  models: IDInvertModels
+  cfg: IDInvertSettings = IDInvertSettings()
+  name = METHOD
+
+  def settings(self) -> dict:
+    return {"idinvert": dataclasses.asdict(self.cfg), "code_shape": list(self.models.code_shape),
+            "resolution": self.models.resolution}
+
+  def run_batch(self, data, keys, ctx):
+    import numpy as np
+    from jaxinv.inversion import run
+    cfg, models = self.cfg, self.models
+    x = jnp.asarray(data["x"], jnp.float32)
+    _check_images(models, x, "images")
+    wp0 = (jnp.asarray(data["init_wp"], jnp.float32) if "init_wp" in data else encode(models, x))
+    per_image = {"x": x}
+    if _uses_features(models, cfg.feat_weight):
+      per_image["feat"] = features(models, x)
+    loss_fn = indomain_loss(models, cfg.pix_weight, cfg.feat_weight, cfg.reg_weight)
+    res = run.optimize_batch(ctx, loss_fn, {"wp": wp0}, per_image, adam_torch(cfg.learning_rate),
+                             cfg.steps, shared=models.params)
+    wp = np.asarray(res.variables["wp"])
+    return run.BatchOutput({"wp": wp, "init_wp": np.asarray(wp0)},
+                           {"loss": res.loss, **{k: np.asarray(v) for k, v in res.aux.items()}},
+                           {"": np.asarray(render(models, wp)),
+                            "encoder": np.asarray(render(models, wp0))})
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DiffuseMethod:
+  """Semantic diffusion as a driver method: ``target``'s crop diffused into each context image.
+
+  ``target [R, R, 3]`` is the run's (every image gets the same crop); per-image data:
+  ``context [R, R, 3]``. Deterministic: the keys are not used. Outputs: ``wp``, ``init_wp``
+  (``E`` of the pasted image), per-step ``loss``, ``loss_pix``, ``loss_feat``, the result and the
+  pasted image (suffix ``pasted``).
+  """
+  models: IDInvertModels
+  cfg: DiffuseSettings
+  target: Any
+  name = "idinvert-diffuse"
+
+  def settings(self) -> dict:
+    import hashlib
+    import numpy as np
+    digest = hashlib.sha256(np.ascontiguousarray(self.target, np.float32).tobytes()).hexdigest()
+    return {"diffuse": dataclasses.asdict(self.cfg), "target_sha256": digest[:16]}
+
+  def run_batch(self, data, keys, ctx):
+    import numpy as np
+    from jaxinv.inversion import run
+    cfg, models = self.cfg, self.models
+    target = jnp.asarray(self.target, jnp.float32)
+    contexts = jnp.asarray(data["context"], jnp.float32)
+    _check_images(models, target[None], "target")
+    _check_images(models, contexts, "contexts")
+    mask = diffusion_mask(models.resolution, cfg.center_x, cfg.center_y, cfg.crop_x, cfg.crop_y)
+    x = target[None] * mask[None] + contexts * (1.0 - mask[None])
+    wp0 = encode(models, x)
+    masks = jnp.broadcast_to(mask[None], (x.shape[0],) + mask.shape)
+    per_image = {"x": x, "mask": masks, "feat": features(models, x * mask[None])}
+    res = run.optimize_batch(ctx, diffusion_loss(models, cfg.pix_weight, cfg.feat_weight),
+                             {"wp": wp0}, per_image, adam_torch(cfg.learning_rate), cfg.steps,
+                             shared=models.params)
+    wp = np.asarray(res.variables["wp"])
+    return run.BatchOutput({"wp": wp, "init_wp": np.asarray(wp0)},
+                           {"loss": res.loss, **{k: np.asarray(v) for k, v in res.aux.items()}},
+                           {"": np.asarray(render(models, wp)), "pasted": np.asarray(x)})

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import chex
 import jax
@@ -45,7 +45,8 @@ from jaxinv.ops.r1 import squared_grad_norms
 
 __all__ = ["PadInvSettings", "PadInvResult", "CHURCH_WEIGHTS", "DEFAULT_WEIGHTS", "mse", "wnorm",
            "adv", "d_loss_pieces", "encoder_total", "encode", "initial_variables", "make_loss",
-           "refine", "invert", "render", "edit_keep_maps", "swap_maps", "resize_nearest", "evaluate_protocol"]
+           "refine", "invert", "render", "edit_keep_maps", "swap_maps", "resize_nearest", "evaluate_protocol",
+           "Method"]
 
 # Loss weights of the released church/bedroom scripts, and the config defaults (idsim aside).
 CHURCH_WEIGHTS = {"mse": 1.0, "lpips": 0.8, "idsim": 0.0, "wnorm": 0.003, "adv": 0.03}
@@ -278,6 +279,65 @@ def _jit_render(gen_module):
   if gen_module not in _RENDER_CACHE:
     _RENDER_CACHE[gen_module] = jax.jit(lambda p, wp, maps: render(gen_module, p, wp, maps))
   return _RENDER_CACHE[gen_module]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """PadInv as a driver method (:func:`jaxinv.inversion.run.run`): the encoder (or the average
+  start), then ``settings.steps`` of refinement, each image independent and deterministic (the
+  keys are not used).
+
+  ``generator`` / ``encoder`` are loaded models (``padinv-stylegan2`` / ``padinv-encoder`` or
+  None); ``lpips(params, x, y)`` the LPIPS distance (needed when steps and lpips_weight > 0).
+  Per-image data: ``x [R, R, 3]`` in [-1, 1] at the encoder's resolution (the generator's
+  without an encoder). Outputs: ``wp``, ``map_slot{s}``, per-step ``loss`` and its terms
+  (``loss_mse``, ``loss_lpips``, ``loss_wnorm``), the rendering.
+  """
+  generator: Any
+  cfg: PadInvSettings = PadInvSettings()
+  encoder: Any = None
+  lpips: Optional[Callable] = None
+  lpips_params: Any = None
+  slots: tuple = (0, 1, 3, 5, 7)      # without an encoder: the maps to create, and their size
+  map_size: int = 34
+  name = "padinv"
+
+  def settings(self) -> dict:
+    out = {"padinv": dataclasses.asdict(self.cfg), "encoder": self.encoder is not None}
+    if self.encoder is None:
+      out.update(slots=list(self._slots()), map_size=self.map_size)
+    return out
+
+  def _slots(self):
+    return tuple(s for s in self.slots if s in self.generator.config.slot_shapes())
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run
+    gen, cfg = self.generator, self.cfg
+    images = jnp.asarray(data["x"], jnp.float32)
+    b = images.shape[0]
+    if self.encoder is not None:
+      wp, maps = encode(self.encoder.module, self.encoder.params, images, batch_size=b)
+      start = {"wp": wp, "maps": maps}
+    else:
+      start = initial_variables(gen.config, gen.params, b, self._slots(), self.map_size)
+    stepwise = {"loss": np.zeros((0, b), np.float32)}
+    variables = start
+    if cfg.steps > 0:
+      res_g = gen.config.resolution
+      targets = images if images.shape[1] == res_g else jax.image.resize(
+          images, (b, res_g, res_g, 3), "linear", antialias=True)
+      res = run.optimize_batch(ctx, make_loss(gen.module, cfg, self.lpips), start, targets,
+                               _optimizer(cfg, tuple(start["maps"])), cfg.steps,
+                               shared={"gen": gen.params, "lpips": self.lpips_params})
+      variables = res.variables
+      stepwise = {"loss": res.loss, **{f"loss_{k}": np.asarray(v) for k, v in res.aux.items()}}
+    wp = np.asarray(variables["wp"])
+    maps = {s: np.asarray(m) for s, m in variables["maps"].items()}
+    rendered = _jit_render(gen.module)(gen.params, jnp.asarray(wp),
+                                       {s: jnp.asarray(m) for s, m in maps.items()})
+    arrays = {"wp": wp, **{f"map_slot{s}": m for s, m in maps.items()}}
+    return run.BatchOutput(arrays, stepwise, {"": np.asarray(rendered)})
 
 
 # ----------------------------------------------------------------------------- editing

@@ -1,8 +1,8 @@
 """The rosinality ``projector.py`` recipe on a StyleGAN2 generator, as a method of the shared loop.
 
 Variables of one image: ``{"latent": [G, D] (w) or [G, L, D] (w+), "noises": ([G, r, r], …)
-(one map per synthesis conv layer), "t": [] (the step, see below)}``. Per step i
-(t = i / steps), exactly in the script's order:
+(one map per synthesis conv layer)}``. Per step i (t = i / steps; the loop hands the loss the
+step, :func:`jaxinv.inversion.optimize.receives_step`), exactly in the script's order:
 
 1. ``lr = lr0 · min(1, (1 - t)/rampdown)``-cosine ramp-down · ``min(1, t/rampup)`` ramp-up
    (so lr = 0 at step 0; Adam still updates its moments);
@@ -22,9 +22,12 @@ image (vmapped by :func:`optimize`); ``G = B`` in a single problem reproduces th
 script's coupled batch (that is how the golden trajectory is checked).
 
 The image loss is LPIPS (VGG, summed over the group, as the script) or ``"mse"``
-(mean, the fixture's replacement). The loop gives ``loss_fn`` no step, so the step
-rides in the variables as ``t``: its gradient is zero (``stop_gradient``) and
-``post_update`` overwrites it with the step count.
+(mean, the fixture's replacement).
+
+As a driver method (:class:`Method`, ``jaxinv invert --method projector``) every image is its
+own problem (``G = 1``): its noise maps start from its own key and step i's ε from
+``fold_in(key', i)``, ``key'`` derived from the same key, so its result does not depend on the
+other images, the batch or the devices.
 
 References:
   Karras et al., Analyzing and Improving the Image Quality of StyleGAN, Appendix D,
@@ -47,7 +50,7 @@ from jaxinv.inversion import optimize as opt_lib
 
 __all__ = ["ProjectorConfig", "lr_schedule", "noise_strength", "noise_regularize",
            "noise_normalize", "latent_stats", "init_variables", "make_loss_fn", "make_post_update",
-           "make_optimizer", "project", "ProjectorOutput"]
+           "make_optimizer", "project", "ProjectorOutput", "Method"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +134,7 @@ def init_variables(module, cfg: ProjectorConfig, latent_mean, key, batch: int, g
   keys = jax.random.split(key, gcfg.num_convs)
   noises = tuple(jax.random.normal(keys[i], (batch, group, r, r))
                  for i, r in enumerate(_noise_sizes(gcfg)))
-  return {"latent": jnp.asarray(lat), "noises": noises, "t": jnp.zeros((batch,), jnp.float32)}
+  return {"latent": jnp.asarray(lat), "noises": noises}
 
 
 def _noise_sizes(gcfg):
@@ -148,24 +151,28 @@ def _downsample_256(img):
 
 
 @functools.lru_cache(maxsize=16)
-def make_loss_fn(module, cfg: ProjectorConfig):
-  """Per-problem ``loss_fn(variables, data, shared)``.
+def make_loss_fn(module, cfg: ProjectorConfig, trace: bool = True):
+  """Per-problem ``loss_fn(variables, data, shared, step=0, key=None)`` (marked
+  :func:`~jaxinv.inversion.optimize.receives_step`: the loop passes the step and its key).
 
-  ``data = {"target": [G, R, R, C], "key": PRNG key data [2] uint32 | "eps": [S, G, …]}``;
+  ``data = {"target": [G, R, R, C], "key": PRNG key data [2] uint32 | "eps": [S, G, …]}``
+  (step i's ε is ``data["eps"][i]``, else a normal draw from ``fold_in(data["key"], i)``);
   ``shared = {"generator": params, "latent_std": [], "lpips": params | None}``.
-  aux: ``mse_loss``, ``n_loss``, ``noise_strength``, ``latent_n``, ``img_gen``.
+  aux: ``mse_loss``, ``n_loss``, ``p_loss``, ``noise_strength`` and, with ``trace``, the
+  step's ``latent_n`` and ``img_gen``.
   """
   gcfg = module.config
 
-  def loss_fn(variables, data, shared):
-    step = jax.lax.stop_gradient(variables["t"])
+  @opt_lib.receives_step
+  def loss_fn(variables, data, shared, step=0, key=None):
+    step = jnp.asarray(step, jnp.int32)
     t = step / cfg.steps
     ns = noise_strength(t, shared["latent_std"], cfg.noise, cfg.noise_ramp)
     latent = variables["latent"]
     if "eps" in data:
-      eps = jnp.asarray(data["eps"])[step.astype(jnp.int32)]
+      eps = jnp.asarray(data["eps"])[step]
     else:
-      key = jax.random.fold_in(jax.random.wrap_key_data(data["key"]), step.astype(jnp.int32))
+      key = jax.random.fold_in(data["key"], step) if key is None else key
       eps = jax.random.normal(key, latent.shape)
     latent_n = latent + eps * ns
     wp = latent_n if latent_n.ndim == 3 else jnp.broadcast_to(
@@ -185,8 +192,10 @@ def make_loss_fn(module, cfg: ProjectorConfig):
       p_loss = jnp.sum(lpips.lpips_distance(shared["lpips"], img_small, target, net=cfg.lpips_net))
     n_loss = noise_regularize(variables["noises"])
     loss = p_loss + cfg.noise_regularize * n_loss + cfg.mse * mse
-    return loss, {"mse_loss": mse, "n_loss": n_loss, "p_loss": p_loss, "noise_strength": ns,
-                  "latent_n": latent_n, "img_gen": img}
+    aux = {"mse_loss": mse, "n_loss": n_loss, "p_loss": p_loss, "noise_strength": ns}
+    if trace:
+      aux.update(latent_n=latent_n, img_gen=img)
+    return loss, aux
   return loss_fn
 
 
@@ -194,8 +203,7 @@ def make_loss_fn(module, cfg: ProjectorConfig):
 def make_post_update(cfg: ProjectorConfig):
   def post_update(variables, step):
     return {"latent": variables["latent"],
-            "noises": noise_normalize(variables["noises"], cfg.noise_std_ddof),
-            "t": jnp.asarray(step + 1, jnp.float32)}
+            "noises": noise_normalize(variables["noises"], cfg.noise_std_ddof)}
   return post_update
 
 
@@ -208,7 +216,7 @@ def make_optimizer(cfg: ProjectorConfig) -> optax.GradientTransformation:
 
 @dataclasses.dataclass
 class ProjectorOutput:
-  variables: dict            # final {"latent", "noises", "t"}
+  variables: dict            # final {"latent", "noises"}
   images: np.ndarray         # [B, G, R, R, C] rendered from the final latent and noises
   loss: np.ndarray           # [S, B]
   aux: dict                  # {name: [S, B, ...]}
@@ -239,6 +247,8 @@ def project(module, params, targets, cfg: ProjectorConfig, *, lpips_params=None,
     latent_mean, latent_std = latent_stats(module, params, k_mean, cfg.n_mean_latent)
   if init is None:
     init = init_variables(module, cfg, latent_mean, k_init, b, g)
+  else:   # a step counter "t" of older callers is not a variable any more
+    init = {"latent": init["latent"], "noises": tuple(init["noises"])}
   data = {"target": targets}
   if eps is not None:
     data["eps"] = jnp.asarray(eps, jnp.float32)
@@ -265,3 +275,72 @@ def _render_fn(module):
     return module.apply({"params": params}, None, wp, 0, None, list(v["noises"]),
                         method=module.synthesis)
   return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+@functools.lru_cache(maxsize=16)
+def _per_image_init(module, cfg: ProjectorConfig):
+  """``(keys [B, 2], latent_mean) -> (variables, step keys)``: each image's noise maps from its
+  own key, and the key its per-step ε are folded from."""
+  def one(key, latent_mean):
+    k_init, k_steps = jax.random.split(key)
+    v = init_variables(module, cfg, latent_mean, k_init, 1, 1)
+    return jax.tree_util.tree_map(lambda x: x[0], v), k_steps
+  return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+def _settings_dict(cfg: ProjectorConfig) -> dict:
+  out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "features"}
+  if cfg.features is not None:
+    out["features"] = getattr(cfg.features, "__qualname__", repr(cfg.features))
+  return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Method:
+  """The projector as a driver method (:func:`jaxinv.inversion.run.run`): one independent
+  problem per image (``G = 1``).
+
+  Per-image data: ``target [R', R', C]`` (R' = min(R, 256), [-1, 1]). The mean and std of w are
+  the run's (:meth:`create` draws them once from the seed), the noise maps and every step's ε
+  come from the image's key. Outputs: ``latent`` (``[B, D]`` w, or ``[B, L, D]`` w+),
+  ``noise{i} [B, r, r]``, per-step ``loss`` and its terms, and the rendering.
+  """
+  module: Any
+  params: Any
+  cfg: ProjectorConfig
+  latent_mean: Any
+  latent_std: Any
+  lpips_params: Any = None
+  name = "projector"
+
+  @classmethod
+  def create(cls, module, params, cfg: ProjectorConfig, lpips_params=None, z=None):
+    """The method with w's statistics from ``n_mean_latent`` z drawn from ``cfg.seed`` (as
+    :func:`project`), or from the given ``z``."""
+    if cfg.image_loss == "lpips" and lpips_params is None:
+      raise ValueError("the projector's image loss is LPIPS: pass lpips_params (or image_loss='mse')")
+    if cfg.image_loss == "features" and cfg.features is None:
+      raise ValueError("image_loss='features' needs cfg.features (and its params as lpips_params)")
+    k_mean = jax.random.split(jax.random.key(cfg.seed), 3)[0]
+    mean, std = latent_stats(module, params, k_mean, cfg.n_mean_latent, z=z)
+    return cls(module, params, cfg, np.asarray(mean), np.asarray(std), lpips_params)
+
+  def settings(self) -> dict:
+    return {"projector": _settings_dict(self.cfg), "latent_std": float(self.latent_std)}
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run
+    cfg = self.cfg
+    init, step_keys = _per_image_init(self.module, cfg)(jnp.asarray(keys),
+                                                         jnp.asarray(self.latent_mean))
+    targets = jnp.asarray(data["target"], jnp.float32)[:, None]
+    shared = {"generator": self.params, "latent_std": jnp.asarray(self.latent_std, jnp.float32),
+              "lpips": self.lpips_params}
+    res = run.optimize_batch(ctx, make_loss_fn(self.module, cfg, trace=False), init,
+                             {"target": targets, "key": step_keys}, make_optimizer(cfg), cfg.steps,
+                             shared=shared, post_update=make_post_update(cfg))
+    images = np.asarray(_render_fn(self.module)(self.params, res.variables))[:, 0]
+    arrays = {"latent": np.asarray(res.variables["latent"])[:, 0],
+              **{f"noise{i}": np.asarray(n)[:, 0] for i, n in enumerate(res.variables["noises"])}}
+    stepwise = {"loss": res.loss, **{k: np.asarray(v) for k, v in res.aux.items()}}
+    return run.BatchOutput(arrays, stepwise, {"": images})
