@@ -7,8 +7,8 @@ Reads every ``RUN_DIR/results*.jsonl`` (see :mod:`experiments.runlog`) and write
 * ``summary.md`` / ``summary.csv`` — per (method, variant, generator, task, N, ℓ): mean ± std
   over images and seeds of loss, PSNR, SSIM (and LPIPS), and the count. ``method`` is the record's
   method (records written before methods were named are mGANprior's); ``variant`` what else
-  tells a method's points apart (a style space, a DGP schedule); N and ℓ are empty for methods
-  without them;
+  tells a method's points apart (a style space, a DGP schedule, IDInvert's λ); N and ℓ are
+  empty for methods without them;
 * ``<metric>_vs_N.png`` (one line per ℓ) and ``<metric>_vs_layer.png`` (one line per N) for
   PSNR, SSIM and LPIPS when present, one figure per (method, variant, generator, task) that has N
   and ℓ;
@@ -42,9 +42,11 @@ def method_of(r) -> str:
 
 
 def variant_of(r) -> str:
-  """What tells a method's points apart besides N and ℓ (a style space, a DGP schedule)."""
+  """What tells a method's points apart besides N and ℓ (a style space, a DGP schedule, IDInvert's λ)."""
   if "schedule" in r:
     return str(r["schedule"])
+  if "reg_weight" in r:
+    return f"λ={r['reg_weight']:g}"
   if "space" in r:
     return str(r["space"]) + (f" ({r['code_space']} codes)" if r.get("code_space") else "")
   return ""

@@ -220,7 +220,7 @@ class Built:
   load: Callable[[list], tuple[dict, np.ndarray]]   # paths -> (per-image data, ground truth [b, H, W, 3])
   restored: Callable[[Any, np.ndarray], np.ndarray]  # (BatchOutput, ground truth) -> what is scored
   fields: dict                                 # record fields of the point (besides the common ones)
-  per_image: Callable[[Any, int], dict] = lambda out, i: {}   # extra record fields of image i
+  per_image: Callable[[Any, np.ndarray, int], dict] = lambda out, gt, i: {}   # (BatchOutput, ground truth, i) -> extra fields of image i
 
 
 def method_of(point) -> str:
@@ -358,7 +358,7 @@ def _build_dgp(point, cache):
   def restored(out, gt):
     return np.asarray(out.images[""])
 
-  def per_image(out, i):
+  def per_image(out, gt, i):
     return {f"dgp_{k[len('metric_'):]}": float(v[i]) for k, v in sorted(out.arrays.items())
             if k.startswith("metric_")} | {"class": int(out.arrays["y"][i])}
   fields = {"task": sched.dgp_mode, "schedule": point.schedule, "select_num": sched.select_num,
@@ -366,7 +366,50 @@ def _build_dgp(point, cache):
   return Built(method, load, restored, fields, per_image)
 
 
-BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp}
+@functools.lru_cache(maxsize=None)
+def _idinvert_models(generator: str, encoder: str, perceptual: str, cache: str):
+  # Cached: the points of a λ sweep share the networks' functions (and their compiled programs).
+  from jaxinv.inversion.methods import idinvert
+  gen = load_model_cached(generator, cache)
+  enc = load_model_cached(encoder, cache)
+  if gen.family not in ("stylegan", "pggan") or enc.family != "idinvert-encoder":
+    raise ValueError(f"method 'idinvert' needs an IDInvert StyleGAN (or PGGAN) and its encoder; "
+                     f"got {gen.family} ({generator}) and {enc.family} ({encoder})")
+  vgg = load_model_cached(perceptual, cache) if perceptual else None
+  if vgg is not None and vgg.family != "keras-vgg16":
+    raise ValueError(f"perceptual {perceptual} is a {vgg.family} model; IDInvert's is keras-vgg16")
+  return idinvert.models_from(gen, enc, vgg)
+
+
+def _build_idinvert(point, cache):
+  from jaxinv import metrics
+  from jaxinv.inversion.methods import idinvert
+  from jaxinv.io import images as image_io
+  if not point.perceptual and point.feat_weight != 0:
+    raise ValueError("feat_weight needs perceptual (IDInvert's converted VGG16); or set feat_weight 0")
+  models = _idinvert_models(point.generator, point.encoder, point.perceptual, cache)
+  cfg = idinvert.IDInvertSettings(steps=int(point.steps), learning_rate=float(point.lr),
+                                  pix_weight=float(point.pix_weight),
+                                  feat_weight=float(point.feat_weight),
+                                  reg_weight=float(point.reg_weight))
+
+  def load(paths):
+    gt = image_io.load_images(paths, models.resolution, point.image_loader)
+    return {"x": gt}, gt
+
+  def restored(out, gt):
+    return np.asarray(out.images[""])
+
+  def per_image(out, gt, i):   # the encoder's reconstruction E(x), where the optimisation starts
+    return {"encoder_psnr": float(metrics.psnr(out.images["encoder"][i], gt[i], data_range=2.0))}
+  fields = {"task": "reconstruct", "optimizer": "adam", "lr": float(point.lr),
+            "pix_weight": float(point.pix_weight), "feat_weight": float(point.feat_weight),
+            "reg_weight": float(point.reg_weight)}
+  return Built(idinvert.Method(models, cfg), load, restored, fields, per_image)
+
+
+BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp,
+            "idinvert": _build_idinvert}
 
 
 def build(point, cache: str) -> Built:
@@ -538,7 +581,7 @@ def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progres
            "psnr": float(metrics.psnr(restored_out[i], gt[i], data_range=2.0)),
            "ssim": float(metrics.ssim(restored_out[i], gt[i], data_range=2.0)),
            "generator": point.generator, "steps": steps_of(point), **built.fields,
-           **built.per_image(out, i), "setting": it.setting}
+           **built.per_image(out, gt, i), "setting": it.setting}
     if lp_model is not None:
       rec["lpips"] = float(np.asarray(metrics.lpips(lp_model, restored_out[i], gt[i])).reshape(()))
     if point.save_images:

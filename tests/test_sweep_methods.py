@@ -92,3 +92,31 @@ def test_dgp_schedule_sweep(golden, tmp_path):
   assert not any((out / "inflight").iterdir())
   rep = report.write_report(str(out))
   assert [(s["method"], s["task"], s["n"]) for s in rep["summary"]] == [("dgp", "SR", 2)]
+
+
+def test_idinvert_lambda_sweep(golden, tmp_path):
+  gd = golden("idinvert")
+  files = gd.expected["files"]
+  image = gd.path(os.path.join(files["images_dir"], gd.expected["images"][0]))
+  points = _points("idinvert_lambda:test", {"generator": str(gd.path(files["generator"])),
+                                            "encoder": str(gd.path(files["encoder"]))},
+                   tmp_path / "models", images=str(image))
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert sorted((r["method"], r["reg_weight"]) for r in recs) == \
+      sorted(("idinvert", p.reg_weight) for p in points)
+  for r in recs:
+    assert r["steps"] == points[0].steps and math.isfinite(r["loss"]) and math.isfinite(r["psnr"])
+  # Both start from the same encoder code E(x); λ changes where the optimisation goes.
+  assert recs[0]["encoder_psnr"] == recs[1]["encoder_psnr"]
+  assert recs[0]["loss"] != recs[1]["loss"]
+  # One point through the driver directly gives the sweep's record, bit for bit.
+  point = max(points, key=lambda p: p.reg_weight)
+  rec = next(r for r in recs if r["reg_weight"] == point.reg_weight)
+  built = sweep.build(point, str(tmp_path / "models"))
+  result, gt = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+  assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["variant"]) for s in rep["summary"]] == \
+      [("idinvert", f"λ={lam:g}") for lam in sorted(p.reg_weight for p in points)]

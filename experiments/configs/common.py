@@ -12,6 +12,8 @@ DATA = "../shared/data/mganprior_examples"
 GOLDEN_ROSINALITY = "../shared/golden/stylegan2_rosinality"
 GOLDEN_DGP = "../shared/golden/dgp"
 DGP_DATA = "../shared/data/dgp_examples"
+GOLDEN_IDINVERT = "../shared/golden/idinvert"
+IDINVERT_DATA = "../shared/data/idinvert_examples"
 
 
 def base() -> ml_collections.ConfigDict:
@@ -148,3 +150,23 @@ def dgp_runlocal(c, iterations: int = 3, select_num: int = 2):
   c["class"], c.labels = -1, ""
   c.max_images = 1
   return c
+
+
+def idinvert_base() -> ml_collections.ConfigDict:
+  """In-domain GAN inversion (``method = "idinvert"``, :class:`jaxinv.inversion.methods.idinvert.Method`):
+  Adam from the encoder's ``E(x)``, loss ``pix·MSE + feat·VGG + reg·|wp - E(G(wp))|²`` (reg = λ)."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "idinvert"
+  c.generator = "models/styleganinv_ffhq256_generator.pth"   # IDInvert's StyleGAN (or PGGAN)
+  c.encoder = "models/styleganinv_ffhq256_encoder.pth"       # its domain-guided encoder
+  c.perceptual = "models/vgg16.pth"   # IDInvert's Keras-ported VGG16 ("" = none: feat_weight 0)
+  c.steps = 100                    # the release's invert.py defaults
+  c.lr = 0.01
+  c.pix_weight = 1.0
+  c.feat_weight = 5e-5
+  c.reg_weight = 2.0               # λ: weight of the in-domain regulariser (0 = plain w+ from E(x))
+  c.seed = 0                       # (IDInvert is deterministic: the image's key is unused)
+  c.image_loader = "idinvert"
+  # --- execution (not hashed)
+  return _execution(c, IDINVERT_DATA)
