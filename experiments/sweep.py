@@ -1,11 +1,20 @@
-"""Sharded, resumable sweeps of mGANprior inversions: ``python -m jaxinv.experiments.sweep --config C.py --out RUN_DIR``.
+"""Sharded, resumable sweeps of inversions: ``python -m jaxinv.experiments.sweep --config C.py --out RUN_DIR``.
 
 A config file defines ``get_config(arg)`` (an ``ml_collections.ConfigDict`` with
 every knob, see ``experiments/configs/tiny.py``) and ``sweep(add)``, which calls
 ``add(key=value, ...)`` once per point (dotted keys reach nested fields, e.g.
 ``add(**{"loss.vgg_lambda": 0.1})``). ``--config C.py:ARG`` passes ``ARG``; a bare
 ``NAME[:ARG]`` names a config shipped in ``jaxinv.experiments.configs`` (``tiny``,
-``mganprior_inversion``...).
+``mganprior_inversion``, ``stylegan2_multicode``, ``dgp_schedules``, ``idinvert_lambda``...).
+
+Each point is one call of a driver method (:mod:`jaxinv.inversion.run`): its ``method``
+field picks a builder (:data:`BUILDERS`) that turns the point into a method spec —
+``mganprior`` (the default: a point without ``method``, so configs written before the field keep
+their hashes; fields of ``configs/common.base``), ``style`` (z / w / w+ / multi-code on StyleGAN and
+StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``) or ``idinvert``
+(``common.idinvert_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
+image's key ``fold_in(PRNGKey(seed), crc32(image name))`` and a checkpoint on the run's in-flight
+store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
 
 Relative paths in a config (models, images, masks) resolve against the working directory,
 then against the data root ``$JAXINV_DATA_ROOT`` (default: the source checkout's root, so the
@@ -26,11 +35,16 @@ last chunk, so after a ``kill -9`` at any moment nothing finished is lost or
 repeated and the final table equals an uninterrupted run's (same batches, same
 chunk boundaries, same programs).
 
-Record fields: ``config_hash``, ``image``, ``task``, ``codes``, ``layer``, ``seed``,
-``loss`` (the objective before the last update), ``psnr`` / ``ssim`` (dB / Wang
-et al., of the restored output vs the ground truth on the [-1, 1] scale, data range 2),
-``lpips`` (when ``config.lpips`` names a converted LPIPS model), ``generator``,
-``steps``, ``optimizer``, ``lr``, ``loss_type`` and the full ``setting``.
+Record fields, every method: ``config_hash``, ``image``, ``method``, ``seed``, ``loss`` (the
+objective before the last update), ``psnr`` / ``ssim`` (dB / Wang et al., of the restored output
+vs the ground truth on the [-1, 1] scale, data range 2), ``lpips`` (when ``config.lpips`` names a
+converted LPIPS model), ``generator``, ``steps``, ``task`` and the full ``setting``; then
+mganprior: ``codes``, ``layer``, ``optimizer``, ``lr``, ``loss_type``; style: ``space``,
+``optimizer``, ``lr``, ``loss_type`` (multi: ``codes``, ``layer``, ``code_space``); dgp
+(``task`` = its mode): ``schedule``, ``iterations``, ``select_num``, ``class`` (the class used,
+searched when unknown), DGP's own metrics ``dgp_psnr`` / ``dgp_ssim`` / ``dgp_l1_loss_origin`` /
+``dgp_mse_loss_origin``; idinvert: ``optimizer``, ``lr``, ``pix_weight``, ``feat_weight``,
+``reg_weight`` (λ) and ``encoder_psnr`` (the encoder-only reconstruction).
 """
 
 from __future__ import annotations
