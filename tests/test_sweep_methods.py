@@ -230,3 +230,48 @@ def test_idinvert_sweep_two_processes(golden, tmp_path):
         {k: v for k, v in rb.items() if k not in floats}
     worst = max([worst] + [abs(ra[k] - rb[k]) for k in floats])
   assert worst <= 5e-6, f"two-process vs one-process table: max abs difference {worst:.3g}"
+
+
+@pytest.mark.slow   # three DGP sweeps, each compiling the BigGAN fine-tuning step: ~4 min
+def test_dgp_sweep_kill_and_resume(golden, tmp_path):
+  """kill -9 mid-schedule (DGP checkpoints its generator copies and Adam states through the
+  sweep's store), rerun: it resumes at the checkpointed step and gives the uninterrupted table."""
+  import signal
+  import subprocess
+  import time
+  from tests.golden import _dgp
+  gd = golden("dgp")
+  ck = gd.expected["checkpoint"]
+  image = _dgp.example_image(gd, next(iter(gd.expected["trajectories"].values()))["image"])
+  fields = {"generator": str(gd.path(ck["G_file"])), "discriminator": str(gd.path(ck["D_file"])),
+            "images": str(image), "model_cache": str(tmp_path / "models")}
+  config = tmp_path / "dgp_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="dgp_schedules", variant="test", overrides=fields))
+  _, points = sweep.load_config(str(config))
+  full = tmp_path / "full"
+  sweep.run_sweep(points, str(full), progress=False)
+  out = tmp_path / "killed"
+  proc = subprocess.Popen(H.sweep_cmd(str(config), out), cwd=H.REPO,
+                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  killed_at, deadline = None, time.time() + 400
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      steps = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()] \
+          if (out / "inflight").exists() else []
+      if steps:
+        killed_at = steps[0].name
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.05)
+  finally:
+    if proc.poll() is None and killed_at is None:
+      os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  assert not (out / "results.jsonl").exists() or not H.raw_lines(out)
+  p = H.run_sweep(str(config), out, timeout=600)
+  assert "0 already done, 2 to run" in p.stdout
+  assert "resuming" in p.stderr and "at step" in p.stderr
+  assert len(H.raw_lines(out)) == 2
+  assert H.table(out) == H.table(full)
