@@ -82,7 +82,8 @@ EXECUTION_KEYS = ("images", "max_images", "batch", "chunk", "save_images", "lpip
 # Seconds to sleep after each in-flight checkpoint (tests only: gives a kill -9 a window).
 _PAUSE_AFTER_CHECKPOINT = float(os.environ.get("JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT", "0") or 0)
 
-__all__ = ["load_config", "expand", "config_hash", "run_sweep", "main"]
+__all__ = ["load_config", "expand", "config_hash", "run_sweep", "main", "build", "method_of", "BUILDERS",
+           "PointError"]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -426,6 +427,11 @@ BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_
             "idinvert": _build_idinvert}
 
 
+class PointError(ValueError):
+  """A point the sweep cannot run (unknown method, a layer outside the generator, a missing
+  schedule, mismatched models...): raised before any point runs."""
+
+
 def build(point, cache: str) -> Built:
   """The driver method spec of ``point`` (and the sweep's glue around it)."""
   name = method_of(point)
@@ -498,6 +504,14 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
   if progress:
     from tqdm.auto import tqdm
     bar = tqdm(total=total, initial=total - remaining, desc="sweep", unit="item", dynamic_ncols=True)
+  built = {}   # every point is built before any runs, so a bad one fails at once
+  for group in todo:
+    if group:
+      point0 = _point_for(points, group[0].setting)
+      try:
+        built[id(group)] = build(point0, point0.model_cache or os.path.join(run_dir, "models" + suffix))
+      except (ValueError, FileNotFoundError) as e:
+        raise PointError(f"point {group[0].chash} (method {method_of(point0)}): {e}") from e
   new = []
   t_start = time.time()
   try:
@@ -505,11 +519,11 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
       if not group:
         continue
       point0 = _point_for(points, group[0].setting)
-      built = build(point0, point0.model_cache or os.path.join(run_dir, "models" + suffix))
       mesh, batch = sharding.batch_plan(point0.batch, len(group))
       for start in range(0, len(group), batch):
         items = group[start:start + batch]
-        recs = _run_batch(items, point0, built, batch, mesh, run_dir, store, suffix, progress)
+        recs = _run_batch(items, point0, built[id(group)], batch, mesh, run_dir, store, suffix,
+                          progress)
         runlog.append_records(results_path, recs)
         store.remove(_batch_id(items, suffix))
         new.extend(recs)
@@ -627,7 +641,11 @@ def main(argv=None):
     print(f"{p.prog}: error: --config {args.config}: {message}", file=sys.stderr)
     raise SystemExit(2) from None
   t0 = time.time()
-  new = run_sweep(points, args.out, progress=not args.no_progress)
+  try:
+    new = run_sweep(points, args.out, progress=not args.no_progress)
+  except PointError as e:
+    print(f"{p.prog}: error: --config {args.config}: {' '.join(str(e).split())}", file=sys.stderr)
+    raise SystemExit(2) from None
   print(f"sweep done: {len(new)} new results in {time.time() - t0:.1f}s -> "
         f"{os.path.join(args.out, 'results*.jsonl')}", file=sys.stderr)
 

@@ -297,3 +297,23 @@ def test_idinvert_sweep_on_two_forced_devices(golden, tmp_path):
   worst = max(abs(ra[k] - rb[k]) for ra, rb in zip(a, b) for k, v in rb.items() if isinstance(v, float))
   assert worst <= 5e-6, worst
   print(f"2 forced devices vs 1: max abs difference {worst:.3g}")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"method": "nonexistent"}, "unknown method 'nonexistent'"),
+    ({"space": "bogus"}, "space must be one of"),
+    ({"noise": "random"}, "inversion noise must be"),
+])
+def test_bad_point_is_refused_before_anything_runs(golden, tmp_path, capsys, overrides, message):
+  gd = golden("stylegan2_rosinality")
+  fields = {"generator": str(gd.path(gd.expected["checkpoint"]["file"])),
+            "model_cache": str(tmp_path / "models"), **overrides}
+  config = tmp_path / "bad_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="stylegan2_multicode", variant="test",
+                                           overrides=fields))
+  with pytest.raises(SystemExit) as e:
+    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and message in err[0], err
+  assert not H.raw_lines(tmp_path / "run")
