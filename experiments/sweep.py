@@ -235,10 +235,12 @@ class Built:
   load: Callable[[list], tuple[dict, np.ndarray]]   # paths -> (per-image data, ground truth [b, H, W, 3])
   restored: Callable[[Any, np.ndarray], np.ndarray]  # (BatchOutput, ground truth) -> what is scored
   fields: dict                                 # record fields of the point (besides the common ones)
-  per_image: Callable[[Any, np.ndarray, int], dict] = lambda out, gt, i: {}   # (BatchOutput, ground truth, i) -> extra fields of image i
+  # (BatchOutput, ground truth, i) -> extra record fields of image i
+  per_image: Callable[[Any, np.ndarray, int], dict] = lambda out, gt, i: {}
 
 
 def method_of(point) -> str:
+  """A point's method; a point without the field is mGANprior's."""
   return point.get("method", "mganprior") if hasattr(point, "get") else "mganprior"
 
 
@@ -264,7 +266,7 @@ def _build_mganprior(point, cache):
   from jaxinv.inversion.methods import mganprior
   if point.compute_dtype != "float32":
     raise ValueError(f"compute_dtype {point.compute_dtype!r}: the mGANprior method spec runs its "
-                     "generator in float32 only")
+                     "generator in float32 only; set compute_dtype to float32")
   model = load_model_cached(point.generator, cache)
   task = _image_task(point, model.config.resolution)
   loss_cfg = _loss_config(_plain(point.loss), point.compute_dtype)
