@@ -12,6 +12,8 @@ Reads every ``RUN_DIR/results*.jsonl`` (see :mod:`experiments.runlog`) and write
 * ``<metric>_vs_N.png`` (one line per ℓ) and ``<metric>_vs_layer.png`` (one line per N) for
   PSNR, SSIM and LPIPS when present, one figure per (method, variant, generator, task) that has N
   and ℓ;
+* ``<metric>_by_variant.png`` — per method without N and ℓ that has several variants (IDInvert's
+  λ, DGP's schedules): mean ± std of each (``_<method>`` added when the run has several methods);
 * ``grid_<task>.png`` — rows: images; columns: the target, then every setting at the lowest seed,
   from the outputs the sweep saved (``RUN_DIR/images``); ``summary.md`` names the columns.
 """
@@ -22,6 +24,7 @@ import argparse
 import csv
 import io
 import os
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -59,10 +62,16 @@ def _group_key(r):
   return (method_of(r), variant_of(r), r["generator"], r["task"], r.get("codes"), r.get("layer"))
 
 
+def _natural(text: str) -> tuple:
+  """``"λ=10"`` after ``"λ=2"``: the numbers inside a text compare as numbers."""
+  parts = re.split(r"(\d+(?:\.\d+)?(?:e-?\d+)?)", text)
+  return tuple((1, float(p), "") if i % 2 else (0, 0.0, p) for i, p in enumerate(parts))
+
+
 def _order(key):
-  """Sorts mixed keys: numbers numerically, before text; missing (None) last."""
-  return tuple((0, v, "") if isinstance(v, (int, float)) else (1 if v is not None else 2, 0, str(v))
-               for v in key)
+  """Sorts mixed keys: numbers numerically, before text (naturally); missing (None) last."""
+  return tuple((0, v, ()) if isinstance(v, (int, float)) else
+               ((1, 0, _natural(str(v))) if v is not None else (2, 0, ())) for v in key)
 
 
 def summarize(records) -> list[dict]:
@@ -165,6 +174,48 @@ def _plots(summary, out_dir) -> list[str]:
   return written
 
 
+def _variant_plots(summary, out_dir) -> list[str]:
+  """``<metric>_by_variant[_<method>].png``: per method (and generator) without N and ℓ that has
+  several variants (IDInvert's λ, DGP's schedules), the mean ± std of each variant."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  written = []
+  by_method = defaultdict(list)
+  for r in summary:
+    if r["codes"] is None and r["layer"] is None:
+      by_method[(r["method"], r["generator"])].append(r)
+  by_method = {k: rows for k, rows in by_method.items() if len({r["variant"] for r in rows}) > 1}
+  methods = len({k[0] for k in by_method}) > 1 or any(
+      r["codes"] is not None for r in summary)
+  gens = len({k[1] for k in by_method}) > 1
+  for (method, gen), rows in by_method.items():
+    rows = sorted(rows, key=lambda r: _natural(r["variant"]))
+    tag = (f"_{method}" if methods else "") + (
+        f"_{os.path.splitext(os.path.basename(str(gen)))[0]}" if gens else "")
+    for m in PLOTTED:
+      pts = [r for r in rows if f"{m}_mean" in r]
+      if not pts:
+        continue
+      fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(pts), 3.2))
+      ax.errorbar(np.arange(len(pts)), np.asarray([r[f"{m}_mean"] for r in pts], np.float64),
+                  yerr=np.asarray([r[f"{m}_std"] for r in pts], np.float64), marker="o",
+                  capsize=3, linestyle="none")
+      ax.set_xticks(range(len(pts)))
+      ax.set_xticklabels([r["variant"] + ("" if len({q["task"] for q in pts}) == 1 else f"\n{r['task']}")
+                          for r in pts], fontsize=7, rotation=20)
+      ax.set_ylabel(UNITS.get(m, m.upper()))
+      n_img = sorted({r["n"] for r in pts})
+      ax.set_title(f"{method}: {m.upper()} per setting; mean ± std over "
+                   f"{'/'.join(map(str, n_img))} images·seeds", fontsize=8)
+      ax.grid(alpha=0.3)
+      name = f"{m}_by_variant{tag}.png"
+      _save_fig(fig, os.path.join(out_dir, name))
+      plt.close(fig)
+      written.append(name)
+  return written
+
+
 def _grids(run_dir, records, out_dir) -> dict:
   """One labelled grid per task (rows: images; columns: target, then each setting; PSNR under each
   result). Returns ``{name: GridLayout}``."""
@@ -223,7 +274,7 @@ def write_report(run_dir: str, out_dir: str | None = None) -> dict:
   sfields = list(GROUP_FIELDS) + ["n"] + [
       f"{m}_{s}" for m in METRICS for s in ("mean", "std") if any(f"{m}_mean" in r for r in summary)]
   _atomic_text(os.path.join(out_dir, "summary.csv"), _csv_text(summary, sfields))
-  plots = _plots(summary, out_dir)
+  plots = _plots(summary, out_dir) + _variant_plots(summary, out_dir)
   grids = _grids(run_dir, records, out_dir)
   _atomic_text(os.path.join(out_dir, "summary.md"), _markdown(summary, grids)
                + "".join(f"\n![{p}]({p})\n" for p in plots))

@@ -89,7 +89,7 @@ def test_report_files(tmp_path, monkeypatch):
       np.testing.assert_array_equal(cell, np.full_like(zero, 255) if j == 0 else zero)
 
 
-def test_report_groups_by_method(tmp_path):
+def test_report_groups_by_method(tmp_path, monkeypatch):
   """Records of several methods (legacy records without ``method`` are mGANprior's): one summary
   row per method × variant × (N, ℓ); N × ℓ plots only for methods that have them; one grid per
   task whose columns name the method."""
@@ -112,6 +112,13 @@ def test_report_groups_by_method(tmp_path):
   for img in ("a", "b"):
     image_io.save_png(str(tmp_path / "images" / "targets" / f"{img}.png"), np.ones((8, 8, 3), np.float32))
   runlog.append_records(str(tmp_path / "results.jsonl"), recs)
+  figures = {}
+  save_fig = report._save_fig
+
+  def keep(fig, path):
+    figures[path.rsplit("/", 1)[-1]] = fig
+    save_fig(fig, path)
+  monkeypatch.setattr(report, "_save_fig", keep)
   rep = report.write_report(str(tmp_path))
   out = tmp_path / "report"
   keys = [(s["method"], s["variant"], s["task"], s["codes"], s["layer"], s["n"], s["psnr_mean"])
@@ -132,6 +139,13 @@ def test_report_groups_by_method(tmp_path):
   assert "psnr_vs_N_mganprior_g_reconstruct.png" in rep["files"]
   assert "psnr_vs_N_style_multi_g_reconstruct.png" in rep["files"]
   assert not any("dgp" in f for f in rep["files"] if f.endswith(".png") and "_vs_" in f)
+  # DGP's schedules side by side: one point per variant, ordered as in the summary.
+  assert "psnr_by_variant_dgp.png" in rep["files"] and (out / "psnr_by_variant_dgp.png").is_file()
+  ax = figures["psnr_by_variant_dgp.png"].get_axes()[0]
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["in128_SR_D_biased\nSR",
+                                                          "in128_colorization\ncolorization"]
+  np.testing.assert_allclose(ax.containers[0].lines[0].get_ydata(), [20.5, 15.0])
+  assert not any("by_variant_mganprior" in f or "by_variant_style" in f for f in rep["files"])
   lay = rep["grids"]["grid_reconstruct.png"]
   assert lay.col_labels == ("target", "mganprior N=2 layer=2", "style multi (wp codes) N=2 layer=2",
                             "style multi (wp codes) N=4 layer=2")

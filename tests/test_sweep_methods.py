@@ -120,6 +120,7 @@ def test_idinvert_lambda_sweep(golden, tmp_path):
   rep = report.write_report(str(out))
   assert [(s["method"], s["variant"]) for s in rep["summary"]] == \
       [("idinvert", f"λ={lam:g}") for lam in sorted(p.reg_weight for p in points)]
+  assert "psnr_by_variant.png" in rep["files"]
 
 
 # A shipped config's variant with some fields replaced (the fixture paths of this case), as a file
