@@ -565,22 +565,18 @@ def _batch_id(items, suffix):
   return f"batch-{h}{suffix}"
 
 
-class _Checkpoint:
-  """The driver's :class:`~jaxinv.io.inflight.BatchCheckpoint` on the sweep's store, with the
-  sweep's fault-injection pause after each save (tests: a window for kill -9)."""
+def _checkpoint(store, batch_id, items):
+  """The driver's :class:`~jaxinv.io.inflight.BatchCheckpoint` of a batch on the sweep's store,
+  pausing after each save when ``JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT`` asks (tests: a window for
+  kill -9)."""
+  from jaxinv.io.inflight import BatchCheckpoint
 
-  def __init__(self, store, batch_id, items):
-    from jaxinv.io.inflight import BatchCheckpoint
-    self._inner = BatchCheckpoint(store, batch_id, items)
-    self.batch_id = batch_id
-
-  def save(self, state, step, records=None):
-    self._inner.save(state, step, records)
-    if _PAUSE_AFTER_CHECKPOINT:
-      time.sleep(_PAUSE_AFTER_CHECKPOINT)
-
-  def restore(self, like):
-    return self._inner.restore(like)
+  class SweepCheckpoint(BatchCheckpoint):
+    def save(self, state, step: int, records: dict | None = None):
+      super().save(state, step, records)
+      if _PAUSE_AFTER_CHECKPOINT:
+        time.sleep(_PAUSE_AFTER_CHECKPOINT)
+  return SweepCheckpoint(store, batch_id, items)
 
 
 def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progress):
@@ -593,7 +589,7 @@ def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progres
   (data, keys), real = sharding.pad_to_multiple((data, keys), batch)
   batch_id = _batch_id(items, suffix)
   ctx = run.BatchContext(mesh, real, f"batch of {real}" if progress else False,
-                         checkpoint=_Checkpoint(store, batch_id, [list(it.key) for it in items]),
+                         checkpoint=_checkpoint(store, batch_id, [list(it.key) for it in items]),
                          chunk=point.chunk)
   out = built.method.run_batch(data, keys, ctx)
   out = run.BatchOutput({k: np.asarray(v)[:real] for k, v in out.arrays.items()},
