@@ -1,11 +1,20 @@
-"""Sharded, resumable sweeps of mGANprior inversions: ``python -m jaxinv.experiments.sweep --config C.py --out RUN_DIR``.
+"""Sharded, resumable sweeps of inversions: ``python -m jaxinv.experiments.sweep --config C.py --out RUN_DIR``.
 
 A config file defines ``get_config(arg)`` (an ``ml_collections.ConfigDict`` with
 every knob, see ``experiments/configs/tiny.py``) and ``sweep(add)``, which calls
 ``add(key=value, ...)`` once per point (dotted keys reach nested fields, e.g.
 ``add(**{"loss.vgg_lambda": 0.1})``). ``--config C.py:ARG`` passes ``ARG``; a bare
 ``NAME[:ARG]`` names a config shipped in ``jaxinv.experiments.configs`` (``tiny``,
-``mganprior_inversion``...).
+``mganprior_inversion``, ``stylegan2_multicode``, ``dgp_schedules``, ``idinvert_lambda``...).
+
+Each point is one call of a driver method (:mod:`jaxinv.inversion.run`): its ``method``
+field picks a builder (:data:`BUILDERS`) that turns the point into a method spec —
+``mganprior`` (the default: a point without ``method``, so configs written before the field keep
+their hashes; fields of ``configs/common.base``), ``style`` (z / w / w+ / multi-code on StyleGAN and
+StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``) or ``idinvert``
+(``common.idinvert_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
+image's key ``fold_in(PRNGKey(seed), crc32(image name))`` and a checkpoint on the run's in-flight
+store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
 
 Relative paths in a config (models, images, masks) resolve against the working directory,
 then against the data root ``$JAXINV_DATA_ROOT`` (default: the source checkout's root, so the
@@ -26,11 +35,16 @@ last chunk, so after a ``kill -9`` at any moment nothing finished is lost or
 repeated and the final table equals an uninterrupted run's (same batches, same
 chunk boundaries, same programs).
 
-Record fields: ``config_hash``, ``image``, ``task``, ``codes``, ``layer``, ``seed``,
-``loss`` (the objective before the last update), ``psnr`` / ``ssim`` (dB / Wang
-et al., of the restored output vs the ground truth on the [-1, 1] scale, data range 2),
-``lpips`` (when ``config.lpips`` names a converted LPIPS model), ``generator``,
-``steps``, ``optimizer``, ``lr``, ``loss_type`` and the full ``setting``.
+Record fields, every method: ``config_hash``, ``image``, ``method``, ``seed``, ``loss`` (the
+objective before the last update), ``psnr`` / ``ssim`` (dB / Wang et al., of the restored output
+vs the ground truth on the [-1, 1] scale, data range 2), ``lpips`` (when ``config.lpips`` names a
+converted LPIPS model), ``generator``, ``steps``, ``task`` and the full ``setting``; then
+mganprior: ``codes``, ``layer``, ``optimizer``, ``lr``, ``loss_type``; style: ``space``,
+``optimizer``, ``lr``, ``loss_type`` (multi: ``codes``, ``layer``, ``code_space``); dgp
+(``task`` = its mode): ``schedule``, ``iterations``, ``select_num``, ``class`` (the class used,
+searched when unknown), DGP's own metrics ``dgp_psnr`` / ``dgp_ssim`` / ``dgp_l1_loss_origin`` /
+``dgp_mse_loss_origin``; idinvert: ``optimizer``, ``lr``, ``pix_weight``, ``feat_weight``,
+``reg_weight`` (λ) and ``encoder_psnr`` (the encoder-only reconstruction).
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ import json
 import os
 import sys
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,7 +82,8 @@ EXECUTION_KEYS = ("images", "max_images", "batch", "chunk", "save_images", "lpip
 # Seconds to sleep after each in-flight checkpoint (tests only: gives a kill -9 a window).
 _PAUSE_AFTER_CHECKPOINT = float(os.environ.get("JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT", "0") or 0)
 
-__all__ = ["load_config", "expand", "config_hash", "run_sweep", "main"]
+__all__ = ["load_config", "expand", "config_hash", "run_sweep", "main", "build", "method_of", "BUILDERS",
+           "PointError"]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -203,10 +219,233 @@ def _loss_config(loss, compute_dtype):
                                    kind=loss["vgg_loss"], compute_dtype=compute_dtype))
 
 
+# ----------------------------------------------------------------------------- methods
+#
+# A point's ``method`` (absent: "mganprior", so configs written before methods were named keep
+# their hashes) picks a builder that turns the point into a driver method spec
+# (:mod:`jaxinv.inversion.run`) plus what the sweep needs around it: how to load an image's
+# per-image data and ground truth, how to turn the method's output into the restored image the
+# metrics score, and the record fields that describe the point.
+
+
+@dataclasses.dataclass
+class Built:
+  """A point's method spec and the sweep's glue around it (shared by every seed of the point)."""
+  method: Any                                  # a driver method: name, settings(), run_batch
+  load: Callable[[list], tuple[dict, np.ndarray]]   # paths -> (per-image data, ground truth [b, H, W, 3])
+  restored: Callable[[Any, np.ndarray], np.ndarray]  # (BatchOutput, ground truth) -> what is scored
+  fields: dict                                 # record fields of the point (besides the common ones)
+  # (BatchOutput, ground truth, i) -> extra record fields of image i
+  per_image: Callable[[Any, np.ndarray, int], dict] = lambda out, gt, i: {}
+
+
+def method_of(point) -> str:
+  """A point's method; a point without the field is mGANprior's."""
+  return point.get("method", "mganprior") if hasattr(point, "get") else "mganprior"
+
+
+def _image_task(point, resolution):
+  return _task(point.task, resolution, json.dumps(_plain(point.task_args), sort_keys=True), point.seed)
+
+
+def _image_glue(point, resolution, task):
+  """Loading and scoring of the methods that invert a task's observation of an image."""
+  import jax.numpy as jnp
+  from jaxinv.io import images as image_io
+
+  def load(paths):
+    gt = image_io.load_images(paths, resolution, point.image_loader)
+    return {"observation": np.asarray(task.observe(jnp.asarray(gt)))}, gt
+
+  def restored(out, gt):
+    return np.asarray(task.restore(np.asarray(out.images[""]), gt))
+  return load, restored
+
+
+def _build_mganprior(point, cache):
+  from jaxinv.inversion.methods import mganprior
+  if point.compute_dtype != "float32":
+    raise ValueError(f"compute_dtype {point.compute_dtype!r}: the mGANprior method spec runs its "
+                     "generator in float32 only; set compute_dtype to float32")
+  model = load_model_cached(point.generator, cache)
+  task = _image_task(point, model.config.resolution)
+  loss_cfg = _loss_config(_plain(point.loss), point.compute_dtype)
+  vgg_params = load_model_cached(point.vgg, cache).params if loss_cfg.needs_vgg else None
+  cfg = mganprior.MGANpriorConfig(codes=int(point.codes), layer=int(point.layer), loss=loss_cfg,
+                                  optimizer=point.optimizer, lr=float(point.lr),
+                                  steps=int(point.steps), init=point.init)
+  method = mganprior.Method(model.module, model.params, cfg, vgg_params, task.degrade)
+  load, restored = _image_glue(point, model.config.resolution, task)
+  fields = {"task": point.task, "codes": int(point.codes), "layer": int(point.layer),
+            "optimizer": point.optimizer, "lr": float(point.lr), "loss_type": point.loss.loss}
+  return Built(method, load, restored, fields)
+
+
+def _build_style(point, cache):
+  from jaxinv.inversion import style_spaces
+  model = load_model_cached(point.generator, cache)
+  if model.family not in ("stylegan", "stylegan2"):
+    raise ValueError(f"method 'style' inverts StyleGAN / StyleGAN2 generators; {point.generator} "
+                     f"is a {model.family} model")
+  if getattr(model.config, "c_dim", 0):
+    raise ValueError(f"{point.generator} is conditional; the sweep inverts unconditional generators")
+  multi = point.space == "multi"
+  if multi:
+    model.config.check_layer(int(point.layer), allow_ends=False)
+  space = style_spaces.StyleSpace(
+      point.space, truncation_psi=float(point.truncation_psi), noise=point.noise,
+      layer=int(point.layer) if multi else 0, num_codes=int(point.codes) if multi else 1,
+      code_space=point.code_space, init_spread=float(point.init_spread))
+  task = _image_task(point, model.config.resolution)
+  loss_cfg = _loss_config(_plain(point.loss), "float32")
+  vgg_params = load_model_cached(point.vgg, cache).params if loss_cfg.needs_vgg else None
+  method = style_spaces.Method(model.module, model.params, space, loss_cfg, point.optimizer,
+                               float(point.lr), int(point.steps), vgg_params, task.degrade)
+  load, restored = _image_glue(point, model.config.resolution, task)
+  fields = {"task": point.task, "space": point.space, "optimizer": point.optimizer,
+            "lr": float(point.lr), "loss_type": point.loss.loss}
+  if multi:
+    fields.update(codes=int(point.codes), layer=int(point.layer), code_space=point.code_space)
+  return Built(method, load, restored, fields)
+
+
+DGP_MANIPULATIONS = ("jitter", "morphing", "category_transfer")
+
+
+def _dgp_schedule(point):
+  from jaxinv.inversion.methods import dgp
+  path = _resolve(point.schedule) if point.schedule.endswith(".json") else point.schedule
+  sched = dgp.load_schedule(path)
+  over = {}
+  if point.mode:
+    over["dgp_mode"] = point.mode
+    over["factor"] = 2 if point.mode == "hybrid" else sched.factor
+  if point.select_num is not None and point.select_num >= 0:
+    over["select_num"] = int(point.select_num)
+  if point.iterations is not None:
+    its = [int(n) for n in point.iterations]
+    its = its * len(sched.stages) if len(its) == 1 else its
+    if len(its) != len(sched.stages) or min(its) < 0:
+      raise ValueError(f"iterations: {len(sched.stages)} non-negative counts (one per stage of "
+                       f"{point.schedule}) or one for every stage; got {list(point.iterations)}")
+    over["stages"] = tuple(dataclasses.replace(s, iterations=n) for s, n in zip(sched.stages, its))
+  sched = dataclasses.replace(sched, **over)
+  if sched.dgp_mode in DGP_MANIPULATIONS:
+    raise ValueError(f"DGP mode {sched.dgp_mode!r} is a manipulation; the sweep scores "
+                     "restorations and reconstructions (SR, colorization, inpainting, hybrid, ...)")
+  return sched
+
+
+def _dgp_classes(point, paths, n_classes):
+  """One class per image: ``labels`` (a JSON file naming each image's class) else ``class``."""
+  classes = [int(point["class"])] * len(paths)
+  if point.labels:
+    with open(_resolve(point.labels)) as f:
+      table = json.load(f)
+    table = table.get("images", table)
+    for i, p in enumerate(paths):
+      entry = table.get(os.path.basename(p))
+      c = entry.get("class") if isinstance(entry, dict) else entry
+      if c is not None:
+        classes[i] = int(c)
+  for p, c in zip(paths, classes):
+    if c >= n_classes:
+      raise ValueError(f"class {c} of {os.path.basename(p)} is outside this generator's "
+                       f"{n_classes} classes")
+  return np.asarray(classes, np.int32)
+
+
+def _build_dgp(point, cache):
+  from jaxinv.inversion.methods import dgp
+  g = load_model_cached(point.generator, cache)
+  d = load_model_cached(point.discriminator, cache)
+  if g.family != "biggan" or d.family != "biggan_d":
+    raise ValueError(f"method 'dgp' needs a BigGAN generator and discriminator; got {g.family} "
+                     f"({point.generator}) and {d.family} ({point.discriminator})")
+  res = g.config.resolution
+  if d.config.resolution != res:
+    raise ValueError(f"discriminator is {d.config.resolution}px but the generator is {res}px")
+  sched = _dgp_schedule(point)
+  method = dgp.Method(g.module, g.params, d.module, d.params, sched)
+
+  def load(paths):
+    origins = np.stack([dgp.load_image(_resolve(p), res) for p in paths])
+    return {"origin": origins, "class": _dgp_classes(point, paths, g.config.n_classes)}, origins
+
+  def restored(out, gt):
+    return np.asarray(out.images[""])
+
+  def per_image(out, gt, i):
+    return {f"dgp_{k[len('metric_'):]}": float(v[i]) for k, v in sorted(out.arrays.items())
+            if k.startswith("metric_")} | {"class": int(out.arrays["y"][i])}
+  fields = {"task": sched.dgp_mode, "schedule": point.schedule, "select_num": sched.select_num,
+            "iterations": [s.iterations for s in sched.stages]}
+  return Built(method, load, restored, fields, per_image)
+
+
 @functools.lru_cache(maxsize=None)
-def _optimizer(name, lr):
-  from jaxinv.inversion import optimize as opt_lib
-  return opt_lib.make_optimizer(name, lr)
+def _idinvert_models(generator: str, encoder: str, perceptual: str, cache: str):
+  # Cached: the points of a λ sweep share the networks' functions (and their compiled programs).
+  from jaxinv.inversion.methods import idinvert
+  gen = load_model_cached(generator, cache)
+  enc = load_model_cached(encoder, cache)
+  if gen.family not in ("stylegan", "pggan") or enc.family != "idinvert-encoder":
+    raise ValueError(f"method 'idinvert' needs an IDInvert StyleGAN (or PGGAN) and its encoder; "
+                     f"got {gen.family} ({generator}) and {enc.family} ({encoder})")
+  vgg = load_model_cached(perceptual, cache) if perceptual else None
+  if vgg is not None and vgg.family != "keras-vgg16":
+    raise ValueError(f"perceptual {perceptual} is a {vgg.family} model; IDInvert's is keras-vgg16")
+  return idinvert.models_from(gen, enc, vgg)
+
+
+def _build_idinvert(point, cache):
+  from jaxinv import metrics
+  from jaxinv.inversion.methods import idinvert
+  from jaxinv.io import images as image_io
+  if not point.perceptual and point.feat_weight != 0:
+    raise ValueError("feat_weight needs perceptual (IDInvert's converted VGG16); or set feat_weight 0")
+  models = _idinvert_models(point.generator, point.encoder, point.perceptual, cache)
+  cfg = idinvert.IDInvertSettings(steps=int(point.steps), learning_rate=float(point.lr),
+                                  pix_weight=float(point.pix_weight),
+                                  feat_weight=float(point.feat_weight),
+                                  reg_weight=float(point.reg_weight))
+
+  def load(paths):
+    gt = image_io.load_images(paths, models.resolution, point.image_loader)
+    return {"x": gt}, gt
+
+  def restored(out, gt):
+    return np.asarray(out.images[""])
+
+  def per_image(out, gt, i):   # the encoder's reconstruction E(x), where the optimisation starts
+    return {"encoder_psnr": float(metrics.psnr(out.images["encoder"][i], gt[i], data_range=2.0))}
+  fields = {"task": "reconstruct", "optimizer": "adam", "lr": float(point.lr),
+            "pix_weight": float(point.pix_weight), "feat_weight": float(point.feat_weight),
+            "reg_weight": float(point.reg_weight)}
+  return Built(idinvert.Method(models, cfg), load, restored, fields, per_image)
+
+
+BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp,
+            "idinvert": _build_idinvert}
+
+
+class PointError(ValueError):
+  """A point the sweep cannot run (unknown method, a layer outside the generator, a missing
+  schedule, mismatched models...): raised before any point runs."""
+
+
+def build(point, cache: str) -> Built:
+  """The driver method spec of ``point`` (and the sweep's glue around it)."""
+  name = method_of(point)
+  if name not in BUILDERS:
+    raise ValueError(f"unknown method {name!r}; the sweep runs {', '.join(BUILDERS)}")
+  return BUILDERS[name](point, cache)
+
+
+def steps_of(point) -> int:
+  if method_of(point) == "dgp":
+    return _dgp_schedule(point).total_steps
+  return int(point.steps)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -246,7 +485,6 @@ def plan(points, process_index=0, process_count=1):
 
 def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[dict]:
   """Runs (or resumes) every point × image not yet in ``run_dir``; returns this process's new records."""
-  import jax
   from jaxinv import distributed, sharding
   from jaxinv.experiments import runlog
 
@@ -268,6 +506,14 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
   if progress:
     from tqdm.auto import tqdm
     bar = tqdm(total=total, initial=total - remaining, desc="sweep", unit="item", dynamic_ncols=True)
+  built = {}   # every point is built before any runs, so a bad one fails at once
+  for group in todo:
+    if group:
+      point0 = _point_for(points, group[0].setting)
+      try:
+        built[id(group)] = build(point0, point0.model_cache or os.path.join(run_dir, "models" + suffix))
+      except (ValueError, FileNotFoundError) as e:
+        raise PointError(f"point {group[0].chash} (method {method_of(point0)}): {e}") from e
   new = []
   t_start = time.time()
   try:
@@ -278,7 +524,8 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
       mesh, batch = sharding.batch_plan(point0.batch, len(group))
       for start in range(0, len(group), batch):
         items = group[start:start + batch]
-        recs = _run_batch(items, point0, batch, mesh, run_dir, store, suffix, progress)
+        recs = _run_batch(items, point0, built[id(group)], batch, mesh, run_dir, store, suffix,
+                          progress)
         runlog.append_records(results_path, recs)
         store.remove(_batch_id(items, suffix))
         new.extend(recs)
@@ -308,7 +555,8 @@ def _write_sweep_json(run_dir, points, info):
   if info.index != 0:
     return
   atomic_write_json(os.path.join(run_dir, "sweep.json"), {
-      "points": [{"config_hash": config_hash(setting_of(p)), **_plain(p)} for p in points],
+      "points": [{"config_hash": config_hash(setting_of(p)), "method": method_of(p), **_plain(p)}
+                 for p in points],
       **run_metadata()})
 
 
@@ -317,68 +565,49 @@ def _batch_id(items, suffix):
   return f"batch-{h}{suffix}"
 
 
-def _run_batch(items, point, batch, mesh, run_dir, store, suffix, progress):
-  import jax
-  import jax.numpy as jnp
+def _checkpoint(store, batch_id, items):
+  """The driver's :class:`~jaxinv.io.inflight.BatchCheckpoint` of a batch on the sweep's store,
+  pausing after each save when ``JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT`` asks (tests: a window for
+  kill -9)."""
+  from jaxinv.io.inflight import BatchCheckpoint
+
+  class SweepCheckpoint(BatchCheckpoint):
+    def save(self, state, step: int, records: dict | None = None):
+      super().save(state, step, records)
+      if _PAUSE_AFTER_CHECKPOINT:
+        time.sleep(_PAUSE_AFTER_CHECKPOINT)
+  return SweepCheckpoint(store, batch_id, items)
+
+
+def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progress):
   from jaxinv import metrics, sharding
-  from jaxinv.inversion import optimize as opt_lib, spaces
   from jaxinv.inversion import run
-  from jaxinv.inversion.methods import mganprior
   from jaxinv.io import images as image_io
 
-  cache = point.model_cache or os.path.join(run_dir, "models" + suffix)
-  model = load_model_cached(point.generator, cache)
-  res = model.config.resolution
-  task = _task(point.task, res, json.dumps(_plain(point.task_args), sort_keys=True), point.seed)
-  loss_cfg = _loss_config(_plain(point.loss), point.compute_dtype)
-  vgg_params = load_model_cached(point.vgg, cache).params if loss_cfg.needs_vgg else None
-  space = spaces.MultiCode(model.module, point.layer, point.codes, compute_dtype=point.compute_dtype)
-  loss_fn = mganprior.make_loss_fn(space, loss_cfg, task.degrade)
-  optimizer = _optimizer(point.optimizer, float(point.lr))
-
-  gt = image_io.load_images([it.path for it in items], res, point.image_loader)
-  obs = np.asarray(task.observe(jnp.asarray(gt)))
-  keys = [run.image_key(it.setting["seed"], it.image) for it in items]
-  init = [jax.tree_util.tree_map(lambda x: x[0], space.init(k, 1, point.init)) for k in keys]
-  init = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *init)
-  (init, obs_p), real = sharding.pad_to_multiple((init, obs), batch)
-
+  data, gt = built.load([it.path for it in items])
+  keys = np.stack([np.asarray(run.image_key(it.setting["seed"], it.image)) for it in items])
+  (data, keys), real = sharding.pad_to_multiple((data, keys), batch)
   batch_id = _batch_id(items, suffix)
-  fresh = opt_lib.init_state(init, optimizer)
-  restored = store.restore(batch_id, fresh)
-  state, steps_left = None, point.steps
-  if restored is not None:
-    state, step = restored
-    state = jax.tree_util.tree_map(jnp.asarray, state)
-    steps_left = point.steps - step
-    print(f"resuming {batch_id} ({real} items) at step {step}/{point.steps}", file=sys.stderr)
-  item_keys = [list(it.key) for it in items]
-
-  def on_chunk(st, steps_done, _records):
-    if steps_done < point.steps:     # the final state is recorded as results instead
-      store.save(batch_id, item_keys, st, steps_done)
-      if _PAUSE_AFTER_CHECKPOINT:   # fault-injection window for the kill-and-resume test
-        time.sleep(_PAUSE_AFTER_CHECKPOINT)
-
-  result = opt_lib.optimize(
-      loss_fn, init, {"observation": obs_p}, optimizer, steps_left,
-      shared={"generator": model.params, "vgg": vgg_params}, chunk=point.chunk,
-      progress=f"batch of {real}" if progress else False, mesh=mesh,
-      state=state if state is not None else fresh, on_chunk=on_chunk)
-  if steps_left == 0:
-    raise RuntimeError(f"in-flight checkpoint of {batch_id} is at the last step; delete it")
-  output = mganprior.render_batch(space, result.variables, model.params)[:real]
-  restored_out = task.restore(output, gt)
-  lp_model = load_model_cached(point.lpips, cache) if point.lpips else None
+  ctx = run.BatchContext(mesh, real, f"batch of {real}" if progress else False,
+                         checkpoint=_checkpoint(store, batch_id, [list(it.key) for it in items]),
+                         chunk=point.chunk)
+  out = built.method.run_batch(data, keys, ctx)
+  out = run.BatchOutput({k: np.asarray(v)[:real] for k, v in out.arrays.items()},
+                        {k: np.asarray(v)[:, :real] for k, v in out.stepwise.items()},
+                        {k: np.asarray(v)[:real] for k, v in out.images.items()})
+  restored_out = built.restored(out, gt)
+  loss = out.stepwise.get("loss")
+  lp_model = load_model_cached(point.lpips, point.model_cache or os.path.join(run_dir, "models" + suffix)
+                               ) if point.lpips else None
   recs = []
   for i, it in enumerate(items):
-    rec = {"config_hash": it.chash, "image": it.image, "task": point.task,
-           "codes": int(point.codes), "layer": int(point.layer), "seed": int(it.setting["seed"]),
-           "loss": float(result.loss[-1, i]),
+    rec = {"config_hash": it.chash, "image": it.image, "method": method_of(point),
+           "seed": int(it.setting["seed"]),
+           "loss": float(loss[-1, i]) if loss is not None and len(loss) else float("nan"),
            "psnr": float(metrics.psnr(restored_out[i], gt[i], data_range=2.0)),
            "ssim": float(metrics.ssim(restored_out[i], gt[i], data_range=2.0)),
-           "generator": point.generator, "steps": int(point.steps), "optimizer": point.optimizer,
-           "lr": float(point.lr), "loss_type": point.loss.loss, "setting": it.setting}
+           "generator": point.generator, "steps": steps_of(point), **built.fields,
+           **built.per_image(out, gt, i), "setting": it.setting}
     if lp_model is not None:
       rec["lpips"] = float(np.asarray(metrics.lpips(lp_model, restored_out[i], gt[i])).reshape(()))
     if point.save_images:
@@ -410,7 +639,11 @@ def main(argv=None):
     print(f"{p.prog}: error: --config {args.config}: {message}", file=sys.stderr)
     raise SystemExit(2) from None
   t0 = time.time()
-  new = run_sweep(points, args.out, progress=not args.no_progress)
+  try:
+    new = run_sweep(points, args.out, progress=not args.no_progress)
+  except PointError as e:
+    print(f"{p.prog}: error: --config {args.config}: {' '.join(str(e).split())}", file=sys.stderr)
+    raise SystemExit(2) from None
   print(f"sweep done: {len(new)} new results in {time.time() - t0:.1f}s -> "
         f"{os.path.join(args.out, 'results*.jsonl')}", file=sys.stderr)
 

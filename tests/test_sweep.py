@@ -90,15 +90,31 @@ def test_kill_and_resume(setup, uninterrupted):
 
 @pytest.mark.parametrize("name", ["tiny", "mganprior_ablation", "mganprior_inversion",
                                   "mganprior_colorization", "mganprior_superresolution",
-                                  "mganprior_inpainting"])
+                                  "mganprior_inpainting", "stylegan2_multicode", "dgp_schedules",
+                                  "idinvert_lambda"])
 def test_configs_load(name):
   path = os.path.join(H.REPO, "experiments", "configs", f"{name}.py")
-  for arg in ([""] if name == "tiny" else ["", "runlocal"]):
+  variants = {"tiny": [""], "stylegan2_multicode": ["", "runlocal", "test"],
+              "dgp_schedules": ["", "runlocal", "test"], "idinvert_lambda": ["", "runlocal", "test"]}
+  for arg in variants.get(name, ["", "runlocal"]):
     _, points = sweep.load_config(f"{path}:{arg}" if arg else path)
     hashes = {sweep.config_hash(sweep.setting_of(p)) for p in points}
     assert len(hashes) == len(points) >= 1
     if name == "mganprior_ablation":
       assert len(points) == (35 if not arg else 4)
+    if name == "stylegan2_multicode":
+      assert {sweep.method_of(p) for p in points} == {"style"}
+      assert len({(p.codes, p.layer) for p in points}) == {"": 20, "runlocal": 4, "test": 2}[arg]
+    if name == "dgp_schedules":
+      assert {sweep.method_of(p) for p in points} == {"dgp"}
+      assert len({p.schedule for p in points}) == (1 if arg == "test" else 4)
+      for p in points:
+        sweep._dgp_schedule(p)       # every schedule resolves with the point's overrides
+    if name == "idinvert_lambda":
+      assert {sweep.method_of(p) for p in points} == {"idinvert"}
+      assert len({p.reg_weight for p in points}) == (2 if arg == "test" else 6)
+    if name.startswith(("tiny", "mganprior")):
+      assert all("method" not in p for p in points)   # mGANprior by default: hashes as before
 
 
 def test_tfds_images_and_lpips_column(setup, tmp_path):

@@ -9,6 +9,11 @@ import ml_collections
 
 GOLDEN = "../shared/golden/mganprior"
 DATA = "../shared/data/mganprior_examples"
+GOLDEN_ROSINALITY = "../shared/golden/stylegan2_rosinality"
+GOLDEN_DGP = "../shared/golden/dgp"
+DGP_DATA = "../shared/data/dgp_examples"
+GOLDEN_IDINVERT = "../shared/golden/idinvert"
+IDINVERT_DATA = "../shared/data/idinvert_examples"
 
 
 def base() -> ml_collections.ConfigDict:
@@ -72,3 +77,96 @@ def runlocal(c, steps: int = 10):
   c.max_images = 1
   c.loss.vgg_size = 64
   return c
+
+
+def _execution(c, images: str):
+  """The execution fields (not hashed) every config has, as in :func:`base`."""
+  c.images = images
+  c.max_images = 0
+  c.batch = 8
+  c.chunk = 50
+  c.save_images = True
+  c.lpips = ""
+  c.model_cache = ""
+  return c
+
+
+def style_base() -> ml_collections.ConfigDict:
+  """Inversion in a StyleGAN / StyleGAN2 space (``method = "style"``,
+  :class:`jaxinv.inversion.style_spaces.Method`); ``codes`` and ``layer`` apply to ``space = "multi"``."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "style"
+  c.generator = f"{GOLDEN_ROSINALITY}/stylegan2_32px_ckpt.pt"   # StyleGAN / StyleGAN2 checkpoint or model dir
+  c.space = "multi"                # z | w | wp | multi
+  c.codes = 4                      # multi: N codes
+  c.layer = 4                      # multi: composing layer ℓ (a synthesis unit index, 3k+1 = 4·2^k px)
+  c.code_space = "wp"              # multi: each code is a w (repeated) or a w+
+  c.init_spread = 0.1              # multi: codes start at w_avg + spread·(mapping(z_j) - w_avg)
+  c.truncation_psi = 1.0           # z / w spaces: ψ (1 = none)
+  c.noise = "const"                # const (stored buffers) | zero
+  c.task = "reconstruct"           # reconstruct | colorize | super-resolve | inpaint | denoise
+  c.task_args = ml_collections.ConfigDict({"factor": None, "downsample": "bilinear", "mask": None,
+                                           "sigma": None})
+  c.steps = 1000
+  c.optimizer = "adam"             # sgd | adam
+  c.lr = 0.05
+  c.loss = ml_collections.ConfigDict({
+      "loss": "combine", "l1_lambda": 0.0, "l2_lambda": 1.0, "vgg_lambda": 1.0,
+      "vgg_layer": 16, "vgg_size": 256, "vgg_loss": "l1"})
+  c.vgg = "imagenet-vgg16"
+  c.seed = 0                       # init of an image: fold_in(PRNGKey(seed), crc32(image name))
+  c.image_loader = "mganprior"
+  # --- execution (not hashed)
+  return _execution(c, f"{DATA}/face")
+
+
+def dgp_base() -> ml_collections.ConfigDict:
+  """DGP restoration with generator fine-tuning (``method = "dgp"``,
+  :class:`jaxinv.inversion.methods.dgp.Method`)."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "dgp"
+  c.generator = "models/dgp/G_ema_128.pth"   # DGP's BigGAN G (checkpoint or converted dir)
+  c.discriminator = "models/dgp/D_128.pth"   # its discriminator
+  c.schedule = "in128_SR_D_biased"  # a schedule of jaxinv/assets/dgp_schedules, or a .json file
+  c.mode = ""                       # "" = the schedule's mode; else SR | colorization | inpainting | hybrid
+  c.iterations = ml_collections.FieldReference(None, field_type=list)   # per stage (one = every stage); None = the schedule's
+  c.select_num = -1                 # candidates of the z search (-1 = the schedule's)
+  c["class"] = -1                   # ImageNet class of every image (-1 = unknown: searched with z)
+  c.labels = ""                     # JSON naming images' classes ({"images": {file: {"class": c}}} or {file: c})
+  c.seed = 0                        # an image's candidates: fold_in(PRNGKey(seed), crc32(image name))
+  # --- execution (not hashed)
+  return _execution(c, DGP_DATA)
+
+
+def dgp_runlocal(c, iterations: int = 3, select_num: int = 2):
+  """Shrinks a DGP config to the golden tiny 128 px BigGAN (10 classes), ``iterations`` steps per
+  stage, ``select_num`` candidates, 1 image, classes searched."""
+  c.generator = f"{GOLDEN_DGP}/G_ema_tiny128.pth"
+  c.discriminator = f"{GOLDEN_DGP}/D_tiny128.pth"
+  c.iterations = [iterations]
+  c.select_num = select_num
+  c["class"], c.labels = -1, ""
+  c.max_images = 1
+  return c
+
+
+def idinvert_base() -> ml_collections.ConfigDict:
+  """In-domain GAN inversion (``method = "idinvert"``, :class:`jaxinv.inversion.methods.idinvert.Method`):
+  Adam from the encoder's ``E(x)``, loss ``pix·MSE + feat·VGG + reg·|wp - E(G(wp))|²`` (reg = λ)."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "idinvert"
+  c.generator = "models/styleganinv_ffhq256_generator.pth"   # IDInvert's StyleGAN (or PGGAN)
+  c.encoder = "models/styleganinv_ffhq256_encoder.pth"       # its domain-guided encoder
+  c.perceptual = "models/vgg16.pth"   # IDInvert's Keras-ported VGG16 ("" = none: feat_weight 0)
+  c.steps = 100                    # the release's invert.py defaults
+  c.lr = 0.01
+  c.pix_weight = 1.0
+  c.feat_weight = 5e-5
+  c.reg_weight = 2.0               # λ: weight of the in-domain regulariser (0 = plain w+ from E(x))
+  c.seed = 0                       # (IDInvert is deterministic: the image's key is unused)
+  c.image_loader = "idinvert"
+  # --- execution (not hashed)
+  return _execution(c, IDINVERT_DATA)

@@ -1,0 +1,320 @@
+"""experiments.sweep over other methods than mGANprior: the StyleGAN2 multi-code and DGP schedule
+sweeps' test variants run on the golden fixture models, give the driver's numbers, and report."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+from jaxinv.experiments import report, sweep
+from tests import sweep_helpers as H
+
+
+def _points(config, golden_models: dict, cache, **execution):
+  _, points = sweep.load_config(config)
+  for p in points:
+    with p.unlocked():
+      for k, v in {**golden_models, **execution}.items():
+        p[k] = v
+      p.model_cache = str(cache)
+  return points
+
+
+def _driver_result(built, point, item):
+  """The same point and image through the library driver (:func:`jaxinv.inversion.run.run`)."""
+  from jaxinv.inversion import run
+  data, gt = built.load([item])
+  return run.run(built.method, [os.path.splitext(os.path.basename(item))[0]],
+                 lambda idx: {k: np.asarray(v)[idx] for k, v in data.items()},
+                 seed=int(point.seed), batch=1, progress=False, chunk=point.chunk), gt
+
+
+def test_stylegan2_multicode_sweep(golden, tmp_path):
+  gd = golden("stylegan2_rosinality")
+  points = _points("stylegan2_multicode:test",
+                   {"generator": str(gd.path(gd.expected["checkpoint"]["file"]))}, tmp_path / "models")
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert len(recs) == len(points) * len(sweep.list_images(points[0].images, points[0].max_images)) == 2
+  assert {(r["method"], r["space"], r["codes"], r["layer"]) for r in recs} == \
+      {("style", "multi", p.codes, p.layer) for p in points}
+  assert len({r["config_hash"] for r in recs}) == 2
+  for r in recs:
+    assert r["steps"] == points[0].steps and math.isfinite(r["loss"]) and math.isfinite(r["psnr"])
+    assert os.path.isfile(out / "images" / r["config_hash"] / f"{r['image']}.png")
+  assert not any((out / "inflight").iterdir())
+  # One point through the driver directly gives the sweep's record, bit for bit.
+  point = next(p for p in points if p.codes == max(q.codes for q in points))
+  rec = next(r for r in recs if r["codes"] == point.codes)
+  built = sweep.build(point, str(tmp_path / "models"))
+  item = sweep.list_images(point.images, point.max_images)[0]
+  result, gt = _driver_result(built, point, item)
+  assert result.names == [rec["image"]]
+  assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+  from jaxinv import metrics
+  assert float(metrics.psnr(result.images[""][0], gt[0], data_range=2.0)) == rec["psnr"]
+  assert result.arrays["codes"].shape[:2] == (1, point.codes)
+  # The report groups by method and plots N × ℓ.
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["codes"], s["layer"]) for s in rep["summary"]] == \
+      [("style", n, point.layer) for n in sorted(p.codes for p in points)]
+  assert "psnr_vs_N.png" in rep["files"]
+
+
+# The BigGAN fine-tuning step alone takes ~35 s to compile on 2 shared cores (the whole test 70-100 s).
+@pytest.mark.slow
+def test_dgp_schedule_sweep(golden, tmp_path):
+  from tests.golden import _dgp
+  gd = golden("dgp")
+  ck = gd.expected["checkpoint"]
+  image = _dgp.example_image(gd, next(iter(gd.expected["trajectories"].values()))["image"])
+  points = _points("dgp_schedules:test", {"generator": str(gd.path(ck["G_file"])),
+                                          "discriminator": str(gd.path(ck["D_file"]))},
+                   tmp_path / "models", images=str(image))
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert len(recs) == 2 and {r["seed"] for r in recs} == {0, 1}
+  stages = len(sweep._dgp_schedule(points[0]).stages)
+  n_classes = sweep.load_model_cached(points[0].generator, str(tmp_path / "models")).config.n_classes
+  for r in recs:
+    assert r["method"] == "dgp" and r["task"] == "SR" and r["schedule"] == points[0].schedule
+    assert r["iterations"] == [1] * stages and r["steps"] == stages and r["select_num"] == 2
+    assert math.isfinite(r["loss"]) and math.isfinite(r["psnr"]) and math.isfinite(r["dgp_psnr"])
+    # Both PSNRs compare the output with the original over the whole image (SR), on [-1, 1] with
+    # range 2 vs on [0, 1] with range 1: the same number up to float32 rounding of the rescale.
+    assert abs(r["psnr"] - r["dgp_psnr"]) < 1e-4, (r["psnr"], r["dgp_psnr"])
+    assert 0 <= r["class"] < n_classes        # searched with z (the test variant's class is -1)
+  # Each seed's candidates come from its own key: the two seeds start from different z.
+  assert recs[0]["loss"] != recs[1]["loss"]
+  assert not any((out / "inflight").iterdir())
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["task"], s["n"]) for s in rep["summary"]] == [("dgp", "SR", 2)]
+
+
+def test_idinvert_lambda_sweep(golden, tmp_path):
+  gd = golden("idinvert")
+  files = gd.expected["files"]
+  image = gd.path(os.path.join(files["images_dir"], gd.expected["images"][0]))
+  points = _points("idinvert_lambda:test", {"generator": str(gd.path(files["generator"])),
+                                            "encoder": str(gd.path(files["encoder"]))},
+                   tmp_path / "models", images=str(image))
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert sorted((r["method"], r["reg_weight"]) for r in recs) == \
+      sorted(("idinvert", p.reg_weight) for p in points)
+  for r in recs:
+    assert r["steps"] == points[0].steps and math.isfinite(r["loss"]) and math.isfinite(r["psnr"])
+  # Both start from the same encoder code E(x); λ changes where the optimisation goes.
+  assert recs[0]["encoder_psnr"] == recs[1]["encoder_psnr"]
+  assert recs[0]["loss"] != recs[1]["loss"]
+  # One point through the driver directly gives the sweep's record, bit for bit.
+  point = max(points, key=lambda p: p.reg_weight)
+  rec = next(r for r in recs if r["reg_weight"] == point.reg_weight)
+  built = sweep.build(point, str(tmp_path / "models"))
+  result, gt = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+  assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["variant"]) for s in rep["summary"]] == \
+      [("idinvert", f"λ={lam:g}") for lam in sorted(p.reg_weight for p in points)]
+  assert "psnr_by_variant.png" in rep["files"]
+
+
+# A shipped config's variant with some fields replaced (the fixture paths of this case), as a file
+# the sweep's command line can load.
+OVERRIDE_CONFIG = '''
+from jaxinv.experiments.configs import {module} as shipped
+
+
+def get_config(arg=""):
+  c = shipped.get_config({variant!r})
+  c.unlock()
+  for key, value in {overrides!r}.items():
+    c[key] = value
+  c.lock()
+  return c
+
+
+def sweep(add):
+  shipped.sweep(add)
+'''
+
+
+def _idinvert_config(gd, tmp_path, **overrides):
+  files = gd.expected["files"]
+  fields = {"generator": str(gd.path(files["generator"])), "encoder": str(gd.path(files["encoder"])),
+            "images": str(gd.path(files["images_dir"])), "model_cache": str(tmp_path / "models"),
+            **overrides}
+  path = tmp_path / "idinvert_config.py"
+  path.write_text(OVERRIDE_CONFIG.format(module="idinvert_lambda", variant="test", overrides=fields))
+  return str(path)
+
+
+@pytest.mark.slow   # three / two sweep subprocesses: 40-55 s on 2 shared cores
+def test_idinvert_sweep_kill_and_resume(golden, tmp_path):
+  """kill -9 while the second λ's batch is in flight, rerun: nothing lost or repeated, the
+  uninterrupted table (the durability is the sweep's, whichever method runs)."""
+  import json
+  import signal
+  import subprocess
+  import time
+  config = _idinvert_config(golden("idinvert"), tmp_path)
+  _, points = sweep.load_config(config)
+  sweep.load_model_cached(points[0].generator, points[0].model_cache)   # convert once, up front
+  sweep.load_model_cached(points[0].encoder, points[0].model_cache)
+  full = tmp_path / "full"
+  sweep.run_sweep(points, str(full), progress=False)
+  out = tmp_path / "killed"
+  proc = subprocess.Popen(H.sweep_cmd(config, out), cwd=H.REPO,
+                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  killed_at, deadline = None, time.time() + 240
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      lines = H.raw_lines(out) if (out / "results.jsonl").exists() else []
+      done = {(r["config_hash"], r["image"]) for r in lines}
+      inflight = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()
+                  if not {tuple(k) for k in json.loads((p.parent / "meta.json").read_text())["items"]} & done
+                  ] if (out / "inflight").exists() and len(lines) == 1 else []
+      if inflight:
+        killed_at = inflight[0].name
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.05)
+  finally:
+    if proc.poll() is None and killed_at is None:
+      os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  first = H.raw_lines(out)
+  p = H.run_sweep(config, out)
+  assert "1 already done, 1 to run" in p.stdout
+  assert "resuming" in p.stderr and "at step" in p.stderr
+  lines = H.raw_lines(out)
+  assert lines[:1] == first and len(lines) == 2
+  assert H.table(out) == H.table(full)
+
+
+@pytest.mark.slow   # three / two sweep subprocesses: 40-55 s on 2 shared cores
+def test_idinvert_sweep_two_processes(golden, tmp_path):
+  """Two processes split each λ's images and give the one-process table."""
+  import subprocess
+  config = _idinvert_config(golden("idinvert"), tmp_path, max_images=2)
+  _, points = sweep.load_config(config)
+  single = tmp_path / "single"
+  sweep.run_sweep(points, str(single), progress=False)
+  multi = tmp_path / "multi"
+  port = H.free_port()
+  procs = [subprocess.Popen(H.sweep_cmd(config, multi), cwd=H.REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                      JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
+           for i in range(2)]
+  outs = [p.communicate(timeout=400) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-4000:]
+  images = [{r["image"] for r in H.raw_lines_of(multi / f"results.process-{i}-of-2.jsonl")}
+            for i in range(2)]
+  assert len(images[0]) == len(images[1]) == 1 and not images[0] & images[1]
+  # Each process runs a batch of 1 where the single process ran 2, so XLA may order float sums
+  # differently: float32 rounding (~1e-7 relative) of a reconstruction's MSE moves its PSNR by
+  # 10/ln(10)·1e-7·(a few sums' growth) — bound 5e-6 dB; measured 5.7e-7 (encoder_psnr), 0 elsewhere.
+  a, b = H.table(multi), H.table(single)
+  assert [(r["config_hash"], r["image"]) for r in a] == [(r["config_hash"], r["image"]) for r in b]
+  worst = 0.0
+  for ra, rb in zip(a, b):
+    floats = {k for k, v in rb.items() if isinstance(v, float)}
+    assert {k: v for k, v in ra.items() if k not in floats} == \
+        {k: v for k, v in rb.items() if k not in floats}
+    worst = max([worst] + [abs(ra[k] - rb[k]) for k in floats])
+  assert worst <= 5e-6, f"two-process vs one-process table: max abs difference {worst:.3g}"
+
+
+@pytest.mark.slow   # three DGP sweeps, each compiling the BigGAN fine-tuning step: ~4 min
+def test_dgp_sweep_kill_and_resume(golden, tmp_path):
+  """kill -9 mid-schedule (DGP checkpoints its generator copies and Adam states through the
+  sweep's store), rerun: it resumes at the checkpointed step and gives the uninterrupted table."""
+  import signal
+  import subprocess
+  import time
+  from tests.golden import _dgp
+  gd = golden("dgp")
+  ck = gd.expected["checkpoint"]
+  image = _dgp.example_image(gd, next(iter(gd.expected["trajectories"].values()))["image"])
+  fields = {"generator": str(gd.path(ck["G_file"])), "discriminator": str(gd.path(ck["D_file"])),
+            "images": str(image), "model_cache": str(tmp_path / "models")}
+  config = tmp_path / "dgp_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="dgp_schedules", variant="test", overrides=fields))
+  _, points = sweep.load_config(str(config))
+  full = tmp_path / "full"
+  sweep.run_sweep(points, str(full), progress=False)
+  out = tmp_path / "killed"
+  proc = subprocess.Popen(H.sweep_cmd(str(config), out), cwd=H.REPO,
+                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  killed_at, deadline = None, time.time() + 400
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      steps = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()] \
+          if (out / "inflight").exists() else []
+      if steps:
+        killed_at = steps[0].name
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.05)
+  finally:
+    if proc.poll() is None and killed_at is None:
+      os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  assert not (out / "results.jsonl").exists() or not H.raw_lines(out)
+  p = H.run_sweep(str(config), out, timeout=600)
+  assert "0 already done, 2 to run" in p.stdout
+  assert "resuming" in p.stderr and "at step" in p.stderr
+  assert len(H.raw_lines(out)) == 2
+  assert H.table(out) == H.table(full)
+
+
+@pytest.mark.slow   # a sweep subprocess on 2 forced devices: 25-50 s on 2 shared cores
+def test_idinvert_sweep_on_two_forced_devices(golden, tmp_path):
+  """The sweep hands its mesh to the method: 2 forced CPU devices (a batch of 2 split in 1 + 1)
+  give the one-device table."""
+  import subprocess
+  config = _idinvert_config(golden("idinvert"), tmp_path, max_images=2)
+  _, points = sweep.load_config(config)
+  single = tmp_path / "single"
+  sweep.run_sweep(points, str(single), progress=False)
+  two = tmp_path / "two"
+  p = subprocess.run(H.sweep_cmd(config, two), cwd=H.REPO, capture_output=True, text=True,
+                     timeout=300, env=H.env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+  assert p.returncode == 0, p.stderr[-4000:]
+  a, b = H.table(two), H.table(single)
+  assert [(r["config_hash"], r["image"]) for r in a] == [(r["config_hash"], r["image"]) for r in b]
+  # Per-device batches of 1 vs a batch of 2 on one device: float order only, as in the
+  # two-process test (bound 5e-6 dB on a PSNR; losses measured equal).
+  worst = max(abs(ra[k] - rb[k]) for ra, rb in zip(a, b) for k, v in rb.items() if isinstance(v, float))
+  assert worst <= 5e-6, worst
+  print(f"2 forced devices vs 1: max abs difference {worst:.3g}")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"method": "nonexistent"}, "unknown method 'nonexistent'"),
+    ({"space": "bogus"}, "space must be one of"),
+    ({"noise": "random"}, "inversion noise must be"),
+])
+def test_bad_point_is_refused_before_anything_runs(golden, tmp_path, capsys, overrides, message):
+  gd = golden("stylegan2_rosinality")
+  fields = {"generator": str(gd.path(gd.expected["checkpoint"]["file"])),
+            "model_cache": str(tmp_path / "models"), **overrides}
+  config = tmp_path / "bad_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="stylegan2_multicode", variant="test",
+                                           overrides=fields))
+  with pytest.raises(SystemExit) as e:
+    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and message in err[0], err
+  assert not H.raw_lines(tmp_path / "run")
