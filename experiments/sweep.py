@@ -264,9 +264,6 @@ def _image_glue(point, resolution, task):
 
 def _build_mganprior(point, cache):
   from jaxinv.inversion.methods import mganprior
-  if point.compute_dtype != "float32":
-    raise ValueError(f"compute_dtype {point.compute_dtype!r}: the mGANprior method spec runs its "
-                     "generator in float32 only; set compute_dtype to float32")
   model = load_model_cached(point.generator, cache)
   task = _image_task(point, model.config.resolution)
   loss_cfg = _loss_config(_plain(point.loss), point.compute_dtype)
@@ -274,7 +271,8 @@ def _build_mganprior(point, cache):
   cfg = mganprior.MGANpriorConfig(codes=int(point.codes), layer=int(point.layer), loss=loss_cfg,
                                   optimizer=point.optimizer, lr=float(point.lr),
                                   steps=int(point.steps), init=point.init)
-  method = mganprior.Method(model.module, model.params, cfg, vgg_params, task.degrade)
+  method = mganprior.Method(model.module, model.params, cfg, vgg_params, task.degrade,
+                            compute_dtype=point.compute_dtype)
   load, restored = _image_glue(point, model.config.resolution, task)
   fields = {"task": point.task, "codes": int(point.codes), "layer": int(point.layer),
             "optimizer": point.optimizer, "lr": float(point.lr), "loss_type": point.loss.loss}

@@ -83,8 +83,8 @@ def test_style_driver_second_batch_compiles_nothing(golden):
   _driver_second_batch_compiles_nothing(method, data, ["a", "b", "c"])
 
 
-@pytest.mark.slow   # ~100 s: DGP compiles a program per stage kind plus the candidate search
-def test_dgp_driver_second_batch_compiles_nothing(golden):
+@pytest.mark.slow   # ~150 s: DGP compiles a program per stage kind plus the candidate search
+def test_dgp_driver_second_batch_compiles_nothing_and_keys_images_by_name(golden):
   import dataclasses
   from jaxinv.inversion.methods import dgp
   from tests.golden import _dgp
@@ -97,4 +97,13 @@ def test_dgp_driver_second_batch_compiles_nothing(golden):
   rng = np.random.RandomState(0)
   data = {"origin": rng.uniform(-1, 1, (3, res, res, 3)).astype(np.float32),
           "class": np.asarray([0, 1, 2], np.int32)}
-  _driver_second_batch_compiles_nothing(dgp.Method(G, gp, D, dp, sched), data, ["a", "b", "c"])
+  method = dgp.Method(G, gp, D, dp, sched)
+  first, _ = _driver_second_batch_compiles_nothing(method, data, ["a", "b", "c"])
+  # image "a" again, second of a batch of 2: the same candidates, z and losses (keys by name;
+  # float order only between a vmap of 1 and of 2 generator copies)
+  from jaxinv.inversion import run
+  again = run.run(method, ["b", "a"], lambda idx: {k: v[[1 - i for i in idx]] for k, v in data.items()},
+                  seed=0, batch=2, progress=False)
+  for k in ("z0", "z"):
+    np.testing.assert_allclose(again.arrays[k][1], first.arrays[k][0], rtol=0, atol=1e-5, err_msg=k)
+  np.testing.assert_allclose(again.stepwise["loss"][:, 1], first.stepwise["loss"][:, 0], rtol=1e-5)

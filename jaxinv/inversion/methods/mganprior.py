@@ -165,15 +165,16 @@ class Method:
   cfg: MGANpriorConfig
   vgg_params: Any = None
   degrade: Callable | None = None   # the task operator (None: reconstruction)
+  compute_dtype: str = "float32"    # "bfloat16": the generator runs in bf16 (opt-in)
   name = "mganprior"
 
   def settings(self) -> dict:
-    return {"mganprior": dataclasses.asdict(self.cfg)}
+    return {"mganprior": dataclasses.asdict(self.cfg), "compute_dtype": self.compute_dtype}
 
   def run_batch(self, data, keys, ctx):
     from jaxinv.inversion import run
     cfg = self.cfg
-    space = spaces.MultiCode(self.module, cfg.layer, cfg.codes)
+    space = spaces.MultiCode(self.module, cfg.layer, cfg.codes, compute_dtype=self.compute_dtype)
     if cfg.loss.needs_vgg and self.vgg_params is None:
       raise ValueError("this loss uses the VGG perceptual term: pass VGG16 params (--vgg DEST)")
     keys = jnp.asarray(keys)
