@@ -51,7 +51,8 @@ def variant_of(r) -> str:
   if "reg_weight" in r:
     return f"λ={r['reg_weight']:g}"
   if "space" in r:
-    return str(r["space"]) + (f" ({r['code_space']} codes)" if r.get("code_space") else "")
+    return (str(r["space"]) + (f" ({r['code_space']} codes)" if r.get("code_space") else "")
+            + (f" {r['image_loss']}" if r.get("image_loss") else ""))
   return ""
 
 

@@ -423,8 +423,42 @@ def _build_idinvert(point, cache):
   return Built(idinvert.Method(models, cfg), load, restored, fields, per_image)
 
 
+def _build_projector(point, cache):
+  from jaxinv.inversion.methods import projector as proj
+  from jaxinv.io import images as image_io
+  model = load_model_cached(point.generator, cache)
+  if model.family != "stylegan2" or getattr(model.config, "c_dim", 0):
+    raise ValueError(f"method 'projector' projects into unconditional StyleGAN2 generators; "
+                     f"{point.generator} is a {model.family} model")
+  if point.space not in ("w", "wp") or point.image_loss not in ("lpips", "mse"):
+    raise ValueError(f"the projector optimises space w or wp with image_loss lpips or mse; got "
+                     f"{point.space!r}, {point.image_loss!r}")
+  cfg = proj.ProjectorConfig(steps=int(point.steps), lr=float(point.lr), w_plus=point.space == "wp",
+                             image_loss=point.image_loss, seed=int(point.seed))
+  lpips_params = None
+  if cfg.image_loss == "lpips":
+    lp = load_model_cached(point.lpips_net, cache)
+    if lp.family != "lpips":
+      raise ValueError(f"lpips_net {point.lpips_net} is a {lp.family} model, not LPIPS")
+    lpips_params = lp.params
+    cfg = dataclasses.replace(cfg, lpips_net=lp.config["net"])
+  method = proj.Method.create(model.module, model.params, cfg, lpips_params)
+  res = model.config.resolution
+
+  def load(paths):
+    gt = image_io.load_images(paths, res, point.image_loader)
+    target = gt if res <= 256 else image_io.load_images(paths, 256, point.image_loader)
+    return {"target": target}, gt
+
+  def restored(out, gt):
+    return np.asarray(out.images[""])
+  fields = {"task": "reconstruct", "space": point.space, "image_loss": point.image_loss,
+            "optimizer": "adam", "lr": float(point.lr)}
+  return Built(method, load, restored, fields)
+
+
 BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp,
-            "idinvert": _build_idinvert}
+            "idinvert": _build_idinvert, "projector": _build_projector}
 
 
 class PointError(ValueError):

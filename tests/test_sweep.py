@@ -91,11 +91,12 @@ def test_kill_and_resume(setup, uninterrupted):
 @pytest.mark.parametrize("name", ["tiny", "mganprior_ablation", "mganprior_inversion",
                                   "mganprior_colorization", "mganprior_superresolution",
                                   "mganprior_inpainting", "stylegan2_multicode", "dgp_schedules",
-                                  "idinvert_lambda"])
+                                  "idinvert_lambda", "projector_spaces"])
 def test_configs_load(name):
   path = os.path.join(H.REPO, "experiments", "configs", f"{name}.py")
   variants = {"tiny": [""], "stylegan2_multicode": ["", "runlocal", "test"],
-              "dgp_schedules": ["", "runlocal", "test"], "idinvert_lambda": ["", "runlocal", "test"]}
+              "dgp_schedules": ["", "runlocal", "test"], "idinvert_lambda": ["", "runlocal", "test"],
+              "projector_spaces": ["", "runlocal", "test"]}
   for arg in variants.get(name, ["", "runlocal"]):
     _, points = sweep.load_config(f"{path}:{arg}" if arg else path)
     hashes = {sweep.config_hash(sweep.setting_of(p)) for p in points}

@@ -318,3 +318,23 @@ def test_bad_point_is_refused_before_anything_runs(golden, tmp_path, capsys, ove
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and message in err[0], err
   assert not H.raw_lines(tmp_path / "run")
+
+
+def test_projector_sweep(golden, tmp_path):
+  """w vs w+ projector points: one record each, the driver's numbers bit for bit, a report."""
+  gd = golden("stylegan2_rosinality")
+  points = _points("projector_spaces:test",
+                   {"generator": str(gd.path(gd.expected["checkpoint"]["file"]))}, tmp_path / "models")
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert {(r["method"], r["space"], r["image_loss"]) for r in recs} == \
+      {("projector", p.space, p.image_loss) for p in points} and len(recs) == 2
+  point = next(p for p in points if p.space == "wp")
+  rec = next(r for r in recs if r["space"] == "wp")
+  built = sweep.build(point, str(tmp_path / "models"))
+  result, gt = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+  assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+  assert result.arrays["latent"].ndim == 3          # w+: [B, L, D]
+  rep = report.write_report(str(out))
+  assert sorted(s["variant"] for s in rep["summary"]) == ["w mse", "wp mse"]

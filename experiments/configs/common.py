@@ -152,6 +152,24 @@ def dgp_runlocal(c, iterations: int = 3, select_num: int = 2):
   return c
 
 
+def projector_base() -> ml_collections.ConfigDict:
+  """The StyleGAN2 projector (``method = "projector"``,
+  :class:`jaxinv.inversion.methods.projector.Method`): the projector script's defaults."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "projector"
+  c.generator = f"{GOLDEN_ROSINALITY}/stylegan2_32px_ckpt.pt"   # StyleGAN2 checkpoint or model dir
+  c.space = "w"                    # w | wp (the script's --w_plus)
+  c.image_loss = "lpips"           # lpips (the script's) | mse
+  c.lpips_net = "vgg"              # built-in LPIPS (vgg, as the script) or a converted LPIPS dir
+  c.steps = 1000
+  c.lr = 0.1
+  c.seed = 0                       # w statistics from the seed; noise maps and ε from the image's key
+  c.image_loader = "psp"
+  # --- execution (not hashed)
+  return _execution(c, f"{DATA}/face")
+
+
 def idinvert_base() -> ml_collections.ConfigDict:
   """In-domain GAN inversion (``method = "idinvert"``, :class:`jaxinv.inversion.methods.idinvert.Method`):
   Adam from the encoder's ``E(x)``, loss ``pix·MSE + feat·VGG + reg·|wp - E(G(wp))|²`` (reg = λ)."""
