@@ -78,3 +78,47 @@ def raw_lines(out):
 
 def raw_lines_of(path):
   return [json.loads(l) for l in pathlib.Path(path).read_text().splitlines() if l.strip()]
+
+
+def kill_when(cmd, kill_point, env_extra=None, timeout=400):
+  """Starts ``cmd`` and ``kill -9``s it as soon as ``kill_point()`` returns something truthy
+  (polled every 50 ms); returns that value. Fails with the process's stderr if it never comes."""
+  import signal
+  import time
+  proc = subprocess.Popen(cmd, cwd=REPO, env=env(**(env_extra or {})), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+  hit, deadline = None, time.time() + timeout
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      hit = kill_point()
+      if hit:
+        os.kill(proc.pid, signal.SIGKILL)
+        break
+      time.sleep(0.05)
+  finally:
+    if proc.poll() is None and not hit:
+      os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert hit, "never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  return hit
+
+
+def sweep_checkpoints(out, finished: int | None = None):
+  """In-flight checkpoints (``step_N`` folders) of a sweep's unfinished batches, once
+  ``finished`` records are on disk (None: any number)."""
+  out = pathlib.Path(out)
+  lines = raw_lines(out) if (out / "results.jsonl").exists() else []
+  if not (out / "inflight").exists() or (finished is not None and len(lines) != finished):
+    return []
+  done = {(r["config_hash"], r["image"]) for r in lines}
+  return [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()
+          and not {tuple(k) for k in json.loads((p.parent / "meta.json").read_text())["items"]} & done]
+
+
+def driver_checkpoints(out):
+  """In-flight checkpoints of ``OUT/.jaxinv-work`` batches not yet finished, once one batch is
+  (a finished batch's checkpoint is deleted just after its ``done/`` file appears)."""
+  work = pathlib.Path(out) / ".jaxinv-work"
+  done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
+  return [p for p in (work / "inflight").glob("*/step_*")
+          if p.name[5:].isdigit() and p.parent.name not in done] if done else []

@@ -66,7 +66,6 @@ def test_mganprior_driver_second_batch_compiles_nothing():
 
 
 def test_style_driver_second_batch_compiles_nothing(golden):
-  import json
   from jaxinv.inversion import objectives, style_spaces
   from jaxinv.models.registry import load_model
   from jaxinv import converters

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from jaxinv.cli import main
 from tests import sweep_helpers as H

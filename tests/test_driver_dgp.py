@@ -6,17 +6,13 @@ expected.json), 2 candidates and 3 steps per stage.
 """
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from tests import sweep_helpers as H
-from tests.conftest import expected_at_collection
 from tests.golden import _dgp
 
 SCHEDULE = "in128_SR_D_biased"
@@ -79,7 +75,7 @@ def single(setup, tmp_path_factory):
 @pytest.mark.slow   # ~60-150 s: a fresh 8-device process compiles every DGP program again
 def test_sharded_over_8_devices_equals_single(setup, single, tmp_path):
   out = tmp_path / "out"
-  p = _run(setup, out, batch=8, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  _run(setup, out, batch=8, XLA_FLAGS="--xla_force_host_platform_device_count=8")
   a, b = _result(single), _result(out)
   assert list(a["names"]) == list(b["names"])
   for k in ("z", "loss", "z0", "select_losses"):
@@ -90,26 +86,9 @@ def test_sharded_over_8_devices_equals_single(setup, single, tmp_path):
 
 def test_kill_and_resume(setup, single, tmp_path):
   out = tmp_path / "out"
-  proc = subprocess.Popen(_cmd(setup, out, 1), cwd=H.REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=H.env(JAXINV_PAUSE_AFTER_CHECKPOINT=3))
-  work = out / ".jaxinv-work"
-  killed_at, deadline = None, time.time() + 400
-  try:
-    while time.time() < deadline and proc.poll() is None:
-      done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
-      # a checkpoint of a batch not yet finished (a finished one's is deleted just after its done/)
-      steps = [p for p in (work / "inflight").glob("*/step_*")
-               if p.name[5:].isdigit() and p.parent.name not in done] if done else []
-      if steps:          # the first image finished, the second mid-way through its stages
-        killed_at = steps[0].name
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-      time.sleep(0.05)
-  finally:
-    if proc.poll() is None and killed_at is None:
-      os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-  assert killed_at is not None, "never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  # the first image finished, the second mid-way through its stages
+  H.kill_when(_cmd(setup, out, 1), lambda: H.driver_checkpoints(out),
+              {"JAXINV_PAUSE_AFTER_CHECKPOINT": 3})
   assert not (out / "result.npz").exists()
   p = _run(setup, out, batch=1)
   assert "resuming" in p.stderr and "at step" in p.stderr

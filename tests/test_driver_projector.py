@@ -163,32 +163,13 @@ def test_two_processes_equal_one(setup, tmp_path):
 
 @pytest.mark.slow   # two subprocesses (one killed) compiling the projector step
 def test_cli_kill_and_resume(setup, tmp_path):
-  import os
-  import signal
-  import time
   root, paths = setup
   clean = _cli(setup, tmp_path / "clean", 1, extra=("--chunk", "1"))
   out = tmp_path / "out"
-  proc = subprocess.Popen(_cmd(setup, out, 1, ("--chunk", "1")), cwd=H.REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=H.env(JAXINV_PAUSE_AFTER_CHECKPOINT=3))
+  # the first image finished, the second stopped after a step
+  H.kill_when(_cmd(setup, out, 1, ("--chunk", "1")), lambda: H.driver_checkpoints(out),
+              {"JAXINV_PAUSE_AFTER_CHECKPOINT": 3})
   work = out / ".jaxinv-work"
-  killed_at, deadline = None, time.time() + 400
-  try:
-    while time.time() < deadline and proc.poll() is None:
-      done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
-      steps = [p for p in (work / "inflight").glob("*/step_*")
-               if p.name[5:].isdigit() and p.parent.name not in done] if done else []
-      if steps:          # the first image finished, the second stopped after a step
-        killed_at = steps[0].name
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-      time.sleep(0.05)
-  finally:
-    if proc.poll() is None and killed_at is None:
-      os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-  assert killed_at is not None, "never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
   assert not (out / "result.npz").exists()
   err = []
   resumed = _cli(setup, out, 1, extra=("--chunk", "1"), stderr=err)

@@ -1,15 +1,11 @@
 """experiments.sweep: the tiny sweep finishes; kill -9 mid-run and rerun gives the uninterrupted table."""
 
-import json
 import os
 import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 
-from jaxinv.experiments import runlog, sweep
+from jaxinv.experiments import sweep
 from tests import sweep_helpers as H
 
 
@@ -56,29 +52,9 @@ def test_sweep_finishes(uninterrupted):
 def test_kill_and_resume(setup, uninterrupted):
   root, config = setup
   out = root / "killed"
-  proc = subprocess.Popen(H.sweep_cmd(config, out), cwd=H.REPO,
-                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   # Kill when the first batch is finished and the second is mid-inversion (checkpoint on disk).
-  deadline = time.time() + 240
-  killed_at = None
-  try:
-    while time.time() < deadline and proc.poll() is None:
-      lines = H.raw_lines(out) if (out / "results.jsonl").exists() else []
-      done = {(r["config_hash"], r["image"]) for r in lines}
-      inflight = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()
-                  if not {tuple(k) for k in json.loads((p.parent / "meta.json").read_text())["items"]} & done
-                  ] if (out / "inflight").exists() and len(lines) == 2 else []
-      if inflight:
-        killed_at = inflight[0].name
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-      time.sleep(0.05)
-  finally:
-    if proc.poll() is None and killed_at is None:
-      os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  H.kill_when(H.sweep_cmd(config, out), lambda: H.sweep_checkpoints(out, finished=2),
+              {"JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT": 3}, timeout=240)
   first = H.raw_lines(out)
   p = H.run_sweep(config, out)
   assert "2 already done, 2 to run" in p.stdout

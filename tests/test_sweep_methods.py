@@ -157,10 +157,6 @@ def _idinvert_config(gd, tmp_path, **overrides):
 def test_idinvert_sweep_kill_and_resume(golden, tmp_path):
   """kill -9 while the second λ's batch is in flight, rerun: nothing lost or repeated, the
   uninterrupted table (the durability is the sweep's, whichever method runs)."""
-  import json
-  import signal
-  import subprocess
-  import time
   config = _idinvert_config(golden("idinvert"), tmp_path)
   _, points = sweep.load_config(config)
   sweep.load_model_cached(points[0].generator, points[0].model_cache)   # convert once, up front
@@ -168,27 +164,8 @@ def test_idinvert_sweep_kill_and_resume(golden, tmp_path):
   full = tmp_path / "full"
   sweep.run_sweep(points, str(full), progress=False)
   out = tmp_path / "killed"
-  proc = subprocess.Popen(H.sweep_cmd(config, out), cwd=H.REPO,
-                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  killed_at, deadline = None, time.time() + 240
-  try:
-    while time.time() < deadline and proc.poll() is None:
-      lines = H.raw_lines(out) if (out / "results.jsonl").exists() else []
-      done = {(r["config_hash"], r["image"]) for r in lines}
-      inflight = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()
-                  if not {tuple(k) for k in json.loads((p.parent / "meta.json").read_text())["items"]} & done
-                  ] if (out / "inflight").exists() and len(lines) == 1 else []
-      if inflight:
-        killed_at = inflight[0].name
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-      time.sleep(0.05)
-  finally:
-    if proc.poll() is None and killed_at is None:
-      os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  H.kill_when(H.sweep_cmd(config, out), lambda: H.sweep_checkpoints(out, finished=1),
+              {"JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT": 3}, timeout=240)
   first = H.raw_lines(out)
   p = H.run_sweep(config, out)
   assert "1 already done, 1 to run" in p.stdout
@@ -237,9 +214,6 @@ def test_idinvert_sweep_two_processes(golden, tmp_path):
 def test_dgp_sweep_kill_and_resume(golden, tmp_path):
   """kill -9 mid-schedule (DGP checkpoints its generator copies and Adam states through the
   sweep's store), rerun: it resumes at the checkpointed step and gives the uninterrupted table."""
-  import signal
-  import subprocess
-  import time
   from tests.golden import _dgp
   gd = golden("dgp")
   ck = gd.expected["checkpoint"]
@@ -252,24 +226,8 @@ def test_dgp_sweep_kill_and_resume(golden, tmp_path):
   full = tmp_path / "full"
   sweep.run_sweep(points, str(full), progress=False)
   out = tmp_path / "killed"
-  proc = subprocess.Popen(H.sweep_cmd(str(config), out), cwd=H.REPO,
-                          env=H.env(JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT=3),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-  killed_at, deadline = None, time.time() + 400
-  try:
-    while time.time() < deadline and proc.poll() is None:
-      steps = [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()] \
-          if (out / "inflight").exists() else []
-      if steps:
-        killed_at = steps[0].name
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-      time.sleep(0.05)
-  finally:
-    if proc.poll() is None and killed_at is None:
-      os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-  assert killed_at is not None, "the sweep never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+  H.kill_when(H.sweep_cmd(str(config), out), lambda: H.sweep_checkpoints(out),
+              {"JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT": 3})
   assert not (out / "results.jsonl").exists() or not H.raw_lines(out)
   p = H.run_sweep(str(config), out, timeout=600)
   assert "0 already done, 2 to run" in p.stdout
