@@ -84,6 +84,8 @@ def test_sharded_over_8_devices_equals_single(setup, single, tmp_path):
   assert cfg["device_count"] == 8 and not (out / ".jaxinv-work").exists()
 
 
+@pytest.mark.slow   # ~85 s: two fresh processes compile every DGP program (mGANprior's sweep kill test
+                    # and the in-process resume tests of every optimising method stay in the default run)
 def test_kill_and_resume(setup, single, tmp_path):
   out = tmp_path / "out"
   # the first image finished, the second mid-way through its stages

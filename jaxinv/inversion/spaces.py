@@ -42,6 +42,13 @@ def cast_floating(tree, dtype):
       lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
 
 
+
+def compose(features, alpha):
+  """mGANprior's composition of N codes' features at a layer: ``(1/N) Σ_n alpha_n ⊙ F_n`` —
+  features ``[N, H, W, C]``, channel importances alpha ``[N, C]`` → ``[1, H, W, C]``."""
+  return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / features.shape[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class MultiCode:
   """mGANprior's multi-code space at composing layer ``layer`` with ``codes`` latents."""
@@ -102,8 +109,8 @@ class MultiCode:
     return self.generator.apply({"params": params}, z, 0, self.layer)
 
   def compose(self, features, alpha):
-    """``(1/N) Σ_n alpha_n ⊙ F_n``: features ``[N, H, W, C]``, alpha ``[N, C]`` → ``[1, H, W, C]``."""
-    return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / self.codes
+    """:func:`compose` of the N codes' features."""
+    return compose(features, alpha)
 
   def render(self, variables, params):
     """One image ``[H, W, C]`` from ``{"z": [N, D], "alpha": [N, C]}``.

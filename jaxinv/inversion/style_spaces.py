@@ -114,7 +114,8 @@ def _broadcast_wp(w, num_ws):
 
 
 def compose(features, alpha):
-  """Fuses N codes' states at ℓ: ``x = Σ α_j x_j / N``; a StyleGAN2 skip image is averaged.
+  """Fuses N codes' states at ℓ (:func:`jaxinv.inversion.spaces.compose`); a StyleGAN2 skip
+  image is averaged.
 
   Args:
     features: ``x [N, H, W, C]`` or ``(x, img | None)``.
@@ -125,9 +126,9 @@ def compose(features, alpha):
   if isinstance(features, tuple):
     x, img = features
     return compose(x, alpha), (None if img is None else jnp.mean(img, axis=0, keepdims=True))
+  from jaxinv.inversion import spaces
   chex.assert_shape(alpha, (features.shape[0], features.shape[-1]))
-  n = features.shape[0]
-  return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / n
+  return spaces.compose(features, alpha)
 
 
 def init(space: StyleSpace, module, params, key, batch: int, labels=None):
