@@ -122,3 +122,17 @@ def driver_checkpoints(out):
   done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
   return [p for p in (work / "inflight").glob("*/step_*")
           if p.name[5:].isdigit() and p.parent.name not in done] if done else []
+
+
+def run_processes(cmd, count: int = 2, timeout: int = 400, **extra_env):
+  """Runs ``cmd`` as ``count`` processes of one ``jax.distributed`` job on this machine; returns
+  their ``(stdout, stderr)``, failing with a process's stderr if any exits non-zero."""
+  port = free_port()
+  procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                    JAX_NUM_PROCESSES=count, JAX_PROCESS_ID=i, **extra_env))
+           for i in range(count)]
+  outs = [p.communicate(timeout=timeout) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-4000:]
+  return outs

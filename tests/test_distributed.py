@@ -1,9 +1,5 @@
 """jaxinv.distributed: two local processes (jax.distributed over CPU) give the single-process table."""
 
-import os
-import subprocess
-
-import numpy as np
 import pytest
 
 from jaxinv.experiments import sweep
@@ -48,15 +44,7 @@ def test_two_processes_same_table(tmp_path):
   sweep.run_sweep(points, str(single), progress=False)
 
   multi = tmp_path / "multi"
-  port = H.free_port()
-  procs = [subprocess.Popen(H.sweep_cmd(config, multi), cwd=H.REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                                      JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
-           for i in range(2)]
-  outs = [p.communicate(timeout=400) for p in procs]
-  for p, (out, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-4000:]
+  outs = H.run_processes(H.sweep_cmd(config, multi))
   assert "process 0/2" in outs[0][0] and "process 1/2" in outs[1][0]
   files = sorted(f.name for f in multi.glob("results*.jsonl"))
   assert files == ["results.process-0-of-2.jsonl", "results.process-1-of-2.jsonl"]

@@ -103,17 +103,7 @@ def test_kill_and_resume(setup, single, tmp_path):
 @pytest.mark.slow   # ~100 s: two fresh processes compile every DGP program again
 def test_two_processes(setup, single, tmp_path):
   out = tmp_path / "out"
-  port = H.free_port()
-  procs = [subprocess.Popen(_cmd(setup, out, 1), cwd=H.REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                                      JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
-           for i in range(2)]
-  errs = []
-  for p in procs:
-    _, err = p.communicate(timeout=600)
-    errs.append(err)
-    assert p.returncode == 0, err[-3000:]
+  H.run_processes(_cmd(setup, out, 1), timeout=600)
   a, b = _result(single), _result(out)
   for k in a:
     np.testing.assert_array_equal(b[k], a[k], err_msg=k)

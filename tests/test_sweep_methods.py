@@ -178,21 +178,12 @@ def test_idinvert_sweep_kill_and_resume(golden, tmp_path):
 @pytest.mark.slow   # three / two sweep subprocesses: 40-55 s on 2 shared cores
 def test_idinvert_sweep_two_processes(golden, tmp_path):
   """Two processes split each λ's images and give the one-process table."""
-  import subprocess
   config = _idinvert_config(golden("idinvert"), tmp_path, max_images=2)
   _, points = sweep.load_config(config)
   single = tmp_path / "single"
   sweep.run_sweep(points, str(single), progress=False)
   multi = tmp_path / "multi"
-  port = H.free_port()
-  procs = [subprocess.Popen(H.sweep_cmd(config, multi), cwd=H.REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                                      JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
-           for i in range(2)]
-  outs = [p.communicate(timeout=400) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-4000:]
+  H.run_processes(H.sweep_cmd(config, multi))
   images = [{r["image"] for r in H.raw_lines_of(multi / f"results.process-{i}-of-2.jsonl")}
             for i in range(2)]
   assert len(images[0]) == len(images[1]) == 1 and not images[0] & images[1]
