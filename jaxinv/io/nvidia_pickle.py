@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from jaxinv.io import torch_pickle
-from jaxinv.io.errors import one_line
 from jaxinv.io.torch_pickle import CheckpointError, UnsafeCheckpointError
 
 __all__ = ["PersistentObject", "TFNetwork", "UnsafePickleError", "load", "is_network_pickle",
@@ -204,21 +203,9 @@ def load(path: str | os.PathLike) -> Any:
     CheckpointError: the file is missing, truncated or malformed.
   """
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise CheckpointError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    data = f.read()
-  if not data:
-    raise CheckpointError(f"{path}: empty file")
-  try:
+  data = torch_pickle.read_file(path)
+  with torch_pickle.errors_named(path, "network pickle", unsafe_error=UnsafePickleError):
     return _Unpickler(io.BytesIO(data)).load()
-  except UnsafeCheckpointError as e:
-    raise UnsafePickleError(f"{path}: {one_line(e)}") from None
-  except CheckpointError as e:
-    raise CheckpointError(f"{path}: {one_line(e)}") from None
-  except torch_pickle._CORRUPT_STREAM_ERRORS as e:
-    raise CheckpointError(f"{path}: not a readable network pickle, the file is truncated or corrupt "
-                          f"({type(e).__name__}: {one_line(e, 160)})") from None
 
 
 def plain(obj):

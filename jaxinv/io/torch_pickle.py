@@ -26,6 +26,7 @@ numeric dtypes and raw bytes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import lzma
 import os
@@ -412,33 +413,49 @@ def load(path: str | os.PathLike) -> Any:
     UnsafeCheckpointError: the file references Python code (it is never executed).
   """
   path = os.fspath(path)
+  data = read_file(path, decompress_xz=True)
+  with errors_named(path, "PyTorch checkpoint"):
+    if data[:4] == b"PK\x03\x04":
+      try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+      except zipfile.BadZipFile as e:
+        raise CheckpointError(f"truncated or corrupt zip checkpoint ({e})") from e
+      with zf:
+        return _load_zip(zf)
+    return _load_legacy(io.BytesIO(data))
+
+
+def read_file(path: str, decompress_xz: bool = False) -> bytes:
+  """The bytes of a checkpoint file (``.xz``-decompressed when asked); a missing, empty or
+  corrupt-``.xz`` file is a :class:`CheckpointError` naming it."""
   if not os.path.isfile(path):
     raise CheckpointError(f"{path}: no such file")
   with open(path, "rb") as f:
     data = f.read()
-  if data[:6] == b"\xfd7zXZ\x00":
+  if decompress_xz and data[:6] == b"\xfd7zXZ\x00":
     try:
       data = lzma.decompress(data)
     except lzma.LZMAError as e:
       raise CheckpointError(f"{path}: corrupt .xz stream: {e}") from e
   if not data:
     raise CheckpointError(f"{path}: empty file")
+  return data
+
+
+@contextlib.contextmanager
+def errors_named(path: str, what: str, unsafe_error: type = UnsafeCheckpointError):
+  """Reading inside names ``path`` in every error, one line each: refused globals as
+  ``unsafe_error``, format errors as :class:`CheckpointError`, and a truncated or corrupt
+  stream (what the unpickler raises) as "not a readable ``what``"."""
   try:
-    if data[:4] == b"PK\x03\x04":
-      try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-      except zipfile.BadZipFile as e:
-        raise CheckpointError(f"{path}: truncated or corrupt zip checkpoint ({e})") from e
-      with zf:
-        return _load_zip(zf)
-    return _load_legacy(io.BytesIO(data))
+    yield
   except UnsafeCheckpointError as e:
-    raise UnsafeCheckpointError(f"{path}: {one_line(e)}") from None
+    raise unsafe_error(f"{path}: {one_line(e)}") from None
   except CheckpointError as e:
     raise CheckpointError(f"{path}: {one_line(e)}") from None
   except _CORRUPT_STREAM_ERRORS as e:
-    raise CheckpointError(f"{path}: not a readable PyTorch checkpoint, the file is truncated or "
-                          f"corrupt ({type(e).__name__}: {one_line(e, 160)})") from None
+    raise CheckpointError(f"{path}: not a readable {what}, the file is truncated or corrupt "
+                          f"({type(e).__name__}: {one_line(e, 160)})") from None
 
 
 
@@ -539,21 +556,9 @@ def load_numpy_pickle(path: str | os.PathLike) -> Any:
       holds object / structured arrays.
   """
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise CheckpointError(f"{path}: no such file")
-  with open(path, "rb") as f:
-    data = f.read()
-  if not data:
-    raise CheckpointError(f"{path}: empty file")
-  try:
+  data = read_file(path)
+  with errors_named(path, "NumPy pickle"):
     return _arrays_of(_NumpyUnpickler(io.BytesIO(data), encoding="latin1").load())
-  except UnsafeCheckpointError as e:
-    raise UnsafeCheckpointError(f"{path}: {one_line(e)}") from None
-  except CheckpointError as e:
-    raise CheckpointError(f"{path}: {one_line(e)}") from None
-  except _CORRUPT_STREAM_ERRORS as e:
-    raise CheckpointError(f"{path}: not a readable NumPy pickle, the file is truncated or corrupt "
-                          f"({type(e).__name__}: {one_line(e, 160)})") from None
 
 
 def flatten_state_dict(obj, prefix: str = "") -> dict[str, np.ndarray]:
