@@ -79,8 +79,6 @@ def data_root() -> str | None:
 # Fields of a point that describe execution, not the experiment (not hashed).
 EXECUTION_KEYS = ("images", "max_images", "batch", "chunk", "save_images", "lpips", "model_cache")
 
-# Seconds to sleep after each in-flight checkpoint (tests only: gives a kill -9 a window).
-_PAUSE_AFTER_CHECKPOINT = float(os.environ.get("JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT", "0") or 0)
 
 __all__ = ["load_config", "expand", "config_hash", "run_sweep", "main", "build", "method_of", "BUILDERS",
            "PointError"]
@@ -597,31 +595,18 @@ def _batch_id(items, suffix):
   return f"batch-{h}{suffix}"
 
 
-def _checkpoint(store, batch_id, items):
-  """The driver's :class:`~jaxinv.io.inflight.BatchCheckpoint` of a batch on the sweep's store,
-  pausing after each save when ``JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT`` asks (tests: a window for
-  kill -9)."""
-  from jaxinv.io.inflight import BatchCheckpoint
-
-  class SweepCheckpoint(BatchCheckpoint):
-    def save(self, state, step: int, records: dict | None = None):
-      super().save(state, step, records)
-      if _PAUSE_AFTER_CHECKPOINT:
-        time.sleep(_PAUSE_AFTER_CHECKPOINT)
-  return SweepCheckpoint(store, batch_id, items)
-
-
 def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progress):
   from jaxinv import metrics, sharding
   from jaxinv.inversion import run
   from jaxinv.io import images as image_io
+  from jaxinv.io.inflight import BatchCheckpoint
 
   data, gt = built.load([it.path for it in items])
   keys = np.stack([np.asarray(run.image_key(it.setting["seed"], it.image)) for it in items])
   (data, keys), real = sharding.pad_to_multiple((data, keys), batch)
   batch_id = _batch_id(items, suffix)
   ctx = run.BatchContext(mesh, real, f"batch of {real}" if progress else False,
-                         checkpoint=_checkpoint(store, batch_id, [list(it.key) for it in items]),
+                         checkpoint=BatchCheckpoint(store, batch_id, [list(it.key) for it in items]),
                          chunk=point.chunk)
   out = built.method.run_batch(data, keys, ctx)
   out = run.BatchOutput({k: np.asarray(v)[:real] for k, v in out.arrays.items()},

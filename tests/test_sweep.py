@@ -54,7 +54,7 @@ def test_kill_and_resume(setup, uninterrupted):
   out = root / "killed"
   # Kill when the first batch is finished and the second is mid-inversion (checkpoint on disk).
   H.kill_when(H.sweep_cmd(config, out), lambda: H.sweep_checkpoints(out, finished=2),
-              {"JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT": 3}, timeout=240)
+              {"JAXINV_PAUSE_AFTER_CHECKPOINT": 3}, timeout=240)
   first = H.raw_lines(out)
   p = H.run_sweep(config, out)
   assert "2 already done, 2 to run" in p.stdout

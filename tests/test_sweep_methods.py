@@ -165,7 +165,7 @@ def test_idinvert_sweep_kill_and_resume(golden, tmp_path):
   sweep.run_sweep(points, str(full), progress=False)
   out = tmp_path / "killed"
   H.kill_when(H.sweep_cmd(config, out), lambda: H.sweep_checkpoints(out, finished=1),
-              {"JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT": 3}, timeout=240)
+              {"JAXINV_PAUSE_AFTER_CHECKPOINT": 3}, timeout=240)
   first = H.raw_lines(out)
   p = H.run_sweep(config, out)
   assert "1 already done, 1 to run" in p.stdout
@@ -218,7 +218,7 @@ def test_dgp_sweep_kill_and_resume(golden, tmp_path):
   sweep.run_sweep(points, str(full), progress=False)
   out = tmp_path / "killed"
   H.kill_when(H.sweep_cmd(str(config), out), lambda: H.sweep_checkpoints(out),
-              {"JAXINV_SWEEP_PAUSE_AFTER_CHECKPOINT": 3})
+              {"JAXINV_PAUSE_AFTER_CHECKPOINT": 3})
   assert not (out / "results.jsonl").exists() or not H.raw_lines(out)
   p = H.run_sweep(str(config), out, timeout=600)
   assert "0 already done, 2 to run" in p.stdout

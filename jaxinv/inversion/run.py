@@ -100,15 +100,6 @@ class Result:
     return self.images[suffix][self.names.index(name)]
 
 
-PAUSE_ENV = "JAXINV_PAUSE_AFTER_CHECKPOINT"   # seconds to sleep after a checkpoint (kill tests)
-
-
-def pause_after_checkpoint():
-  pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
-  if pause:
-    time.sleep(pause)
-
-
 def optimize_batch(ctx: BatchContext, loss_fn, variables, data, optimizer, steps: int, *,
                    shared=None, post_update=None):
   """:func:`jaxinv.inversion.optimize.optimize` for one driver batch, resumable.
@@ -138,7 +129,6 @@ def optimize_batch(ctx: BatchContext, loss_fn, variables, data, optimizer, steps
   def on_chunk(st, done, records):
     if done < steps:
       ctx.checkpoint.save(st, done, joined(records))
-      pause_after_checkpoint()
 
   res = opt_lib.optimize(loss_fn, None, data, optimizer, steps - start, shared=shared,
                          post_update=post_update, chunk=ctx.chunk, progress=ctx.progress,

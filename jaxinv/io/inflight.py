@@ -14,11 +14,12 @@ import json
 import os
 import re
 import shutil
+import time
 
 import jax
 import numpy as np
 
-__all__ = ["InflightStore", "BatchCheckpoint"]
+__all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV"]
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -127,6 +128,10 @@ class InflightStore:
         self.remove(name)
 
 
+#: Seconds to sleep after every in-flight save (tests only: a window for a kill -9).
+PAUSE_ENV = "JAXINV_PAUSE_AFTER_CHECKPOINT"
+
+
 class BatchCheckpoint:
   """One batch's handle on an :class:`InflightStore` (what a method sees)."""
 
@@ -135,6 +140,9 @@ class BatchCheckpoint:
 
   def save(self, state, step: int, records: dict | None = None):
     self.store.save(self.batch_id, self.items, state, step, records)
+    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+    if pause:
+      time.sleep(pause)
 
   def restore(self, like):
     """``(state, step, records)`` or ``None``."""

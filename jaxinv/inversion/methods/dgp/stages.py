@@ -74,7 +74,6 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
     and ``z`` (before the step), ``[S, B, ...]``.
   """
   import sys
-  from jaxinv.inversion import run as run_lib
   from jaxinv.inversion.optimize import init_state, optimize
 
   b = z0.shape[0]
@@ -130,7 +129,6 @@ def run(G, g_params, D, d_params, target: np.ndarray, z0: np.ndarray, y: np.ndar
             lambda a: np.zeros(a.shape, a.dtype), in_like)
         checkpoint.save({"state": stt, "in_params": saved_in, "has_in": np.int32(_in is not None)},
                         step, _join_records(records + [recs]))
-        run_lib.pause_after_checkpoint()
     res = optimize(_loss_fn(G, D, st.use_in, degrade), None, data, optimizer,
                    st.iterations - within, shared=shared, chunk=chunk, state=state, mesh=mesh,
                    on_chunk=None if checkpoint is None else save_chunk,
