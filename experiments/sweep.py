@@ -608,10 +608,7 @@ def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progres
   ctx = run.BatchContext(mesh, real, f"batch of {real}" if progress else False,
                          checkpoint=BatchCheckpoint(store, batch_id, [list(it.key) for it in items]),
                          chunk=point.chunk)
-  out = built.method.run_batch(data, keys, ctx)
-  out = run.BatchOutput({k: np.asarray(v)[:real] for k, v in out.arrays.items()},
-                        {k: np.asarray(v)[:, :real] for k, v in out.stepwise.items()},
-                        {k: np.asarray(v)[:real] for k, v in out.images.items()})
+  out = built.method.run_batch(data, keys, ctx).trimmed(real)
   restored_out = built.restored(out, gt)
   loss = out.stepwise.get("loss")
   lp_model = load_model_cached(point.lpips, point.model_cache or os.path.join(run_dir, "models" + suffix)

@@ -4,7 +4,6 @@ sweeps' test variants run on the golden fixture models, give the driver's number
 import math
 import os
 
-import numpy as np
 import pytest
 
 from jaxinv.experiments import report, sweep
@@ -25,8 +24,7 @@ def _driver_result(built, point, item):
   """The same point and image through the library driver (:func:`jaxinv.inversion.run.run`)."""
   from jaxinv.inversion import run
   data, gt = built.load([item])
-  return run.run(built.method, [os.path.splitext(os.path.basename(item))[0]],
-                 lambda idx: {k: np.asarray(v)[idx] for k, v in data.items()},
+  return run.run(built.method, [os.path.splitext(os.path.basename(item))[0]], data,
                  seed=int(point.seed), batch=1, progress=False, chunk=point.chunk), gt
 
 

@@ -75,7 +75,7 @@ def run(args):
                                crop_x=w, crop_y=h)
   method = M.DiffuseMethod(models, settings, target)
   # Deterministic (no randomness): the seed only names the key rule in config.json.
-  result = run_driver(args, method, stems, lambda idx: {"context": contexts[idx]}, seed=0)
+  result = run_driver(args, method, stems, {"context": contexts}, seed=0)
   if result is None:  # another process of a multi-process run: the first one writes
     return
   config = {k: v for k, v in vars(args).items() if k != "func"}

@@ -30,7 +30,7 @@ def run_invert(args):
     x = e4e.load_inputs(paths, model)
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  result = run_driver(args, e4e.Method(model), stems, lambda idx: {"image": x[idx]})
+  result = run_driver(args, e4e.Method(model), stems, {"image": x})
   if result is None:  # another process of a multi-process run: the first one writes
     return
   if not np.isfinite(result.arrays["wp"]).all():

@@ -82,7 +82,7 @@ def run_invert(args):
     raise UserError(str(e)) from None
   stems = output_stems(paths)
   targets = _load(paths, models.resolution, args.loader)
-  result = run_driver(args, M.Method(models, settings), stems, lambda idx: {"x": targets[idx]})
+  result = run_driver(args, M.Method(models, settings), stems, {"x": targets})
   if result is None:  # another process of a multi-process run: the first one writes
     return
   recon, init_recon = result.images[""], result.images["encoder"]

@@ -200,7 +200,7 @@ def run(args):
   else:
     method = _mganprior_method(args, model, loss_cfg, vgg_params, targets, data, len(paths),
                                degrade)
-  result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
+  result = run_driver(args, method, stems, data)
   if result is None:  # another process of a multi-process run: the first one writes
     return
   settings = run_settings(args)

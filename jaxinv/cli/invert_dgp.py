@@ -102,7 +102,7 @@ def run_invert(args):
   data = {"origin": origins, "class": np.asarray(classes, np.int32),
           "jitter_key": np.stack([np.asarray(run_lib.image_key(args.seed, s, stream=JITTER_STREAM))
                                   for s in stems])}
-  result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
+  result = run_driver(args, method, stems, data)
   if result is None:  # another process of a multi-process run: the first one writes
     return
   morph = result.images.pop("morph", None)

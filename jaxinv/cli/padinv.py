@@ -102,7 +102,7 @@ def run_invert(args):
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
   method = M.Method(gen, settings, enc, lpips_fn, lpips_params)
-  result = run_driver(args, method, stems, lambda idx: {"x": targets[idx]})
+  result = run_driver(args, method, stems, {"x": targets})
   if result is None:  # another process of a multi-process run: the first one writes
     return
   config = run_settings(args)

@@ -76,7 +76,7 @@ def run_invert(args):
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
   method = proj.Method.create(model.module, model.params, cfg, lpips_params)
-  result = run_driver(args, method, stems, lambda idx: {"target": targets[idx]})
+  result = run_driver(args, method, stems, {"target": targets})
   if result is None:  # another process of a multi-process run: the first one writes
     return
   settings = run_settings(args)

@@ -75,7 +75,7 @@ def run_invert(args):
   lpips_fn = lambda a, b: lp2.module.apply({"params": lp2.params}, a, b)
   method = pti.Method(gen.module, gen.params, cfg, features, lpips_fn)
   data = {"image": x} if pivots is None else {"image": x, "pivot": np.asarray(pivots, np.float32)}
-  result = run_driver(args, method, stems, lambda idx: {k: v[idx] for k, v in data.items()})
+  result = run_driver(args, method, stems, data)
   if result is None:  # another process of a multi-process run: the first one writes
     return
   if not (np.isfinite(result.arrays["w_pivot"]).all() and np.isfinite(result.images[""]).all()):

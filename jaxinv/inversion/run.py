@@ -85,6 +85,12 @@ class BatchOutput:
   stepwise: dict = dataclasses.field(default_factory=dict)   # {name: [S, b, ...]}: loss, loss terms
   images: dict = dataclasses.field(default_factory=dict)     # {suffix: [b, H, W, C]}: "" = the result
 
+  def trimmed(self, real: int) -> "BatchOutput":
+    """The first ``real`` images' outputs (the batch without its padding), as NumPy arrays."""
+    return BatchOutput({k: np.asarray(v)[:real] for k, v in self.arrays.items()},
+                       {k: np.asarray(v)[:, :real] for k, v in self.stepwise.items()},
+                       {k: np.asarray(v)[:real] for k, v in self.images.items()})
+
 
 @dataclasses.dataclass
 class Result:
@@ -182,13 +188,7 @@ def _load_done(path) -> BatchOutput:
   return BatchOutput(groups["a"], groups["s"], groups["i"])
 
 
-def _trim(out: BatchOutput, real: int) -> BatchOutput:
-  return BatchOutput({k: np.asarray(v)[:real] for k, v in out.arrays.items()},
-                     {k: np.asarray(v)[:, :real] for k, v in out.stepwise.items()},
-                     {k: np.asarray(v)[:real] for k, v in out.images.items()})
-
-
-def run(method, names: Sequence[str], load: Callable[[list], dict], *, seed: int, batch: int,
+def run(method, names: Sequence[str], load: Callable[[list], dict] | dict, *, seed: int, batch: int,
         work_dir: str | None = None, progress: bool = True, chunk: int | None = None,
         devices=None, wait_s: float = 3600.0) -> Result | None:
   """Runs ``method`` on every named image; returns the :class:`Result` (``None`` on processes
@@ -198,7 +198,8 @@ def run(method, names: Sequence[str], load: Callable[[list], dict], *, seed: int
     method: a method spec (``name``, ``settings()``, ``run_batch(data, keys, ctx)``).
     names: the images' identities (file stems, dataset ids), unique.
     load: ``load(indices) -> {name: [len(indices), ...]}``, the per-image data of those images
-      (only this process's images are loaded).
+      (only this process's images are loaded), or that data for every image at once
+      (``{name: [len(names), ...]}``).
     seed: the run's seed; image *i*'s key is ``image_key(seed, names[i])``.
     batch: images per compiled batch (rounded up to a multiple of the local device count).
     work_dir: where finished batches and in-flight checkpoints live (``None``: no resume).
@@ -208,6 +209,9 @@ def run(method, names: Sequence[str], load: Callable[[list], dict], *, seed: int
   from jaxinv import distributed, sharding
   from jaxinv.io.inflight import BatchCheckpoint, InflightStore
   names = [str(n) for n in names]
+  if isinstance(load, dict):
+    arrays = load
+    load = lambda indices: {k: np.asarray(v)[indices] for k, v in arrays.items()}
   if len(set(names)) != len(names):
     dup = sorted({n for n in names if names.count(n) > 1})
     raise ValueError(f"image names must be unique (their keys and outputs are named by them); "
@@ -231,7 +235,7 @@ def run(method, names: Sequence[str], load: Callable[[list], dict], *, seed: int
     label = f"{method.name} {indices[0] + 1}-{indices[-1] + 1}/{len(names)}" if progress else False
     ctx = BatchContext(mesh, real, label, chunk=chunk,
                        checkpoint=None if store is None else BatchCheckpoint(store, bid, batch_names))
-    out = _trim(method.run_batch(data, keys, ctx), real)
+    out = method.run_batch(data, keys, ctx).trimmed(real)
     if done_path is not None:
       _save_done(done_path, batch_names, out)
       store.remove(bid)
