@@ -11,7 +11,6 @@ Other editing modes are added as further ``--mode`` choices.
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -47,25 +46,15 @@ def register(sub):
   p.set_defaults(func=run, out_kind="dir")
 
 
-def _read_result(path):
-  from jaxinv.io.arrays import load_npz
-  f = load_npz(path, "--result", required=("z", "alpha"))
-  z, alpha = np.asarray(f["z"], np.float32), np.asarray(f["alpha"], np.float32)
-  names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(z))]
-  if z.ndim != 3 or alpha.ndim != 3 or z.shape[:2] != alpha.shape[:2]:
-    raise UserError(f"--result {path}: z {z.shape} / alpha {alpha.shape} are not [B,N,D] / [B,N,C]")
-  return z, alpha, names
-
-
 def _layer_of(result_path, override):
+  from jaxinv.io.results import ResultFileError, result_setting
   if override is not None:
     return override
-  cfg = os.path.join(os.path.dirname(os.path.abspath(result_path)), "config.json")
   try:
-    with open(cfg) as f:
-      return int(json.load(f)["settings"]["layer"])
-  except (OSError, KeyError, ValueError, TypeError):
-    raise UserError(f"cannot read the composing layer from {cfg}; pass --layer") from None
+    return int(result_setting(result_path, "layer"))
+  except (ResultFileError, TypeError, ValueError):
+    raise UserError(f"--result {result_path}: cannot read the composing layer from the "
+                    "config.json beside it; pass --layer") from None
 
 
 def _read_boundary(path):
@@ -120,7 +109,8 @@ def run(args):
   if args.strip < 1:
     raise UserError(f"--strip must be >= 1 (got {args.strip})")
   boundary = _read_boundary(args.boundary)
-  z, alpha, names = _read_result(args.result)
+  from jaxinv.io.results import read_multicode_result
+  z, alpha, names = read_multicode_result(args.result)
   model = load_generator(args.generator, families="pggan")
   layer = _layer_of(args.result, args.layer)
   try:

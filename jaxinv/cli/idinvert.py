@@ -138,17 +138,6 @@ def add_edit_arguments(parser):
   g.add_argument("--mix-layers", default="0-3", help="mix: layers taken from the style code")
 
 
-def _read_wp(path, num_layers, w_dim):
-  from jaxinv.io.arrays import load_npz
-  f = load_npz(path, "--result", required=("wp",))
-  wp = np.asarray(f["wp"], np.float32)
-  names = [str(s) for s in f["names"]] if "names" in f else [f"{i:04d}" for i in range(len(wp))]
-  if wp.ndim != 3 or wp.shape[1:] != (num_layers, w_dim):
-    raise UserError(f"--result {path}: wp {wp.shape} is not [B, {num_layers}, {w_dim}] for this "
-                    "generator")
-  return wp, names
-
-
 def _boundary(path, num_layers, w_dim, crop=False):
   from jaxinv import editing
   b = editing.load_boundary(path)
@@ -177,7 +166,8 @@ def run_edit(args):
 
   gen = load_generator(args.generator, families="stylegan")
   L, D = gen.config.num_ws, gen.config.w_dim
-  wp, names = _read_wp(args.result, L, D)
+  from jaxinv.io.results import read_wp_result
+  wp, names = read_wp_result(args.result, L, D)
   synth = jax.jit(lambda p, w: gen.module.apply({"params": p}, None, w, method="synthesis"))
   if args.steps < 1:
     raise UserError(f"--steps must be >= 1 (got {args.steps})")

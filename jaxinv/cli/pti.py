@@ -130,19 +130,13 @@ def run_edit(args):
   from jaxinv.inversion.methods import pti
   from jaxinv.io import images as image_io
   from jaxinv.io.deltas import DeltaError, load_deltas
-  from jaxinv.io.results import write_npz
+  from jaxinv.io.results import read_pivot_result, write_npz
   if args.boundary is None:
     raise UserError("--mode interfacegan needs --boundary DIRECTION (.npy/.npz, [1, D] or [1, L, D])")
   from jaxinv.cli.common import as_generator
   model = as_generator(load_generator(args.generator, families=("stylegan2", "psp")))
   module, params = model.module, model.params
-  try:
-    with np.load(args.result) as f:
-      tuned = "w_pivot" in f
-      codes = np.asarray(f["w_pivot" if tuned else "wp"], np.float32)
-      names = [str(s) for s in f["names"]]
-  except (OSError, KeyError, ValueError) as e:
-    raise UserError(f"--result {args.result}: needs wp or w_pivot [B, L, D] and names ({e})") from None
+  codes, names, tuned = read_pivot_result(args.result)
   delta = None
   if tuned:
     try:
