@@ -39,10 +39,9 @@ def register(sub):
 
 def _box(args, resolution):
   from jaxinv.inversion.methods import idinvert as M
-  d = M.DiffuseSettings()
-  scale = resolution / 256.0
-  cx, cy = args.center if args.center else (round(d.center_x * scale), round(d.center_y * scale))
-  w, h = args.crop if args.crop else (round(d.crop_x * scale), round(d.crop_y * scale))
+  default = M.DiffuseSettings().box_at(resolution)
+  cx, cy = args.center if args.center else default[:2]
+  w, h = args.crop if args.crop else default[2:]
   if w < 1 or h < 1:
     raise UserError(f"--crop must be positive, got {w} {h}")
   if cx - w // 2 < 0 or cy - h // 2 < 0 or cx - w // 2 + w > resolution or cy - h // 2 + h > resolution:

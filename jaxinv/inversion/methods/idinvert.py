@@ -67,6 +67,11 @@ class DiffuseSettings:
   crop_x: int = 110
   crop_y: int = 110
 
+  def box_at(self, resolution: int) -> tuple[int, int, int, int]:
+    """``(center_x, center_y, crop_x, crop_y)`` scaled from the 256 px box to ``resolution``."""
+    scale = resolution / 256.0
+    return tuple(round(v * scale) for v in (self.center_x, self.center_y, self.crop_x, self.crop_y))
+
 
 @dataclasses.dataclass(frozen=True)
 class IDInvertModels:
