@@ -131,9 +131,10 @@ def test_cli_on_8_devices_equals_1(setup, tmp_path):
   assert one["loss"].shape == (STEPS, 5) and one["w"].shape[0] == 5
   worst = {}
   for k in one:
-    if k != "names":
-      np.testing.assert_allclose(eight[k], one[k], rtol=0, atol=SAME_IMAGE_ATOL, err_msg=k)
-      worst[k] = float(np.abs(eight[k] - one[k]).max())
+    if k != "names":   # losses (~1e4 here: the 1e5 noise regulariser) relative above 1, as
+      scale = np.maximum(1.0, np.abs(one[k])) if k == "loss" else 1.0   # driver_helpers does
+      worst[k] = float((np.abs(eight[k].astype(np.float64) - one[k]) / scale).max())
+      assert worst[k] <= SAME_IMAGE_ATOL, (k, worst[k])
   print("nvidia-projector 8 devices vs 1 max differences:", worst)
   cfg = json.loads((tmp_path / "eight" / "config.json").read_text())
   assert cfg["device_count"] == 8 and cfg["settings"]["method"] == "nvidia-projector"
