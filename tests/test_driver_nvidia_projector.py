@@ -161,3 +161,29 @@ def test_bad_settings_are_one_line_user_errors(setup, tmp_path, capsys, extra, w
   err = capsys.readouterr().err.strip().splitlines()
   assert rc == 2 and len(err) == 1 and words in err[0], err
   assert not out.exists()
+
+
+def test_stylegan3_runs_on_the_driver(golden, tmp_path):
+  # StyleGAN3 has no noise buffers: the method optimises w alone and writes no noise maps.
+  # (~15 s: a 32 px model, 2 steps.)
+  from PIL import Image
+  from jaxinv.cli import main
+  g = golden("nvidia_stylegan")
+  tags = [t for t, m in g.expected["models"].items()
+          if m.get("projector") and m["kind"] == "sg3" and not m.get("c_dim")]
+  if not tags:
+    pytest.skip("no unconditional StyleGAN3 projector model in the nvidia_stylegan fixture")
+  m = g.expected["models"][tags[0]]
+  assert main(["convert", str(g.path(m["pickle"]["file"])), str(tmp_path / "G")]) == 0
+  (tmp_path / "images").mkdir()
+  Image.fromarray(np.random.RandomState(1).randint(0, 256, (32, 32, 3), np.uint8)).save(
+      tmp_path / "images" / "x.png")
+  out = tmp_path / "out"
+  assert main(["invert", "--method", "nvidia-projector", "--generator", str(tmp_path / "G"),
+               "--images", str(tmp_path / "images"), "--loss", "mse", "--steps", "2",
+               "--out", str(out)]) == 0
+  with np.load(out / "result.npz") as r:
+    assert sorted(r.files) == ["loss", "names", "w"]
+    assert r["w"].shape == (1, m["num_ws"], m["w_dim"]) and np.all(r["w"] == r["w"][:, :1])
+    assert r["loss"].shape == (2, 1) and np.all(np.isfinite(r["loss"]))
+  assert (out / "x.png").is_file()
