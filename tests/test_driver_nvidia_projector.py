@@ -187,3 +187,21 @@ def test_stylegan3_runs_on_the_driver(golden, tmp_path):
     assert r["w"].shape == (1, m["num_ws"], m["w_dim"]) and np.all(r["w"] == r["w"][:, :1])
     assert r["loss"].shape == (2, 1) and np.all(np.isfinite(r["loss"]))
   assert (out / "x.png").is_file()
+
+
+@pytest.mark.slow   # two subprocesses (one killed) compiling the projector step
+def test_cli_kill_and_resume(setup, tmp_path):
+  clean = _cli(setup, tmp_path / "clean", 1, extra=("--chunk", "1"))
+  out = tmp_path / "out"
+  # the first image finished, the second stopped after a step
+  H.kill_when(_cmd(setup, out, 1, ("--chunk", "1")), lambda: H.driver_checkpoints(out),
+              {"JAXINV_PAUSE_AFTER_CHECKPOINT": 3})
+  assert not (out / "result.npz").exists()
+  p = subprocess.run(_cmd(setup, out, 1, ("--chunk", "1")), cwd=H.REPO, env=H.env(),
+                     capture_output=True, text=True, timeout=600)
+  assert p.returncode == 0, p.stderr[-3000:]
+  assert "resuming" in p.stderr and "at step" in p.stderr, p.stderr[-2000:]
+  with np.load(out / "result.npz") as f:
+    for k in clean:
+      np.testing.assert_array_equal(f[k], clean[k], err_msg=k)   # same programs: bit-equal
+  assert not (out / ".jaxinv-work").exists()
