@@ -205,3 +205,24 @@ def test_cli_kill_and_resume(setup, tmp_path):
     for k in clean:
       np.testing.assert_array_equal(f[k], clean[k], err_msg=k)   # same programs: bit-equal
   assert not (out / ".jaxinv-work").exists()
+
+
+@pytest.mark.slow   # three subprocesses compiling the projector step
+def test_two_processes_equal_one(setup, tmp_path):
+  # Two processes take every other batch of 1 image; the first collects: the same programs on the
+  # same images as one process, so the result is bit-equal.
+  one = _cli(setup, tmp_path / "one", 1)
+  out = tmp_path / "two"
+  port = H.free_port()
+  procs = [subprocess.Popen(_cmd(setup, out, 1), cwd=H.REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=H.env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                      JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=i))
+           for i in range(2)]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+  with np.load(out / "result.npz") as f:
+    for k in one:
+      np.testing.assert_array_equal(f[k], one[k], err_msg=k)
+  assert json.loads((out / "config.json").read_text())["process_count"] == 2
