@@ -2,93 +2,74 @@
 
 w-space projection from ``w_avg`` (estimated from ``RandomState(123)`` z, as the script),
 noise regularisation and renormalisation, lr ramps, w noise ramp
-(:meth:`jaxinv.inversion.methods.projector.ProjectorConfig.nvidia`). The perceptual term is
+(:class:`jaxinv.inversion.methods.projector.NvidiaMethod`, one problem per image: an image's
+noise buffers and w noise come from its own name and ``--seed``). The perceptual term is
 LPIPS-VGG (``--loss lpips --lpips DEST``, the distance NVIDIA's vgg16.pt computes) or
 ``--loss mse``. Writes ``result.npz`` with ``w [B, num_ws, w_dim]`` (the projected w repeated,
-as the script's output), the final ``noise{i}`` maps and ``loss [S, B]``, plus one PNG per image.
+as the script's output), the final ``noise{i}`` maps, ``loss [S, B]`` and ``names``, one PNG per
+image and ``config.json`` (the resolved settings).
 """
 
 from __future__ import annotations
 
-import os
+from jaxinv.cli.common import (UserError, finish_driver, load_generator, output_stems, run_driver,
+                               run_settings)
 
-import numpy as np
+__all__ = ["run_invert", "METHOD_DEFAULTS"]
 
-from jaxinv.cli.common import UserError, load_generator, output_stems, run_settings
-
-W_AVG_SAMPLES = 10000
-W_AVG_SEED = 123
+METHOD_DEFAULTS = {"steps": 1000, "lr": 0.1}
 
 
-def run_invert(args):
-  import jax
-  import jax.numpy as jnp
+def _config(args):
   from jaxinv.inversion.methods import projector as proj
-  from jaxinv.inversion.optimize import NonFiniteLossError
-  from jaxinv.io import images as image_io
-  from jaxinv.io.results import write_config, write_npz
-  model = load_generator(args.generator, families=("stylegan2", "stylegan3"))
-  cfg_g = model.config
-  if getattr(cfg_g, "c_dim", 0):
-    raise UserError("nvidia-projector: conditional generators are not supported (projector.py "
-                    "maps z without labels)")
+  if getattr(args, "task", "reconstruct") not in (None, "reconstruct"):
+    raise UserError("--method nvidia-projector reconstructs (no --task degradations)")
+  if (args.optimizer or "adam") != "adam":
+    raise UserError("--method nvidia-projector optimises with Adam; drop --optimizer")
+  if (getattr(args, "space", None) or "w") != "w":
+    raise UserError(f"--method nvidia-projector optimises one w (--space w), not {args.space}")
   if args.loss not in ("lpips", "mse"):
     raise UserError("--method nvidia-projector takes --loss lpips (with --lpips DEST, LPIPS-VGG) "
                     "or --loss mse")
+  steps = METHOD_DEFAULTS["steps"] if args.steps is None else args.steps
+  lr = METHOD_DEFAULTS["lr"] if args.lr is None else args.lr
+  if steps < 1 or not lr > 0:
+    raise UserError(f"--steps must be >= 1 and --lr > 0 (got {steps}, {lr})")
+  return proj.ProjectorConfig.nvidia(steps=steps, lr=lr, image_loss=args.loss, lpips_net="vgg",
+                                     seed=args.seed)
+
+
+def run_invert(args):
+  import numpy as np
+  from jaxinv.inversion import run as run_lib
+  from jaxinv.inversion.methods import projector as proj
+  from jaxinv.io import images as image_io
+  cfg = _config(args)
+  model = load_generator(args.generator, families=("stylegan2", "stylegan3"))
+  if getattr(model.config, "c_dim", 0):
+    raise UserError("nvidia-projector: conditional generators are not supported (projector.py "
+                    "maps z without labels)")
   lpips_params = None
-  if args.loss == "lpips":
-    if args.lpips is None:
-      raise UserError("--loss lpips needs --lpips DEST (a converted LPIPS-VGG model)")
+  if cfg.image_loss == "lpips":
     lp = load_generator(args.lpips, families="lpips")
     if lp.config.get("net", "vgg") != "vgg":
       raise UserError(f"--lpips {args.lpips}: NVIDIA's projector uses LPIPS-VGG; this is "
                       f"{lp.config.get('net')} (pass --lpips vgg or a converted LPIPS-VGG)")
     lpips_params = lp.params
-  steps = args.steps if args.steps is not None else 1000
-  lr = args.lr if args.lr is not None else 0.1
-  cfg = proj.ProjectorConfig.nvidia(steps=steps, lr=lr, image_loss=args.loss, lpips_net="vgg",
-                                    seed=args.seed)
   try:
     paths = image_io.list_images(args.images)
     stems = output_stems(paths)
-    targets = image_io.load_images(paths, min(cfg_g.resolution, 256))
+    targets = image_io.load_images(paths, min(model.config.resolution, 256))
   except image_io.ImageError as e:
     raise UserError(str(e)) from None
-  m, params = model.module, model.params
-  z = np.random.RandomState(W_AVG_SEED).randn(W_AVG_SAMPLES, cfg_g.z_dim).astype(np.float32)
-  mean, std = proj.latent_stats(m, params, None, W_AVG_SAMPLES, z=jnp.asarray(z))
-  key = jax.random.key(args.seed)
-  noise_sizes = _noise_sizes(params)
-  keys = jax.random.split(key, len(noise_sizes) + 1)
-  b = len(targets)
-  init = {"latent": jnp.broadcast_to(mean, (b, 1, cfg_g.w_dim)),
-          "noises": tuple(jax.random.normal(keys[i], (b, 1, r, r)) for i, r in enumerate(noise_sizes))}
-  try:
-    out = proj.project(m, params, jnp.asarray(targets)[:, None], cfg, lpips_params=lpips_params,
-                       key=keys[-1], init=init, latent_mean=mean, latent_std=std,
-                       progress=f"nvidia-projector {b} images", chunk=args.chunk)
-  except NonFiniteLossError as e:
-    raise UserError(str(e)) from None
-  w = np.asarray(out.variables["latent"])[:, 0]
-  wp = np.broadcast_to(w[:, None], (b, cfg_g.num_ws, cfg_g.w_dim))
-  os.makedirs(args.out, exist_ok=True)
-  for stem, img in zip(stems, out.images[:, 0]):
-    image_io.save_png(os.path.join(args.out, f"{stem}.png"), img)
-  noises = {f"noise{i}": np.asarray(n)[:, 0] for i, n in enumerate(out.variables["noises"])}
-  write_npz(os.path.join(args.out, "result.npz"), w=wp, loss=np.asarray(out.loss),
-            names=np.asarray(stems), **noises)
+  method = proj.NvidiaMethod.create(model.module, model.params, cfg, lpips_params)
+  result = run_driver(args, method, stems, {"target": targets})
+  if result is None:  # another process of a multi-process run: the first one writes
+    return
   settings = run_settings(args)
-  settings["images"] = paths
-  write_config(args.out, settings)
-  print(f"wrote {args.out}: {b} images ({model.family}, nvidia-projector); final loss "
-        + ", ".join(f"{s} {l:.5g}" for s, l in zip(stems, np.asarray(out.loss)[-1])))
-
-
-def _noise_sizes(params):
-  """Sizes of the synthesis noise buffers (StyleGAN2 ``layer{i}/noise``; none for StyleGAN3)."""
-  synth = params["synthesis"]
-  sizes, i = [], 0
-  while f"layer{i}" in synth and "noise" in synth[f"layer{i}"]:
-    sizes.append(int(synth[f"layer{i}"]["noise"].shape[-1]))
-    i += 1
-  return sizes
+  settings.update(images=paths, steps=cfg.steps, lr=cfg.lr, optimizer="adam", space="w",
+                  image_loss=cfg.image_loss)
+  run_lib.write_result(args.out, result, settings)
+  finish_driver(args)
+  print(f"wrote {args.out}: {len(stems)} images ({model.family}, nvidia-projector); final loss "
+        + ", ".join(f"{s} {v:.5g}" for s, v in zip(stems, np.asarray(result.stepwise["loss"][-1]))))

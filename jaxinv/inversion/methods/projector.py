@@ -50,7 +50,8 @@ from jaxinv.inversion import optimize as opt_lib
 
 __all__ = ["ProjectorConfig", "lr_schedule", "noise_strength", "noise_regularize",
            "noise_normalize", "latent_stats", "init_variables", "make_loss_fn", "make_post_update",
-           "make_optimizer", "project", "ProjectorOutput", "Method"]
+           "make_optimizer", "project", "ProjectorOutput", "Method", "NvidiaMethod",
+           "noise_buffer_sizes", "W_AVG_SEED"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,20 +126,33 @@ def latent_stats(module, params, key, n: int, z=None):
   return mean, std
 
 
-def init_variables(module, cfg: ProjectorConfig, latent_mean, key, batch: int, group: int = 1):
-  """``batch`` problems of ``group`` images: latent at the mean w, noises ~ N(0, 1)."""
+def init_variables(module, cfg: ProjectorConfig, latent_mean, key, batch: int, group: int = 1,
+                   noise_sizes=None):
+  """``batch`` problems of ``group`` images: latent at the mean w, noises ~ N(0, 1) (one map
+  per entry of ``noise_sizes``, default the StyleGAN2 synthesis conv layers')."""
   gcfg = module.config
   lat = jnp.broadcast_to(latent_mean, (batch, group, gcfg.w_dim))
   if cfg.w_plus:
     lat = jnp.broadcast_to(lat[:, :, None], (batch, group, gcfg.num_ws, gcfg.w_dim))
-  keys = jax.random.split(key, gcfg.num_convs)
-  noises = tuple(jax.random.normal(keys[i], (batch, group, r, r))
-                 for i, r in enumerate(_noise_sizes(gcfg)))
+  sizes = _noise_sizes(gcfg) if noise_sizes is None else list(noise_sizes)
+  keys = jax.random.split(key, len(sizes))
+  noises = tuple(jax.random.normal(keys[i], (batch, group, r, r)) for i, r in enumerate(sizes))
   return {"latent": jnp.asarray(lat), "noises": noises}
 
 
 def _noise_sizes(gcfg):
   return [4 * 2 ** ((i + 1) // 2) for i in range(gcfg.num_convs)]
+
+
+def noise_buffer_sizes(params) -> tuple:
+  """Sizes of a generator's synthesis noise buffers, read from its parameters (StyleGAN2
+  ``layer{i}/noise``; none for StyleGAN3): the maps NVIDIA's script optimises."""
+  synth = params["synthesis"]
+  sizes, i = [], 0
+  while f"layer{i}" in synth and "noise" in synth[f"layer{i}"]:
+    sizes.append(int(synth[f"layer{i}"]["noise"].shape[-1]))
+    i += 1
+  return tuple(sizes)
 
 
 def _downsample_256(img):
@@ -278,12 +292,12 @@ def _render_fn(module):
 
 
 @functools.lru_cache(maxsize=16)
-def _per_image_init(module, cfg: ProjectorConfig):
+def _per_image_init(module, cfg: ProjectorConfig, noise_sizes: tuple):
   """``(keys [B, 2], latent_mean) -> (variables, step keys)``: each image's noise maps from its
   own key, and the key its per-step ε are folded from."""
   def one(key, latent_mean):
     k_init, k_steps = jax.random.split(key)
-    v = init_variables(module, cfg, latent_mean, k_init, 1, 1)
+    v = init_variables(module, cfg, latent_mean, k_init, 1, 1, noise_sizes)
     return jax.tree_util.tree_map(lambda x: x[0], v), k_steps
   return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
@@ -328,11 +342,15 @@ class Method:
   def settings(self) -> dict:
     return {"projector": _settings_dict(self.cfg), "latent_std": float(self.latent_std)}
 
-  def run_batch(self, data, keys, ctx):
+  def noise_sizes(self) -> tuple:
+    return tuple(_noise_sizes(self.module.config))
+
+  def optimize(self, data, keys, ctx):
+    """One batch's optimisation: ``(OptimizeResult, renderings [b, R, R, C])``."""
     from jaxinv.inversion import run
     cfg = self.cfg
-    init, step_keys = _per_image_init(self.module, cfg)(jnp.asarray(keys),
-                                                         jnp.asarray(self.latent_mean))
+    init, step_keys = _per_image_init(self.module, cfg, self.noise_sizes())(
+        jnp.asarray(keys), jnp.asarray(self.latent_mean))
     targets = jnp.asarray(data["target"], jnp.float32)[:, None]
     shared = {"generator": self.params, "latent_std": jnp.asarray(self.latent_std, jnp.float32),
               "lpips": self.lpips_params}
@@ -340,7 +358,55 @@ class Method:
                              {"target": targets, "key": step_keys}, make_optimizer(cfg), cfg.steps,
                              shared=shared, post_update=make_post_update(cfg))
     images = np.asarray(_render_fn(self.module)(self.params, res.variables))[:, 0]
+    return res, images
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run
+    res, images = self.optimize(data, keys, ctx)
     arrays = {"latent": np.asarray(res.variables["latent"])[:, 0],
               **{f"noise{i}": np.asarray(n)[:, 0] for i, n in enumerate(res.variables["noises"])}}
     stepwise = {"loss": res.loss, **{k: np.asarray(v) for k, v in res.aux.items()}}
     return run.BatchOutput(arrays, stepwise, {"": images})
+
+
+W_AVG_SEED = 123   # NVIDIA's projector.py: w_avg / w_std from np.random.RandomState(123) z
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class NvidiaMethod(Method):
+  """NVIDIA's ``projector.py`` (:meth:`ProjectorConfig.nvidia`) as a driver method, on StyleGAN2
+  and StyleGAN3 (w space; every noise buffer the generator has).
+
+  ``w_avg`` and ``w_std`` are the script's: from ``cfg.n_mean_latent`` z drawn by
+  ``RandomState(123)`` (float64 cast to float32), once per method, whatever the batches. Each
+  image's noise buffers and per-step w noise come from its own key (see :class:`Method`).
+  Outputs: ``w [B, num_ws, w_dim]`` (the projected w repeated, as the script saves it),
+  ``noise{i} [B, r, r]``, per-step ``loss`` and the rendering.
+  """
+  name = "nvidia-projector"
+
+  @classmethod
+  def create(cls, module, params, cfg: ProjectorConfig, lpips_params=None, z=None):
+    if cfg.w_plus:
+      raise ValueError("NVIDIA's projector optimises one w (w_plus=False)")
+    if z is None:
+      z = np.random.RandomState(W_AVG_SEED).randn(cfg.n_mean_latent, module.config.z_dim)
+      z = z.astype(np.float32)
+    return super().create(module, params, cfg, lpips_params, z=jnp.asarray(z))
+
+  def settings(self) -> dict:
+    return dict(super().settings(), w_avg=f"mapping(RandomState({W_AVG_SEED}).randn("
+                                          f"{self.cfg.n_mean_latent}, z_dim))")
+
+  def noise_sizes(self) -> tuple:
+    return noise_buffer_sizes(self.params)
+
+  def run_batch(self, data, keys, ctx):
+    from jaxinv.inversion import run
+    res, images = self.optimize(data, keys, ctx)
+    gcfg = self.module.config
+    w = np.asarray(res.variables["latent"])[:, 0]
+    arrays = {"w": np.ascontiguousarray(np.broadcast_to(w[:, None], (w.shape[0], gcfg.num_ws,
+                                                                     gcfg.w_dim))),
+              **{f"noise{i}": np.asarray(n)[:, 0] for i, n in enumerate(res.variables["noises"])}}
+    return run.BatchOutput(arrays, {"loss": res.loss}, {"": images})
