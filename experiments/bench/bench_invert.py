@@ -244,16 +244,20 @@ def bf16_effect(cfg, steps) -> dict:
           "bf16_decrease": float(out["bfloat16"][0] - out["bfloat16"][-1])}
 
 
+def trajectory(cfg, conv_impl, steps) -> np.ndarray:
+  """The float32 batch-1 loss trajectory from the benchmark's init (what the official runner
+  reports for the same setting)."""
+  loss_fn, optimizer, shared, space, target = build(dict(cfg, conv_impl=conv_impl), "float32")
+  state, data = _inputs(space, optimizer, target, 1)
+  res = opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
+                         progress=False, chunk=steps)
+  return res.loss[:, 0].astype(np.float64)
+
+
 def conv_impl_effect(cfg, impls, steps) -> dict:
   """Loss trajectories (float32, batch 1, same init) of each PGGAN convolution implementation
   against the first."""
-  out = {}
-  for ci in impls:
-    loss_fn, optimizer, shared, space, target = build(dict(cfg, conv_impl=ci), "float32")
-    state, data = _inputs(space, optimizer, target, 1)
-    res = opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
-                           progress=False, chunk=steps)
-    out[ci] = res.loss[:, 0].astype(np.float64)
+  out = {ci: trajectory(cfg, ci, steps) for ci in impls}
   ref = out[impls[0]]
   return {"steps": steps, "loss": {k: v.tolist() for k, v in out.items()},
           "first_step_rel_diff": {k: float(abs(v[0] - ref[0]) / abs(ref[0])) for k, v in out.items()},
@@ -414,6 +418,15 @@ def main(argv=None):
   official = official_figures(args.official_src, args.official_python, cfg, steps)
   if official is not None:
     off = 1.0 / official["wall_s_per_step"]
+    print(f"official runner: {official.get('what', 'the official loop')}, torch "
+          f"{official.get('torch', '?')}, {official.get('threads', '?')} threads")
+    ref = np.asarray(official["loss"], np.float64)
+    official["trajectory_rel_diff"] = {}
+    for ci in impls:
+      rel = np.abs(trajectory(cfg, ci, len(ref)) - ref) / np.abs(ref)
+      official["trajectory_rel_diff"][ci] = rel.tolist()
+      print(f"loss trajectory vs official ({len(ref)} steps, conv {ci}): first step relative "
+            f"difference {rel[0]:.3g}, max {rel.max():.3g}")
     for r in (r for r in rows if r["dtype"] == "float32"):
       print(f"vs official (float32, conv {r['conv_impl']}, B={r['batch']}): image-steps/s {r['image_steps_per_s']:.4g} vs "
             f"{off:.4g} ({r['image_steps_per_s'] / off:.2f}x); CPU-s per image-step "

@@ -10,7 +10,8 @@ Two exact rewrites of ``conv2d(x, w, padding=1)`` (same algebra, different float
 * :func:`upsample_conv3x3` — ``conv2d(upsample_nearest(x, 2), w, padding=1)`` computed at the low
   resolution: output phase ``(p, q)`` (row ``2i + p``, column ``2j + q``) reads only the low-res
   rows ``i - 1 + p, i + p`` (and likewise columns), with the 3 taps of ``w`` that land on the
-  same low-res pixel summed, so it is one 2×2 convolution with ``4·Cout`` outputs (2.25× fewer).
+  same low-res pixel summed, so it is four 2×2 convolutions at the low resolution (2.25× fewer
+  multiplies), interleaved.
 
 Winograd carries a custom input gradient: the gradient of a stride-1 padding-1 3×3 convolution is
 the same kind of convolution of the cotangent with the flipped, transposed kernel, whose
