@@ -277,7 +277,7 @@ def official_figures(src: str | None, python: str | None, cfg: dict, steps: int)
   """
   if not src:
     return None
-  runner = os.path.join(src, OFFICIAL_RUNNER)
+  runner = os.path.abspath(os.path.join(src, OFFICIAL_RUNNER))   # run with cwd=src
   if not os.path.isfile(runner):
     print(f"official loop: not run ({runner} not found); figures below are jaxinv's alone")
     return None

@@ -37,7 +37,7 @@ def _pixel_norm(x):
 
 
 def _param(a):
-  return torch.nn.Parameter(torch.from_numpy(np.array(a, np.float32)))
+  return torch.nn.Parameter(torch.from_numpy(np.array(a, np.float32, order="C", copy=True)))
 
 
 class PGGAN(torch.nn.Module):
