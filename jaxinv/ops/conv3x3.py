@@ -16,7 +16,9 @@ Two exact rewrites of ``conv2d(x, w, padding=1)`` (same algebra, different float
 Winograd carries a custom input gradient: the gradient of a stride-1 padding-1 3×3 convolution is
 the same kind of convolution of the cotangent with the flipped, transposed kernel, whose
 Winograd-domain kernel is the forward one with its tiles permuted, so the backward pass reuses the
-transformed kernel; the kernel's gradient is the direct one (dropped by XLA when unused).
+transformed kernel; the kernel's gradient is the direct one (dropped by XLA when unused). Being a
+``jax.custom_vjp``, it supports reverse mode only: forward-mode (``jax.jvp``, ``jacfwd``) through it
+raises; pick ``"direct"`` or ``"polyphase"`` for that.
 
 Models pick an implementation by name (:data:`CONV_IMPLS`, :func:`conv3x3`,
 :func:`upsample2_conv3x3`); ``"auto"`` is chosen per backend by measurement (see
