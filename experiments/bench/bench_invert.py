@@ -14,7 +14,7 @@ trajectory from float32 (same init, same target). It never passes or fails: it r
 and ratios. The load average is printed first: the CPU machine is shared, so quote CPU seconds.
 
 ``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
-``--conv-impls direct,auto`` times the PGGAN convolution implementations
+``--conv-impls direct,fast`` times the PGGAN convolution implementations
 (:mod:`jaxinv.ops.conv3x3`) side by side in one run and compares their loss trajectories.
 ``--profile DIR`` writes a ``jax.profiler`` trace of one timed run per setting.
 ``--official-src DIR``: side by side with the official loop (see :func:`official_figures`);
@@ -312,7 +312,7 @@ def main(argv=None):
                  help="jax_default_matmul_precision for float32 (GPU: default may use TF32)")
   p.add_argument("--conv-impls", default="auto",
                  help="comma-separated PGGAN conv implementations to time side by side "
-                      "(jaxinv.ops.conv3x3.CONV_IMPLS; 'auto' is the backend's default)")
+                      "(jaxinv.ops.conv3x3.CONV_IMPLS; 'fast' is the measured CPU choice)")
   p.add_argument("--profile", default=None, help="write a jax.profiler trace per setting here")
   p.add_argument("--json", default=None, help="also write every figure to this JSON file")
   p.add_argument("--official-src", default=None, metavar="DIR",
