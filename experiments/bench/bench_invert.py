@@ -14,6 +14,8 @@ trajectory from float32 (same init, same target). It never passes or fails: it r
 and ratios. The load average is printed first: the CPU machine is shared, so quote CPU seconds.
 
 ``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
+``--conv-impls direct,fast`` times the PGGAN convolution implementations
+(:mod:`jaxinv.ops.conv3x3`) side by side in one run and compares their loss trajectories.
 ``--profile DIR`` writes a ``jax.profiler`` trace of one timed run per setting.
 ``--official-src DIR``: side by side with the official loop (see :func:`official_figures`);
 without it the figures are printed alone.
@@ -40,6 +42,7 @@ import numpy as np
 from jaxinv.inversion import objectives, optimize as opt_lib, spaces
 from jaxinv.inversion.methods import mganprior
 from jaxinv.models import pggan, vgg as vgg_lib
+from jaxinv.ops import conv3x3
 
 DTYPES = ("float32", "bfloat16")
 
@@ -52,7 +55,7 @@ def build(cfg: dict, compute_dtype: str):
   """(loss_fn, optimizer, shared, space, batch_data) for the benchmark setting; ``batch_data(B)``
   is the loop's data for B copies of one target, made as ``mganprior.invert`` makes it."""
   gcfg = pggan.PGGANConfig(resolution=cfg["resolution"], fmaps_base=cfg["fmaps_base"],
-                           fmaps_max=cfg["fmaps_max"])
+                           fmaps_max=cfg["fmaps_max"], conv_impl=cfg.get("conv_impl", "auto"))
   gen = pggan.PGGANGenerator(gcfg)
   gparams = _params(gen, jnp.zeros((1, gcfg.z_dim)))
   vgg = vgg_lib.VGG16Features(cfg["vgg_layer"])
@@ -90,13 +93,14 @@ _FLOPS_B1: dict = {}
 def _flops_per_image_step(cfg, compute_dtype, loss_fn, optimizer, space, target, shared):
   # Cost analysis of the single-step program at batch 1, once per dtype; a step of batch B does
   # B times that work (vmap, no coupling).
-  if compute_dtype not in _FLOPS_B1:
+  key = (compute_dtype, cfg.get("conv_impl", "auto"))
+  if key not in _FLOPS_B1:
     state, data = _inputs(space, optimizer, target, 1)
     one = _chunk_fn(loss_fn, optimizer, None).lower(state, data, shared).compile()
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    _FLOPS_B1[compute_dtype] = float(cost.get("flops", float("nan")))
-  return _FLOPS_B1[compute_dtype]
+    _FLOPS_B1[key] = float(cost.get("flops", float("nan")))
+  return _FLOPS_B1[key]
 
 
 def _timed(fn, repeats):
@@ -132,7 +136,8 @@ def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
     run()
     jax.profiler.stop_trace()
   wall, cpu = _timed(run, repeats)
-  return {"dtype": compute_dtype, "batch": batch, "steps": steps, "loop": loop, "seconds": wall,
+  return {"dtype": compute_dtype, "batch": batch, "conv_impl": cfg.get("conv_impl", "auto"),
+          "steps": steps, "loop": loop, "seconds": wall,
           "cpu_seconds": cpu, "cpu_s_per_image_step": cpu / (batch * steps),
           "compile_s": compile_s, "image_steps_per_s": batch * steps / wall,
           "flops_per_step": flops_step, "flops_per_s": flops_step * steps / wall,
@@ -239,6 +244,26 @@ def bf16_effect(cfg, steps) -> dict:
           "bf16_decrease": float(out["bfloat16"][0] - out["bfloat16"][-1])}
 
 
+def trajectory(cfg, conv_impl, steps) -> np.ndarray:
+  """The float32 batch-1 loss trajectory from the benchmark's init (what the official runner
+  reports for the same setting)."""
+  loss_fn, optimizer, shared, space, target = build(dict(cfg, conv_impl=conv_impl), "float32")
+  state, data = _inputs(space, optimizer, target, 1)
+  res = opt_lib.optimize(loss_fn, state.variables, data, optimizer, steps, shared=shared,
+                         progress=False, chunk=steps)
+  return res.loss[:, 0].astype(np.float64)
+
+
+def conv_impl_effect(cfg, impls, steps) -> dict:
+  """Loss trajectories (float32, batch 1, same init) of each PGGAN convolution implementation
+  against the first."""
+  out = {ci: trajectory(cfg, ci, steps) for ci in impls}
+  ref = out[impls[0]]
+  return {"steps": steps, "loss": {k: v.tolist() for k, v in out.items()},
+          "first_step_rel_diff": {k: float(abs(v[0] - ref[0]) / abs(ref[0])) for k, v in out.items()},
+          "max_rel_diff": {k: float((np.abs(v - ref) / np.abs(ref)).max()) for k, v in out.items()}}
+
+
 OFFICIAL_RUNNER = "jaxinv_bench_step.py"
 
 
@@ -252,7 +277,7 @@ def official_figures(src: str | None, python: str | None, cfg: dict, steps: int)
   """
   if not src:
     return None
-  runner = os.path.join(src, OFFICIAL_RUNNER)
+  runner = os.path.abspath(os.path.join(src, OFFICIAL_RUNNER))   # run with cwd=src
   if not os.path.isfile(runner):
     print(f"official loop: not run ({runner} not found); figures below are jaxinv's alone")
     return None
@@ -285,6 +310,9 @@ def main(argv=None):
   p.add_argument("--dtypes", default="float32,bfloat16")
   p.add_argument("--precision", default="default", choices=("default", "high", "highest"),
                  help="jax_default_matmul_precision for float32 (GPU: default may use TF32)")
+  p.add_argument("--conv-impls", default="auto",
+                 help="comma-separated PGGAN conv implementations to time side by side "
+                      "(jaxinv.ops.conv3x3.CONV_IMPLS; 'fast' is the measured CPU choice)")
   p.add_argument("--profile", default=None, help="write a jax.profiler trace per setting here")
   p.add_argument("--json", default=None, help="also write every figure to this JSON file")
   p.add_argument("--official-src", default=None, metavar="DIR",
@@ -304,6 +332,7 @@ def main(argv=None):
   steps = args.steps or steps
   repeats = args.repeats or repeats
   dtypes = tuple(args.dtypes.split(","))
+  impls = tuple(args.conv_impls.split(","))
   jax.config.update("jax_default_matmul_precision", args.precision)
   dev = jax.devices()[0]
   print(f"load average (1/5/15 min) at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
@@ -317,39 +346,55 @@ def main(argv=None):
   pk = {dt: peaks(dt, small) for dt in dtypes}
   for dt, v in pk.items():
     print(f"measured peak {dt}: matmul {_fmt(v['matmul'], 'FLOP/s')}, 3x3 conv {_fmt(v['conv'], 'FLOP/s')}")
+  print("conv impl 'auto' here resolves to "
+        f"{conv3x3.resolve('auto')!r} (jaxinv.ops.conv3x3.resolve)")
   rows = []
-  for dt in dtypes:
-    for b in batches:
-      prof = os.path.join(args.profile, f"{dt}_b{b}") if args.profile else None
-      r = measure(cfg, dt, b, steps, repeats, prof)
-      peak = max(pk[dt].values())
-      r["frac_matmul_peak"] = r["flops_per_s"] / pk[dt]["matmul"]
-      r["frac_conv_peak"] = r["flops_per_s"] / pk[dt]["conv"]
-      r["frac_best_peak"] = r["flops_per_s"] / peak
-      rows.append(r)
-  base = {r["batch"]: r for r in rows if r["dtype"] == "float32"}
+  for ci, dt, b in ((ci, dt, b) for ci in impls for dt in dtypes for b in batches):
+    prof = os.path.join(args.profile, f"{ci}_{dt}_b{b}") if args.profile else None
+    r = measure(dict(cfg, conv_impl=ci), dt, b, steps, repeats, prof)
+    peak = max(pk[dt].values())
+    r["frac_matmul_peak"] = r["flops_per_s"] / pk[dt]["matmul"]
+    r["frac_conv_peak"] = r["flops_per_s"] / pk[dt]["conv"]
+    r["frac_best_peak"] = r["flops_per_s"] / peak
+    rows.append(r)
+  base = {(r["conv_impl"], r["batch"]): r for r in rows if r["dtype"] == "float32"}
   print()
-  print(f"{'dtype':9} {'B':>3} {'img-steps/s':>12} {'CPU-s/img-step':>14} {'FLOP/step':>11} {'FLOP/s':>11} "
+  print(f"{'conv':9} {'dtype':9} {'B':>3} {'img-steps/s':>12} {'CPU-s/img-step':>14} {'FLOP/step':>11} {'FLOP/s':>11} "
         f"{'%mm peak':>8} {'%conv pk':>8} {'mem total':>10} {'mem/img':>10} {'vs f32':>7} {'vs B=1':>7}")
   for r in rows:
-    same = [q for q in rows if q["dtype"] == r["dtype"]]
+    same = [q for q in rows if (q["dtype"], q["conv_impl"]) == (r["dtype"], r["conv_impl"])]
     b1 = min(same, key=lambda q: q["batch"])
     mem_img = r["mem_total_bytes"] / r["batch"] if r["mem_total_bytes"] else None
-    f32 = base.get(r["batch"])
-    print(f"{r['dtype']:9} {r['batch']:>3} {r['image_steps_per_s']:>12.4g} {r['cpu_s_per_image_step']:>14.4g} "
+    f32 = base.get((r["conv_impl"], r["batch"]))
+    print(f"{r['conv_impl']:9} {r['dtype']:9} {r['batch']:>3} {r['image_steps_per_s']:>12.4g} {r['cpu_s_per_image_step']:>14.4g} "
           f"{_fmt(r['flops_per_step']):>11} "
           f"{_fmt(r['flops_per_s']):>11} {100 * r['frac_matmul_peak']:>7.1f}% {100 * r['frac_conv_peak']:>7.1f}% "
           f"{_fmt(r['mem_total_bytes'], 'B'):>10} {_fmt(mem_img, 'B'):>10} "
           f"{r['image_steps_per_s'] / f32['image_steps_per_s'] if f32 else float('nan'):>6.2f}x "
           f"{r['image_steps_per_s'] / b1['image_steps_per_s']:>6.2f}x")
+  first = {(r["dtype"], r["batch"]): r for r in reversed(rows)}
+  for r in rows:
+    if r["conv_impl"] != impls[0]:
+      f = first[(r["dtype"], r["batch"])]
+      print(f"conv {r['conv_impl']} vs {impls[0]} ({r['dtype']}, B={r['batch']}): CPU-s per image-step "
+            f"{r['cpu_s_per_image_step']:.4g} vs {f['cpu_s_per_image_step']:.4g} "
+            f"({f['cpu_s_per_image_step'] / r['cpu_s_per_image_step']:.2f}x faster), image-steps/s "
+            f"{r['image_steps_per_s'] / f['image_steps_per_s']:.2f}x")
+  conv_effect = None
+  if len(impls) > 1:
+    conv_effect = conv_impl_effect(cfg, impls, max(steps, 10))
+    for ci in impls[1:]:
+      print(f"conv {ci} vs {impls[0]} loss trajectory over {conv_effect['steps']} steps (float32, "
+            f"B=1, same init): first step relative difference "
+            f"{conv_effect['first_step_rel_diff'][ci]:.3g}, max {conv_effect['max_rel_diff'][ci]:.3g}")
   by_dt = {}
   for r in rows:
-    by_dt.setdefault(r["dtype"], []).append(r)
-  for dt, rs in by_dt.items():
+    by_dt.setdefault((r["dtype"], r["conv_impl"]), []).append(r)
+  for (dt, ci), rs in by_dt.items():
     if len(rs) > 1 and all(q["mem_total_bytes"] for q in rs):
       lo, hi = min(rs, key=lambda q: q["batch"]), max(rs, key=lambda q: q["batch"])
       slope = (hi["mem_total_bytes"] - lo["mem_total_bytes"]) / (hi["batch"] - lo["batch"])
-      print(f"{dt}: marginal memory per extra image {_fmt(slope, 'B')} "
+      print(f"{dt} ({ci}): marginal memory per extra image {_fmt(slope, 'B')} "
             f"(B={lo['batch']}→{hi['batch']}); compile {lo['compile_s']:.1f}s (B={lo['batch']})")
   effect = None
   if "bfloat16" in dtypes and "float32" in dtypes:
@@ -373,8 +418,17 @@ def main(argv=None):
   official = official_figures(args.official_src, args.official_python, cfg, steps)
   if official is not None:
     off = 1.0 / official["wall_s_per_step"]
+    print(f"official runner: {official.get('what', 'the official loop')}, torch "
+          f"{official.get('torch', '?')}, {official.get('threads', '?')} threads")
+    ref = np.asarray(official["loss"], np.float64)
+    official["trajectory_rel_diff"] = {}
+    for ci in impls:
+      rel = np.abs(trajectory(cfg, ci, len(ref)) - ref) / np.abs(ref)
+      official["trajectory_rel_diff"][ci] = rel.tolist()
+      print(f"loss trajectory vs official ({len(ref)} steps, conv {ci}): first step relative "
+            f"difference {rel[0]:.3g}, max {rel.max():.3g}")
     for r in (r for r in rows if r["dtype"] == "float32"):
-      print(f"vs official (float32, B={r['batch']}): image-steps/s {r['image_steps_per_s']:.4g} vs "
+      print(f"vs official (float32, conv {r['conv_impl']}, B={r['batch']}): image-steps/s {r['image_steps_per_s']:.4g} vs "
             f"{off:.4g} ({r['image_steps_per_s'] / off:.2f}x); CPU-s per image-step "
             f"{r['cpu_s_per_image_step']:.4g} vs {official['cpu_s_per_step']:.4g} "
             f"({official['cpu_s_per_step'] / r['cpu_s_per_image_step']:.2f}x)")
@@ -383,7 +437,7 @@ def main(argv=None):
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"config": cfg, "peaks": pk, "rows": rows, "bf16_effect": effect, "waste_audit": audit,
-                 "official": official, "loadavg": os.getloadavg()}, f, indent=1)
+                 "official": official, "conv_impl_effect": conv_effect, "loadavg": os.getloadavg()}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import flax.linen as nn
 
 from jaxinv.models import layers as L
 from jaxinv.models.layered import LayeredConfig, LayerIndexError
+from jaxinv.ops import conv3x3
 
 __all__ = ["PGGANConfig", "PGGANGenerator", "LayerIndexError"]
 
@@ -49,8 +50,14 @@ class PGGANConfig(LayeredConfig):
   fused_scale: bool = False     # up-blocks use the fused transposed conv (TF "fused_scale")
   fmaps_base: int = 8192        # channels at resolution r: min(fmaps_base // r, fmaps_max)
   fmaps_max: int = 512
+  # How the 3×3 convolutions run (jaxinv.ops.conv3x3.CONV_IMPLS): the same function, rounded
+  # differently; "fast" is the measured CPU choice, "auto" is $JAXINV_CONV_IMPL or "direct".
+  conv_impl: str = "auto"
 
   def __post_init__(self):
+    if self.conv_impl not in conv3x3.CONV_IMPLS:
+      raise ValueError(f"PGGAN conv_impl must be one of {conv3x3.CONV_IMPLS}, "
+                       f"got {self.conv_impl!r}")
     r = self.resolution
     if r < 8 or r > 1024 or r & (r - 1):
       raise ValueError(f"PGGAN resolution must be a power of two in [8, 1024], got {r}")
@@ -86,6 +93,7 @@ class _Block(nn.Module):
   in_channels: int
   out_channels: int
   kind: str          # "dense4x4" | "conv" | "up_nearest" | "up_fused" | "torgb"
+  conv_impl: str = "direct"
 
   @nn.compact
   def __call__(self, x):
@@ -109,10 +117,12 @@ class _Block(nn.Module):
       k = k[1:, 1:] + k[:-1, 1:] + k[1:, :-1] + k[:-1, :-1]
       y = L.conv_transpose2d_torch(x, k, stride=2, padding=1)
     else:
-      if self.kind == "up_nearest":
-        x = L.upsample_nearest(x, 2)
       w = self.param("weight", normal, (3, 3, self.in_channels, self.out_channels))
-      y = L.conv2d(x, w * L.he_scale(9 * self.in_channels), padding=1)
+      w = w * L.he_scale(9 * self.in_channels)
+      if self.kind == "up_nearest":
+        y = conv3x3.upsample2_conv3x3(x, w, self.conv_impl)
+      else:
+        y = conv3x3.conv3x3(x, w, self.conv_impl)
     b = self.param("bias", nn.initializers.zeros, (self.out_channels,))
     return L.lrelu(y + b)
 
@@ -138,7 +148,7 @@ class PGGANGenerator(nn.Module):
         in_ch = cfg.channels_at(res // 2)
       else:
         kind, in_ch = "conv", out_ch
-      blocks[f"layer{i}"] = _Block(in_ch, out_ch, kind, name=f"layer{i}")
+      blocks[f"layer{i}"] = _Block(in_ch, out_ch, kind, cfg.conv_impl, name=f"layer{i}")
     blocks["output"] = _Block(cfg.channels_at(cfg.resolution), cfg.image_channels, "torgb",
                               name="output")
     self.blocks = [blocks[n] for n in cfg.layer_names()]
