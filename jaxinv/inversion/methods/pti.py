@@ -147,40 +147,18 @@ def project_w(module, params, targets, features: Callable, cfg: PTIConfig, noise
   """
   gcfg = module.config
   if z_samples is None:
-    z_samples = np.random.RandomState(cfg.w_samples_seed).randn(cfg.w_avg_samples, gcfg.z_dim)
+    z_samples = _z_samples(gcfg, cfg)
   w_avg, w_std = w_stats(module, params, z_samples)
   lrs, nf = projector_schedule(cfg)
   step_size, bc2 = _adam_step_sizes(lrs, cfg)
   target_feats = features(jnp.asarray(targets))
   L = gcfg.num_ws
+  step = _projector_step(module, params, features, cfg)
 
   def one(tf, noise0, eps_i):
-    def loss_fn(var, e, scale):
-      w = var["w"] + e[None] * scale
-      ws = jnp.broadcast_to(w[:, None], (1, L, w.shape[-1]))
-      img = module.apply({"params": params}, None, ws, noise=[n[None] for n in var["noise"]],
-                         method=module.synthesis)
-      img = (img + 1) * (255 / 2)
-      dist = jnp.sum(jnp.square(tf[None] - features(img)))
-      reg = noise_regularize([n[None] for n in var["noise"]])
-      return dist + cfg.regularize_noise_weight * reg, (dist, reg)
-
-    def step(carry, xs):
-      var, m, v = carry
-      e, scale, ss, b2 = xs
-      (loss, (dist, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(var, e, scale)
-      var, m, v = _adam(var, g, m, v, ss, b2, cfg)
-      noise = []
-      for n in var["noise"]:
-        n = n - jnp.mean(n)
-        noise.append(n * jax.lax.rsqrt(jnp.mean(jnp.square(n))))
-      var = {"w": var["w"], "noise": noise}
-      return (var, m, v), (loss, dist, reg, var["w"][0], noise)
-
-    var = {"w": w_avg, "noise": list(noise0)}
-    zeros = jax.tree.map(jnp.zeros_like, var)
+    var, zeros = _projector_start(w_avg, noise0)
     scales = (w_std * jnp.asarray(nf, jnp.float32))
-    (var, _, _), hist = jax.lax.scan(step, (var, zeros, zeros),
+    (var, _, _), hist = jax.lax.scan(functools.partial(step, tf), (var, zeros, zeros),
                                      (eps_i, scales, jnp.asarray(step_size), jnp.asarray(bc2)))
     return var["w"][0], hist
 
@@ -189,6 +167,45 @@ def project_w(module, params, targets, features: Callable, cfg: PTIConfig, noise
   return {"w_pivot": jnp.broadcast_to(w[:, None], (w.shape[0], L, w.shape[-1])),
           "loss": loss, "dist": dist, "reg": reg, "w": w_hist, "noise": noise_hist,
           "w_avg": w_avg, "w_std": w_std}
+
+
+def _z_samples(gcfg, cfg: PTIConfig):
+  return np.random.RandomState(cfg.w_samples_seed).randn(cfg.w_avg_samples, gcfg.z_dim)
+
+
+def _projector_start(w_avg, noise0):
+  """One image's phase-1 variables (``w [1, D]``, the maps) and zero Adam moments."""
+  var = {"w": w_avg, "noise": list(noise0)}
+  return var, jax.tree.map(jnp.zeros_like, var)
+
+
+def _projector_step(module, params, features, cfg: PTIConfig):
+  """One image's phase-1 step ``step(target_features, (var, m, v), (ε, noise scale, Adam step
+  size, sqrt(1-β2^k))) -> ((var, m, v), (loss, dist, reg, w, maps))``."""
+  L = module.config.num_ws
+
+  def loss_fn(var, tf, e, scale):
+    w = var["w"] + e[None] * scale
+    ws = jnp.broadcast_to(w[:, None], (1, L, w.shape[-1]))
+    img = module.apply({"params": params}, None, ws, noise=[n[None] for n in var["noise"]],
+                       method=module.synthesis)
+    img = (img + 1) * (255 / 2)
+    dist = jnp.sum(jnp.square(tf[None] - features(img)))
+    reg = noise_regularize([n[None] for n in var["noise"]])
+    return dist + cfg.regularize_noise_weight * reg, (dist, reg)
+
+  def step(tf, carry, xs):
+    var, m, v = carry
+    e, scale, ss, b2 = xs
+    (loss, (dist, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(var, tf, e, scale)
+    var, m, v = _adam(var, g, m, v, ss, b2, cfg)
+    noise = []
+    for n in var["noise"]:
+      n = n - jnp.mean(n)
+      noise.append(n * jax.lax.rsqrt(jnp.mean(jnp.square(n))))
+    var = {"w": var["w"], "noise": noise}
+    return (var, m, v), (loss, dist, reg, var["w"][0], noise)
+  return step
 
 
 def trainable(params):
@@ -225,61 +242,20 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
   "final_image" [B, R, R, 3]}``.
   """
   T = cfg.max_pti_steps
-  lrs = np.full((T,), cfg.pti_learning_rate, np.float64)
-  step_size, bc2 = _adam_step_sizes(lrs, cfg)
+  step_size, bc2 = _tune_schedule(cfg)
   theta0 = trainable(params)
-  use_reg = cfg.use_locality_regularization
-  if use_reg and reg_z is None:
+  if cfg.use_locality_regularization and reg_z is None:
     raise ValueError("the locality regulariser needs reg_z [T2, B, z_dim]")
   if reg_z is None:
     reg_z = jnp.zeros((T, w_pivot.shape[0], module.config.z_dim))
-
-  def render(theta, ws, noise):
-    p = {**params, "synthesis": {**params["synthesis"],
-                                 **{k: ({**params["synthesis"][k], **v} if isinstance(v, dict)
-                                        else v) for k, v in theta.items()}}}
-    return module.apply({"params": p}, None, ws, noise=noise, method=module.synthesis)
+  step, render = _tune_step(module, params, lpips_fn, cfg)
 
   def one(wp, x, zs, threshold):
-    wp, x = wp[None], x[None]
-
-    def loss_fn(theta, z):
-      gen = render(theta, wp, "const")
-      l2 = jnp.mean(jnp.square(gen - x))
-      lp = lpips_fn(gen, x)[0]
-      loss = cfg.pt_l2_lambda * l2 + cfg.pt_lpips_lambda * lp
-      reg = jnp.zeros((), loss.dtype)
-      if use_reg:
-        w_s = module.apply({"params": params}, module.apply({"params": params}, z[None],
-                                                            method=module.mapping),
-                           cfg.regulizer_truncation_psi, method=module.truncate)
-        d = w_s - wp
-        w_m = wp + cfg.regulizer_alpha * d / jnp.sqrt(jnp.sum(jnp.square(d)))
-        new = render(theta, w_m, "zero")
-        old = jax.lax.stop_gradient(render(theta0, w_m, "zero"))
-        reg = (cfg.regulizer_l2_lambda * jnp.mean(jnp.square(old - new))
-               + cfg.regulizer_lpips_lambda * jnp.mean(lpips_fn(old, new)))
-        loss = loss + reg
-      return loss, (l2, lp, reg)
-
-    def step(carry, xs):
-      theta, m, v, done, n = carry
-      z, ss, b2 = xs
-      (loss, (l2, lp, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(theta, z)
-      evaluated = ~done
-      done = done | (lp <= threshold)
-      take = ~done
-      t2, m2, v2 = _adam(theta, g, m, v, ss, b2, cfg)
-      sel = lambda a, b: jax.tree.map(lambda u, w: jnp.where(take, u, w), a, b)
-      return ((sel(t2, theta), sel(m2, m), sel(v2, v), done, n + take.astype(jnp.int32)),
-              (loss, l2, lp, reg, evaluated))
-
-    zeros = jax.tree.map(jnp.zeros_like, theta0)
     (theta, _, _, _, n), hist = jax.lax.scan(
-        step, (theta0, zeros, zeros, jnp.zeros((), bool), jnp.zeros((), jnp.int32)),
+        functools.partial(step, wp, x, threshold), _tune_start(theta0),
         (zs, jnp.asarray(step_size), jnp.asarray(bc2)))
     delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
-    return delta, n, render(theta, wp, "const")[0], hist
+    return delta, n, render(theta, wp[None], "const")[0], hist
 
   if lpips_threshold is None:
     lpips_threshold = jnp.full((w_pivot.shape[0],), cfg.lpips_value_threshold, jnp.float32)
@@ -289,6 +265,64 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
       jnp.asarray(lpips_threshold, jnp.float32))
   return {"delta": delta, "steps": n, "final_image": img, "loss": loss, "l2": l2, "lpips": lp,
           "reg": reg, "evaluated": ev}
+
+
+def _tune_schedule(cfg: PTIConfig):
+  """Phase 2's Adam step sizes and ``sqrt(1-β2^k)`` per step (float32)."""
+  return _adam_step_sizes(np.full((cfg.max_pti_steps,), cfg.pti_learning_rate, np.float64), cfg)
+
+
+def _tune_start(theta0):
+  """One image's phase-2 carry: parameters, zero Adam moments, not stopped, 0 steps taken."""
+  zeros = jax.tree.map(jnp.zeros_like, theta0)
+  return theta0, zeros, zeros, jnp.zeros((), bool), jnp.zeros((), jnp.int32)
+
+
+def _tune_step(module, params, lpips_fn: Callable, cfg: PTIConfig):
+  """``(step, render)``: one image's phase-2 step ``step(w_pivot [L, D], x [R, R, 3], threshold,
+  carry, (z, Adam step size, sqrt(1-β2^k))) -> (carry, (loss, l2, lpips, reg, evaluated))`` with
+  carry ``(theta, m, v, stopped, steps taken)``, and ``render(theta, ws, noise)``."""
+  theta0 = trainable(params)
+  use_reg = cfg.use_locality_regularization
+
+  def render(theta, ws, noise):
+    p = {**params, "synthesis": {**params["synthesis"],
+                                 **{k: ({**params["synthesis"][k], **v} if isinstance(v, dict)
+                                        else v) for k, v in theta.items()}}}
+    return module.apply({"params": p}, None, ws, noise=noise, method=module.synthesis)
+
+  def loss_fn(theta, z, wp, x):
+    gen = render(theta, wp, "const")
+    l2 = jnp.mean(jnp.square(gen - x))
+    lp = lpips_fn(gen, x)[0]
+    loss = cfg.pt_l2_lambda * l2 + cfg.pt_lpips_lambda * lp
+    reg = jnp.zeros((), loss.dtype)
+    if use_reg:
+      w_s = module.apply({"params": params}, module.apply({"params": params}, z[None],
+                                                          method=module.mapping),
+                         cfg.regulizer_truncation_psi, method=module.truncate)
+      d = w_s - wp
+      w_m = wp + cfg.regulizer_alpha * d / jnp.sqrt(jnp.sum(jnp.square(d)))
+      new = render(theta, w_m, "zero")
+      old = jax.lax.stop_gradient(render(theta0, w_m, "zero"))
+      reg = (cfg.regulizer_l2_lambda * jnp.mean(jnp.square(old - new))
+             + cfg.regulizer_lpips_lambda * jnp.mean(lpips_fn(old, new)))
+      loss = loss + reg
+    return loss, (l2, lp, reg)
+
+  def step(wp, x, threshold, carry, xs):
+    theta, m, v, done, n = carry
+    z, ss, b2 = xs
+    (loss, (l2, lp, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(theta, z, wp[None],
+                                                                          x[None])
+    evaluated = ~done
+    done = done | (lp <= threshold)
+    take = ~done
+    t2, m2, v2 = _adam(theta, g, m, v, ss, b2, cfg)
+    sel = lambda a, b: jax.tree.map(lambda u, w: jnp.where(take, u, w), a, b)
+    return ((sel(t2, theta), sel(m2, m), sel(v2, v), done, n + take.astype(jnp.int32)),
+            (loss, l2, lp, reg, evaluated))
+  return step, render
 
 
 def lpips_features(lpips_module, lpips_params, max_size: int = 256):
