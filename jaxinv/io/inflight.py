@@ -144,6 +144,11 @@ class BatchCheckpoint:
     if pause:
       time.sleep(pause)
 
+  def latest_step(self) -> int | None:
+    """The step of the latest complete checkpoint (what :meth:`restore` would continue), or None."""
+    steps = self.store._steps(self.store._dir(self.batch_id))
+    return steps[-1] if steps else None
+
   def restore(self, like):
     """``(state, step, records)`` or ``None``."""
     return self.store.restore(self.batch_id, like, with_records=True)

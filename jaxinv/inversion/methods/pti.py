@@ -348,37 +348,159 @@ def lpips_features(lpips_module, lpips_params, max_size: int = 256):
   return features
 
 
-def _program(module, params, cfg: PTIConfig, features, lpips_fn, mesh):
-  """``(run, place)``: both phases for a batch (``run(x, draws, pivots | None)``), sharded with
-  ``shard_map`` over ``mesh`` (each device vmaps over its own images' generator copies; letting
-  the SPMD partitioner split the vmapped per-copy convolutions fails on grouped convs)."""
-  from jax.sharding import NamedSharding, PartitionSpec as P
-  from jaxinv import sharding
-  gcfg = module.config
+class _Programs:
+  """The compiled pieces of a chunked PTI batch, each ``shard_map``-ed over ``mesh`` (each device
+  vmaps over its own images' generator copies; letting the SPMD partitioner split the vmapped
+  per-copy convolutions fails on grouped convs): phase 1's start and chunk of steps, phase 2's
+  start and chunk, and the final delta / render. A chunk's length is its inputs' (one program
+  per distinct length)."""
 
-  def local(x, d, wp):
-    if wp is None:
-      wp = project_w(module, params, (x + 1) / 2 * 255, features, cfg, d["noise_init"],
-                     d["eps"])["w_pivot"]
-    return wp, tune(module, params, wp, x, lpips_fn, cfg, d["reg_z"])
+  def __init__(self, module, params, cfg: PTIConfig, features, lpips_fn, mesh):
+    from jax.sharding import PartitionSpec as P
+    from jaxinv import sharding
+    self.mesh, self.cfg = mesh, cfg
+    self.first, self.second, rep = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS), P()
+    first, second = self.first, self.second
+    z_samples = _z_samples(module.config, cfg)
+    L = module.config.num_ws
+    p_step = _projector_step(module, params, features, cfg)
+    t_step, render = _tune_step(module, params, lpips_fn, cfg)
+    theta0 = trainable(params)
 
-  if mesh is None:
-    return jax.jit(local), lambda x, d, wp: (x, d, wp)
-  first, second = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS)
-  d_spec = {"noise_init": [first] * gcfg.num_convs, "eps": second, "reg_z": second}
-  out_spec = (first, {"delta": first, "steps": first, "final_image": first, "loss": second,
-                      "l2": second, "lpips": second, "reg": second, "evaluated": second})
-  run = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(first, d_spec, first),
-                              out_specs=out_spec, check_vma=False))
+    def start1(x, noise_init):
+      w_avg, w_std = w_stats(module, params, z_samples)
+      var, zeros = jax.vmap(lambda n: _projector_start(w_avg, n))(noise_init)
+      return features((x + 1) / 2 * 255), w_std, (var, zeros, zeros)
 
-  def place(x, d, wp):
-    first = NamedSharding(mesh, P(sharding.DATA_AXIS))
-    second = NamedSharding(mesh, P(None, sharding.DATA_AXIS))   # [T, B, ...] draws
-    return (jax.device_put(x, first),
-            {"noise_init": [jax.device_put(v, first) for v in d["noise_init"]],
-             "eps": jax.device_put(d["eps"], second), "reg_z": jax.device_put(d["reg_z"], second)},
-            None if wp is None else jax.device_put(wp, first))
-  return run, place
+    def chunk1(tf, carry, eps, w_std, nf, ss, b2):
+      scales = w_std * nf
+      return jax.vmap(lambda t, c, e: jax.lax.scan(functools.partial(p_step, t), c,
+                                                   (e, scales, ss, b2))[0],
+                      in_axes=(0, 0, 1))(tf, carry, eps)
+
+    def pivot(carry1):
+      w = carry1[0]["w"][:, 0]
+      return jnp.broadcast_to(w[:, None], (w.shape[0], L, w.shape[-1]))
+
+    def start2(wp):
+      return jax.vmap(lambda _: _tune_start(theta0))(wp)
+
+    def chunk2(wp, x, threshold, carry, zs, ss, b2):
+      carry, hist = jax.vmap(lambda w, xi, t, c, z: jax.lax.scan(
+          functools.partial(t_step, w, xi, t), c, (z, ss, b2)),
+                             in_axes=(0, 0, 0, 0, 1), out_axes=(0, 1))(wp, x, threshold, carry, zs)
+      return carry, hist[0]
+
+    def finish(wp, carry):
+      theta, n = carry[0], carry[4]
+      delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
+      img = jax.vmap(lambda t, w: render(t, w[None], "const")[0])(theta, wp)
+      return delta, n, img
+
+    self.start1 = self._compile(start1, (first, first), (first, rep, first))
+    self.chunk1 = self._compile(chunk1, (first, first, second, rep, rep, rep, rep), first)
+    self.pivot = self._compile(pivot, (first,), first)
+    self.start2 = self._compile(start2, (first,), first)
+    self.chunk2 = self._compile(chunk2, (first, first, first, first, second, rep, rep),
+                                (first, second))
+    self.finish = self._compile(finish, (first, first), (first, first, first))
+
+  def _compile(self, fn, in_specs, out_specs):
+    if self.mesh is None:
+      return jax.jit(fn)
+    return jax.jit(jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
+                                 check_vma=False))
+
+  def put(self, tree, spec):
+    """``tree`` on the devices, its image axis (``spec``) split over the mesh."""
+    if self.mesh is None:
+      return jax.tree.map(jnp.asarray, tree)
+    from jax.sharding import NamedSharding
+    return jax.device_put(tree, NamedSharding(self.mesh, spec))
+
+  def run(self, x, d, wp, chunk: int | None = None, checkpoint=None, progress=False) -> dict:
+    """Both phases for one batch (``x [B, R, R, 3]`` in [-1, 1], :func:`draws` ``d``, pivots
+    ``wp [B, L, D]`` or None for the projector) in chunks of ``chunk`` steps (default: each
+    phase in one), continuing ``checkpoint``'s saved state and saving after every chunk.
+
+    Steps are counted over both phases (phase 2's step k is step ``T1 + k``, ``T1 = 0`` with
+    given pivots), so a saved step tells its phase. Returns ``{"w_pivot", "delta", "steps",
+    "final_image", "loss" [T2, B]}``.
+    """
+    import sys
+    cfg, first, second = self.cfg, self.first, self.second
+    t1 = 0 if wp is not None else cfg.first_inv_steps
+    t2 = cfg.max_pti_steps
+    total = t1 + t2
+    lrs, nf = projector_schedule(cfg)
+    ss1, b21 = _adam_step_sizes(lrs, cfg)
+    nf = np.asarray(nf, np.float32)
+    ss2, b22 = _tune_schedule(cfg)
+    b = x.shape[0]
+    x = self.put(jnp.asarray(x, jnp.float32), first)
+    threshold = self.put(jnp.full((b,), cfg.lpips_value_threshold, jnp.float32), first)
+    step, losses, carry1, carry2 = 0, [], None, None
+    if t1:
+      tf, w_std, carry1 = self.start1(x, self.put(list(d["noise_init"]), first))
+    else:
+      wp = self.put(jnp.asarray(wp, jnp.float32), first)
+      carry2 = self.start2(wp)
+    if checkpoint is not None:
+      saved = checkpoint.latest_step()
+      if saved is not None:
+        phase1 = saved <= t1
+        if phase1:
+          like = {"carry": carry1}
+        elif t1:
+          wp_like = jax.eval_shape(self.pivot, carry1)
+          like = {"w_pivot": wp_like, "carry": jax.eval_shape(self.start2, wp_like)}
+        else:
+          like = {"w_pivot": wp, "carry": carry2}
+        like = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), like)
+        tree, step, records = checkpoint.restore(like)
+        if phase1:
+          carry1 = self.put(tree["carry"], first)
+        else:
+          wp, carry2 = self.put(tree["w_pivot"], first), self.put(tree["carry"], first)
+          losses = [records["loss"]] if step > t1 else []
+        print(f"resuming {checkpoint.batch_id} ({b} images) at step {step}/{total}",
+              file=sys.stderr)
+    bar = None
+    if progress:
+      from jaxinv.progress import ChunkedProgress
+      bar = ChunkedProgress(total - step, progress if isinstance(progress, str) else "pti")
+    try:
+      while step < t1:
+        n = min(chunk or t1, t1 - step)
+        k = slice(step, step + n)
+        carry1 = self.chunk1(tf, carry1, self.put(d["eps"][k], second), w_std, nf[k], ss1[k],
+                             b21[k])
+        step += n
+        if checkpoint is not None and step < total:
+          checkpoint.save({"carry": carry1}, step)
+        if bar is not None:
+          bar.update(n)
+      if carry2 is None:
+        wp = self.pivot(carry1)
+        carry2 = self.start2(wp)
+      while step < total:
+        n = min(chunk or t2, total - step)
+        k = slice(step - t1, step - t1 + n)
+        carry2, loss = self.chunk2(wp, x, threshold, carry2, self.put(d["reg_z"][k], second),
+                                   ss2[k], b22[k])
+        losses.append(np.asarray(loss))
+        step += n
+        if checkpoint is not None and step < total:
+          checkpoint.save({"w_pivot": wp, "carry": carry2}, step,
+                          {"loss": np.concatenate(losses)})
+        if bar is not None:
+          bar.update(n)
+    finally:
+      if bar is not None:
+        bar.close()
+    delta, n, img = self.finish(wp, carry2)
+    return {"w_pivot": wp, "delta": delta, "steps": n, "final_image": img,
+            "loss": np.concatenate(losses)}
 
 
 def image_draws(keys, gcfg, cfg: PTIConfig) -> dict:
@@ -412,17 +534,18 @@ class Method:
     return {"pti": dataclasses.asdict(self.cfg)}
 
   @functools.lru_cache(maxsize=4)
-  def program(self, mesh):
-    return _program(self.module, self.params, self.cfg, self.features, self.lpips_fn, mesh)
+  def programs(self, mesh) -> _Programs:
+    return _Programs(self.module, self.params, self.cfg, self.features, self.lpips_fn, mesh)
 
   def run_batch(self, data, keys, ctx):
     from jaxinv.inversion import run as run_lib
     from jaxinv.io.deltas import flatten
-    run, place = self.program(ctx.mesh)
     x = np.asarray(data["image"], np.float32)
     wp = None if "pivot" not in data else np.asarray(data["pivot"], np.float32)
-    w, p2 = run(*place(x, image_draws(keys, self.module.config, self.cfg), wp))
-    arrays = {"w_pivot": np.asarray(w), "steps": np.asarray(p2["steps"]),
+    p2 = self.programs(ctx.mesh).run(x, image_draws(keys, self.module.config, self.cfg), wp,
+                                     chunk=ctx.chunk, checkpoint=ctx.checkpoint,
+                                     progress=ctx.progress)
+    arrays = {"w_pivot": np.asarray(p2["w_pivot"]), "steps": np.asarray(p2["steps"]),
               **{f"delta/{k}": v for k, v in flatten(jax.device_get(p2["delta"])).items()}}
     return run_lib.BatchOutput(arrays, {"loss": np.asarray(p2["loss"])},
                                {"": np.asarray(p2["final_image"])})
@@ -441,7 +564,7 @@ def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lp
   from jaxinv import sharding
   n = len(images)
   mesh, batch = sharding.batch_plan(batch, n, devices=devices)
-  run, place = _program(module, params, cfg, features, lpips_fn, mesh)
+  programs = _Programs(module, params, cfg, features, lpips_fn, mesh)
   gcfg = module.config
   out = []
   for start in range(0, n, batch):
@@ -449,8 +572,8 @@ def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lp
     wp = None
     if pivots is not None:
       wp, _ = sharding.pad_to_multiple(np.asarray(pivots[start:start + batch], np.float32), batch)
-    w, p2 = run(*place(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch), wp))
-    out.append(jax.tree.map(lambda a: np.asarray(a)[:real], (w, p2["delta"], p2["steps"],
+    p2 = programs.run(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch), wp)
+    out.append(jax.tree.map(lambda a: np.asarray(a)[:real], (p2["w_pivot"], p2["delta"], p2["steps"],
                                                            p2["final_image"])) +
                (np.asarray(p2["loss"])[:, :real],))
   w, delta, steps, imgs, loss = zip(*out)
