@@ -516,7 +516,8 @@ def image_draws(keys, gcfg, cfg: PTIConfig) -> dict:
 class Method:
   """PTI as a driver method: B images tune B generator copies in one program, sharded over
   ``ctx.mesh``; each image's draws (noise maps, projector noise, locality-regulariser z) come
-  from its own key.
+  from its own key. Both phases run in chunks of ``ctx.chunk`` steps, each followed by an
+  in-flight checkpoint, so an interrupted batch resumes mid-phase to the uninterrupted result.
 
   Per-image data: ``image [R, R, 3]`` in [-1, 1] and optionally ``pivot [L, D]`` (an encoder's
   w+, skipping the projector). Outputs: ``w_pivot``, ``steps``, the delta leaves as
