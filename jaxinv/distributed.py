@@ -44,6 +44,12 @@ def _auto_cluster(env) -> bool:
   return "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", "1")) > 1
 
 
+# A process whose batches are done waits at jax's shutdown barrier while the others finish theirs
+# (the first one also collects every batch, waiting up to the driver's wait_s): jax's 5-minute
+# default kills a run whose processes' last batches end more than 5 minutes apart.
+SHUTDOWN_TIMEOUT_S = 24 * 3600
+
+
 def initialize(env=None) -> ProcessInfo:
   """Starts ``jax.distributed`` if the environment asks for several processes (idempotent).
 
@@ -63,10 +69,11 @@ def initialize(env=None) -> ProcessInfo:
     count, index = int(env[ENV_COUNT]), int(env[ENV_INDEX])
     if not 0 <= index < count:
       raise ValueError(f"{ENV_INDEX}={index} outside [0, {ENV_COUNT}={count})")
-    jax.distributed.initialize(env[ENV_ADDRESS], num_processes=count, process_id=index)
+    jax.distributed.initialize(env[ENV_ADDRESS], num_processes=count, process_id=index,
+                               shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
     _STATE = ProcessInfo(jax.process_index(), jax.process_count(), True)
   elif _auto_cluster(env):
-    jax.distributed.initialize()
+    jax.distributed.initialize(shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
     _STATE = ProcessInfo(jax.process_index(), jax.process_count(), True)
   else:
     _STATE = ProcessInfo(0, 1, False)

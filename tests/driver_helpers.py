@@ -84,7 +84,12 @@ def check_identity_and_compiles(method, data, atol):
 
 
 class InterruptedMethod(CountingMethod):
-  """Raises (a simulated kill) right after the first in-flight checkpoint of its first batch."""
+  """Raises (a simulated kill) right after the first in-flight checkpoint of its first batch (at
+  step ``after_step`` or later, when given)."""
+
+  def __init__(self, inner, after_step: int = 0):
+    super().__init__(inner)
+    self.after_step = after_step
 
   def run_batch(self, data, keys, ctx):
     if ctx.checkpoint is not None:
@@ -92,20 +97,25 @@ class InterruptedMethod(CountingMethod):
 
       def save_then_stop(state, step, records=None):
         save(state, step, records)
-        raise KeyboardInterrupt(f"simulated kill after step {step}")
+        if step >= self.after_step:
+          raise KeyboardInterrupt(f"simulated kill after step {step}")
       ctx.checkpoint.save = save_then_stop
     return self.inner.run_batch(data, keys, ctx)
 
 
-def check_resume(method, data, work_dir, batch=2):
-  """A run stopped after its first checkpoint, rerun with the same work folder, equals an
-  uninterrupted run bit for bit (same batches, programs and chunk boundaries)."""
+def check_resume(method, data, work_dir, batch=2, after_step=0, clean=None):
+  """A run stopped after its first checkpoint (at step ``after_step`` or later), rerun with the
+  same work folder, equals an uninterrupted run (``clean``, else run here) bit for bit (same
+  batches, programs and chunk boundaries). Returns the uninterrupted run."""
   import pytest
   names = list(data["names"])
-  clean = run_named(method, names, data, batch=batch)
+  if clean is None:
+    clean = run_named(method, names, data, batch=batch)
   with pytest.raises(KeyboardInterrupt):
-    run_named(InterruptedMethod(method), names, data, batch=batch, work_dir=str(work_dir))
+    run_named(InterruptedMethod(method, after_step), names, data, batch=batch,
+              work_dir=str(work_dir))
   assert list(work_dir.glob("inflight/*/step_*")), "the interrupted run left no checkpoint"
   resumed = run_named(method, names, data, batch=batch, work_dir=str(work_dir))
   diffs = max_differences(resumed, clean, names)
   assert all(v == 0 for v in diffs.values()), f"resumed run differs: {diffs}"
+  return clean

@@ -44,8 +44,8 @@ def _digest(a) -> str:
 
 def save_deltas(path, tree: dict, names) -> str:
   """Writes ``tree`` (nested dicts, leaves ``[B, ...]``) and the ``B`` image ``names`` to ``path``."""
-  import orbax.checkpoint as ocp
   from jaxinv.io.checkpoints import publish_mode
+  from jaxinv.io.inflight import process_local_checkpointer   # only the first process writes
   path = os.path.abspath(os.fspath(path))
   flat = flatten(tree)
   names = [str(n) for n in names]
@@ -56,7 +56,7 @@ def save_deltas(path, tree: dict, names) -> str:
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
   try:
-    ocp.PyTreeCheckpointer().save(os.path.join(tmp, _TREE_SUBDIR), nest(flat))
+    process_local_checkpointer().save(os.path.join(tmp, _TREE_SUBDIR), nest(flat))
     with open(os.path.join(tmp, INDEX_FILE), "w") as f:
       json.dump({"names": names, "sha256": {k: _digest(v) for k, v in flat.items()}}, f, indent=1)
     publish_mode(tmp, directory=True)
@@ -79,7 +79,7 @@ def load_deltas(path, names=None, like: dict | None = None) -> dict:
   Raises:
     DeltaError: one line naming the problem.
   """
-  import orbax.checkpoint as ocp
+  from jaxinv.io.inflight import process_local_checkpointer
   path = os.fspath(path)
   redo = "rerun jaxinv invert --method pti to write it again"
   index_file = os.path.join(path, INDEX_FILE)
@@ -93,7 +93,7 @@ def load_deltas(path, names=None, like: dict | None = None) -> dict:
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise DeltaError(f"{path}: unreadable {INDEX_FILE} ({type(e).__name__}); {redo}") from None
   try:
-    tree = ocp.PyTreeCheckpointer().restore(os.path.join(path, _TREE_SUBDIR))
+    tree = process_local_checkpointer().restore(os.path.join(path, _TREE_SUBDIR))
   except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types for a damaged folder
     first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
     raise DeltaError(f"{path}: the delta checkpoint cannot be read ({first}); {redo}") from None

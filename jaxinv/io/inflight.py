@@ -19,12 +19,12 @@ import time
 import jax
 import numpy as np
 
-__all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV"]
+__all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV", "process_local_checkpointer"]
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
-def _checkpointer():
+def process_local_checkpointer():
   """An orbax checkpointer that involves this process only: in a multi-process run every process
   saves its own batches at its own times, so a checkpoint must not wait for the others."""
   import orbax.checkpoint as ocp
@@ -67,7 +67,7 @@ class InflightStore:
     target = os.path.join(d, f"step_{step:08d}")
     if os.path.exists(target):
       shutil.rmtree(target)
-    _checkpointer().save(os.path.abspath(target), tree)
+    process_local_checkpointer().save(os.path.abspath(target), tree)
     for name in os.listdir(d):
       m = _STEP_DIR.match(name)
       if (m and int(m.group(1)) < step) or (name.startswith("step_") and not m):
@@ -94,7 +94,8 @@ class InflightStore:
     if not steps:
       return None
     leaves, treedef = jax.tree_util.tree_flatten(like)
-    tree = _checkpointer().restore(os.path.abspath(os.path.join(d, f"step_{steps[-1]:08d}")))
+    tree = process_local_checkpointer().restore(
+        os.path.abspath(os.path.join(d, f"step_{steps[-1]:08d}")))
     restored = [np.asarray(tree[f"leaf_{i:04d}"]) for i in range(len(leaves))]
     for got, want in zip(restored, leaves):
       if got.shape != np.shape(want):
@@ -143,6 +144,11 @@ class BatchCheckpoint:
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     if pause:
       time.sleep(pause)
+
+  def latest_step(self) -> int | None:
+    """The step of the latest complete checkpoint (what :meth:`restore` would continue), or None."""
+    steps = self.store._steps(self.store._dir(self.batch_id))
+    return steps[-1] if steps else None
 
   def restore(self, like):
     """``(state, step, records)`` or ``None``."""

@@ -147,40 +147,18 @@ def project_w(module, params, targets, features: Callable, cfg: PTIConfig, noise
   """
   gcfg = module.config
   if z_samples is None:
-    z_samples = np.random.RandomState(cfg.w_samples_seed).randn(cfg.w_avg_samples, gcfg.z_dim)
+    z_samples = _z_samples(gcfg, cfg)
   w_avg, w_std = w_stats(module, params, z_samples)
   lrs, nf = projector_schedule(cfg)
   step_size, bc2 = _adam_step_sizes(lrs, cfg)
   target_feats = features(jnp.asarray(targets))
   L = gcfg.num_ws
+  step = _projector_step(module, params, features, cfg)
 
   def one(tf, noise0, eps_i):
-    def loss_fn(var, e, scale):
-      w = var["w"] + e[None] * scale
-      ws = jnp.broadcast_to(w[:, None], (1, L, w.shape[-1]))
-      img = module.apply({"params": params}, None, ws, noise=[n[None] for n in var["noise"]],
-                         method=module.synthesis)
-      img = (img + 1) * (255 / 2)
-      dist = jnp.sum(jnp.square(tf[None] - features(img)))
-      reg = noise_regularize([n[None] for n in var["noise"]])
-      return dist + cfg.regularize_noise_weight * reg, (dist, reg)
-
-    def step(carry, xs):
-      var, m, v = carry
-      e, scale, ss, b2 = xs
-      (loss, (dist, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(var, e, scale)
-      var, m, v = _adam(var, g, m, v, ss, b2, cfg)
-      noise = []
-      for n in var["noise"]:
-        n = n - jnp.mean(n)
-        noise.append(n * jax.lax.rsqrt(jnp.mean(jnp.square(n))))
-      var = {"w": var["w"], "noise": noise}
-      return (var, m, v), (loss, dist, reg, var["w"][0], noise)
-
-    var = {"w": w_avg, "noise": list(noise0)}
-    zeros = jax.tree.map(jnp.zeros_like, var)
+    var, zeros = _projector_start(w_avg, noise0)
     scales = (w_std * jnp.asarray(nf, jnp.float32))
-    (var, _, _), hist = jax.lax.scan(step, (var, zeros, zeros),
+    (var, _, _), hist = jax.lax.scan(functools.partial(step, tf), (var, zeros, zeros),
                                      (eps_i, scales, jnp.asarray(step_size), jnp.asarray(bc2)))
     return var["w"][0], hist
 
@@ -189,6 +167,45 @@ def project_w(module, params, targets, features: Callable, cfg: PTIConfig, noise
   return {"w_pivot": jnp.broadcast_to(w[:, None], (w.shape[0], L, w.shape[-1])),
           "loss": loss, "dist": dist, "reg": reg, "w": w_hist, "noise": noise_hist,
           "w_avg": w_avg, "w_std": w_std}
+
+
+def _z_samples(gcfg, cfg: PTIConfig):
+  return np.random.RandomState(cfg.w_samples_seed).randn(cfg.w_avg_samples, gcfg.z_dim)
+
+
+def _projector_start(w_avg, noise0):
+  """One image's phase-1 variables (``w [1, D]``, the maps) and zero Adam moments."""
+  var = {"w": w_avg, "noise": list(noise0)}
+  return var, jax.tree.map(jnp.zeros_like, var)
+
+
+def _projector_step(module, params, features, cfg: PTIConfig):
+  """One image's phase-1 step ``step(target_features, (var, m, v), (ε, noise scale, Adam step
+  size, sqrt(1-β2^k))) -> ((var, m, v), (loss, dist, reg, w, maps))``."""
+  L = module.config.num_ws
+
+  def loss_fn(var, tf, e, scale):
+    w = var["w"] + e[None] * scale
+    ws = jnp.broadcast_to(w[:, None], (1, L, w.shape[-1]))
+    img = module.apply({"params": params}, None, ws, noise=[n[None] for n in var["noise"]],
+                       method=module.synthesis)
+    img = (img + 1) * (255 / 2)
+    dist = jnp.sum(jnp.square(tf[None] - features(img)))
+    reg = noise_regularize([n[None] for n in var["noise"]])
+    return dist + cfg.regularize_noise_weight * reg, (dist, reg)
+
+  def step(tf, carry, xs):
+    var, m, v = carry
+    e, scale, ss, b2 = xs
+    (loss, (dist, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(var, tf, e, scale)
+    var, m, v = _adam(var, g, m, v, ss, b2, cfg)
+    noise = []
+    for n in var["noise"]:
+      n = n - jnp.mean(n)
+      noise.append(n * jax.lax.rsqrt(jnp.mean(jnp.square(n))))
+    var = {"w": var["w"], "noise": noise}
+    return (var, m, v), (loss, dist, reg, var["w"][0], noise)
+  return step
 
 
 def trainable(params):
@@ -225,61 +242,20 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
   "final_image" [B, R, R, 3]}``.
   """
   T = cfg.max_pti_steps
-  lrs = np.full((T,), cfg.pti_learning_rate, np.float64)
-  step_size, bc2 = _adam_step_sizes(lrs, cfg)
+  step_size, bc2 = _tune_schedule(cfg)
   theta0 = trainable(params)
-  use_reg = cfg.use_locality_regularization
-  if use_reg and reg_z is None:
+  if cfg.use_locality_regularization and reg_z is None:
     raise ValueError("the locality regulariser needs reg_z [T2, B, z_dim]")
   if reg_z is None:
     reg_z = jnp.zeros((T, w_pivot.shape[0], module.config.z_dim))
-
-  def render(theta, ws, noise):
-    p = {**params, "synthesis": {**params["synthesis"],
-                                 **{k: ({**params["synthesis"][k], **v} if isinstance(v, dict)
-                                        else v) for k, v in theta.items()}}}
-    return module.apply({"params": p}, None, ws, noise=noise, method=module.synthesis)
+  step, render = _tune_step(module, params, lpips_fn, cfg)
 
   def one(wp, x, zs, threshold):
-    wp, x = wp[None], x[None]
-
-    def loss_fn(theta, z):
-      gen = render(theta, wp, "const")
-      l2 = jnp.mean(jnp.square(gen - x))
-      lp = lpips_fn(gen, x)[0]
-      loss = cfg.pt_l2_lambda * l2 + cfg.pt_lpips_lambda * lp
-      reg = jnp.zeros((), loss.dtype)
-      if use_reg:
-        w_s = module.apply({"params": params}, module.apply({"params": params}, z[None],
-                                                            method=module.mapping),
-                           cfg.regulizer_truncation_psi, method=module.truncate)
-        d = w_s - wp
-        w_m = wp + cfg.regulizer_alpha * d / jnp.sqrt(jnp.sum(jnp.square(d)))
-        new = render(theta, w_m, "zero")
-        old = jax.lax.stop_gradient(render(theta0, w_m, "zero"))
-        reg = (cfg.regulizer_l2_lambda * jnp.mean(jnp.square(old - new))
-               + cfg.regulizer_lpips_lambda * jnp.mean(lpips_fn(old, new)))
-        loss = loss + reg
-      return loss, (l2, lp, reg)
-
-    def step(carry, xs):
-      theta, m, v, done, n = carry
-      z, ss, b2 = xs
-      (loss, (l2, lp, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(theta, z)
-      evaluated = ~done
-      done = done | (lp <= threshold)
-      take = ~done
-      t2, m2, v2 = _adam(theta, g, m, v, ss, b2, cfg)
-      sel = lambda a, b: jax.tree.map(lambda u, w: jnp.where(take, u, w), a, b)
-      return ((sel(t2, theta), sel(m2, m), sel(v2, v), done, n + take.astype(jnp.int32)),
-              (loss, l2, lp, reg, evaluated))
-
-    zeros = jax.tree.map(jnp.zeros_like, theta0)
     (theta, _, _, _, n), hist = jax.lax.scan(
-        step, (theta0, zeros, zeros, jnp.zeros((), bool), jnp.zeros((), jnp.int32)),
+        functools.partial(step, wp, x, threshold), _tune_start(theta0),
         (zs, jnp.asarray(step_size), jnp.asarray(bc2)))
     delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
-    return delta, n, render(theta, wp, "const")[0], hist
+    return delta, n, render(theta, wp[None], "const")[0], hist
 
   if lpips_threshold is None:
     lpips_threshold = jnp.full((w_pivot.shape[0],), cfg.lpips_value_threshold, jnp.float32)
@@ -289,6 +265,64 @@ def tune(module, params, w_pivot, real, lpips_fn: Callable, cfg: PTIConfig, reg_
       jnp.asarray(lpips_threshold, jnp.float32))
   return {"delta": delta, "steps": n, "final_image": img, "loss": loss, "l2": l2, "lpips": lp,
           "reg": reg, "evaluated": ev}
+
+
+def _tune_schedule(cfg: PTIConfig):
+  """Phase 2's Adam step sizes and ``sqrt(1-β2^k)`` per step (float32)."""
+  return _adam_step_sizes(np.full((cfg.max_pti_steps,), cfg.pti_learning_rate, np.float64), cfg)
+
+
+def _tune_start(theta0):
+  """One image's phase-2 carry: parameters, zero Adam moments, not stopped, 0 steps taken."""
+  zeros = jax.tree.map(jnp.zeros_like, theta0)
+  return theta0, zeros, zeros, jnp.zeros((), bool), jnp.zeros((), jnp.int32)
+
+
+def _tune_step(module, params, lpips_fn: Callable, cfg: PTIConfig):
+  """``(step, render)``: one image's phase-2 step ``step(w_pivot [L, D], x [R, R, 3], threshold,
+  carry, (z, Adam step size, sqrt(1-β2^k))) -> (carry, (loss, l2, lpips, reg, evaluated))`` with
+  carry ``(theta, m, v, stopped, steps taken)``, and ``render(theta, ws, noise)``."""
+  theta0 = trainable(params)
+  use_reg = cfg.use_locality_regularization
+
+  def render(theta, ws, noise):
+    p = {**params, "synthesis": {**params["synthesis"],
+                                 **{k: ({**params["synthesis"][k], **v} if isinstance(v, dict)
+                                        else v) for k, v in theta.items()}}}
+    return module.apply({"params": p}, None, ws, noise=noise, method=module.synthesis)
+
+  def loss_fn(theta, z, wp, x):
+    gen = render(theta, wp, "const")
+    l2 = jnp.mean(jnp.square(gen - x))
+    lp = lpips_fn(gen, x)[0]
+    loss = cfg.pt_l2_lambda * l2 + cfg.pt_lpips_lambda * lp
+    reg = jnp.zeros((), loss.dtype)
+    if use_reg:
+      w_s = module.apply({"params": params}, module.apply({"params": params}, z[None],
+                                                          method=module.mapping),
+                         cfg.regulizer_truncation_psi, method=module.truncate)
+      d = w_s - wp
+      w_m = wp + cfg.regulizer_alpha * d / jnp.sqrt(jnp.sum(jnp.square(d)))
+      new = render(theta, w_m, "zero")
+      old = jax.lax.stop_gradient(render(theta0, w_m, "zero"))
+      reg = (cfg.regulizer_l2_lambda * jnp.mean(jnp.square(old - new))
+             + cfg.regulizer_lpips_lambda * jnp.mean(lpips_fn(old, new)))
+      loss = loss + reg
+    return loss, (l2, lp, reg)
+
+  def step(wp, x, threshold, carry, xs):
+    theta, m, v, done, n = carry
+    z, ss, b2 = xs
+    (loss, (l2, lp, reg)), g = jax.value_and_grad(loss_fn, has_aux=True)(theta, z, wp[None],
+                                                                          x[None])
+    evaluated = ~done
+    done = done | (lp <= threshold)
+    take = ~done
+    t2, m2, v2 = _adam(theta, g, m, v, ss, b2, cfg)
+    sel = lambda a, b: jax.tree.map(lambda u, w: jnp.where(take, u, w), a, b)
+    return ((sel(t2, theta), sel(m2, m), sel(v2, v), done, n + take.astype(jnp.int32)),
+            (loss, l2, lp, reg, evaluated))
+  return step, render
 
 
 def lpips_features(lpips_module, lpips_params, max_size: int = 256):
@@ -314,37 +348,159 @@ def lpips_features(lpips_module, lpips_params, max_size: int = 256):
   return features
 
 
-def _program(module, params, cfg: PTIConfig, features, lpips_fn, mesh):
-  """``(run, place)``: both phases for a batch (``run(x, draws, pivots | None)``), sharded with
-  ``shard_map`` over ``mesh`` (each device vmaps over its own images' generator copies; letting
-  the SPMD partitioner split the vmapped per-copy convolutions fails on grouped convs)."""
-  from jax.sharding import NamedSharding, PartitionSpec as P
-  from jaxinv import sharding
-  gcfg = module.config
+class _Programs:
+  """The compiled pieces of a chunked PTI batch, each ``shard_map``-ed over ``mesh`` (each device
+  vmaps over its own images' generator copies; letting the SPMD partitioner split the vmapped
+  per-copy convolutions fails on grouped convs): phase 1's start and chunk of steps, phase 2's
+  start and chunk, and the final delta / render. A chunk's length is its inputs' (one program
+  per distinct length)."""
 
-  def local(x, d, wp):
-    if wp is None:
-      wp = project_w(module, params, (x + 1) / 2 * 255, features, cfg, d["noise_init"],
-                     d["eps"])["w_pivot"]
-    return wp, tune(module, params, wp, x, lpips_fn, cfg, d["reg_z"])
+  def __init__(self, module, params, cfg: PTIConfig, features, lpips_fn, mesh):
+    from jax.sharding import PartitionSpec as P
+    from jaxinv import sharding
+    self.mesh, self.cfg = mesh, cfg
+    self.first, self.second, rep = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS), P()
+    first, second = self.first, self.second
+    z_samples = _z_samples(module.config, cfg)
+    L = module.config.num_ws
+    p_step = _projector_step(module, params, features, cfg)
+    t_step, render = _tune_step(module, params, lpips_fn, cfg)
+    theta0 = trainable(params)
 
-  if mesh is None:
-    return jax.jit(local), lambda x, d, wp: (x, d, wp)
-  first, second = P(sharding.DATA_AXIS), P(None, sharding.DATA_AXIS)
-  d_spec = {"noise_init": [first] * gcfg.num_convs, "eps": second, "reg_z": second}
-  out_spec = (first, {"delta": first, "steps": first, "final_image": first, "loss": second,
-                      "l2": second, "lpips": second, "reg": second, "evaluated": second})
-  run = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(first, d_spec, first),
-                              out_specs=out_spec, check_vma=False))
+    def start1(x, noise_init):
+      w_avg, w_std = w_stats(module, params, z_samples)
+      var, zeros = jax.vmap(lambda n: _projector_start(w_avg, n))(noise_init)
+      return features((x + 1) / 2 * 255), w_std, (var, zeros, zeros)
 
-  def place(x, d, wp):
-    first = NamedSharding(mesh, P(sharding.DATA_AXIS))
-    second = NamedSharding(mesh, P(None, sharding.DATA_AXIS))   # [T, B, ...] draws
-    return (jax.device_put(x, first),
-            {"noise_init": [jax.device_put(v, first) for v in d["noise_init"]],
-             "eps": jax.device_put(d["eps"], second), "reg_z": jax.device_put(d["reg_z"], second)},
-            None if wp is None else jax.device_put(wp, first))
-  return run, place
+    def chunk1(tf, carry, eps, w_std, nf, ss, b2):
+      scales = w_std * nf
+      return jax.vmap(lambda t, c, e: jax.lax.scan(functools.partial(p_step, t), c,
+                                                   (e, scales, ss, b2))[0],
+                      in_axes=(0, 0, 1))(tf, carry, eps)
+
+    def pivot(carry1):
+      w = carry1[0]["w"][:, 0]
+      return jnp.broadcast_to(w[:, None], (w.shape[0], L, w.shape[-1]))
+
+    def start2(wp):
+      return jax.vmap(lambda _: _tune_start(theta0))(wp)
+
+    def chunk2(wp, x, threshold, carry, zs, ss, b2):
+      carry, hist = jax.vmap(lambda w, xi, t, c, z: jax.lax.scan(
+          functools.partial(t_step, w, xi, t), c, (z, ss, b2)),
+                             in_axes=(0, 0, 0, 0, 1), out_axes=(0, 1))(wp, x, threshold, carry, zs)
+      return carry, hist[0]
+
+    def finish(wp, carry):
+      theta, n = carry[0], carry[4]
+      delta = jax.tree.map(lambda a, b: a - b, theta, theta0)
+      img = jax.vmap(lambda t, w: render(t, w[None], "const")[0])(theta, wp)
+      return delta, n, img
+
+    self.start1 = self._compile(start1, (first, first), (first, rep, first))
+    self.chunk1 = self._compile(chunk1, (first, first, second, rep, rep, rep, rep), first)
+    self.pivot = self._compile(pivot, (first,), first)
+    self.start2 = self._compile(start2, (first,), first)
+    self.chunk2 = self._compile(chunk2, (first, first, first, first, second, rep, rep),
+                                (first, second))
+    self.finish = self._compile(finish, (first, first), (first, first, first))
+
+  def _compile(self, fn, in_specs, out_specs):
+    if self.mesh is None:
+      return jax.jit(fn)
+    return jax.jit(jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
+                                 check_vma=False))
+
+  def put(self, tree, spec):
+    """``tree`` on the devices, its image axis (``spec``) split over the mesh."""
+    if self.mesh is None:
+      return jax.tree.map(jnp.asarray, tree)
+    from jax.sharding import NamedSharding
+    return jax.device_put(tree, NamedSharding(self.mesh, spec))
+
+  def run(self, x, d, wp, chunk: int | None = None, checkpoint=None, progress=False) -> dict:
+    """Both phases for one batch (``x [B, R, R, 3]`` in [-1, 1], :func:`draws` ``d``, pivots
+    ``wp [B, L, D]`` or None for the projector) in chunks of ``chunk`` steps (default: each
+    phase in one), continuing ``checkpoint``'s saved state and saving after every chunk.
+
+    Steps are counted over both phases (phase 2's step k is step ``T1 + k``, ``T1 = 0`` with
+    given pivots), so a saved step tells its phase. Returns ``{"w_pivot", "delta", "steps",
+    "final_image", "loss" [T2, B]}``.
+    """
+    import sys
+    cfg, first, second = self.cfg, self.first, self.second
+    t1 = 0 if wp is not None else cfg.first_inv_steps
+    t2 = cfg.max_pti_steps
+    total = t1 + t2
+    lrs, nf = projector_schedule(cfg)
+    ss1, b21 = _adam_step_sizes(lrs, cfg)
+    nf = np.asarray(nf, np.float32)
+    ss2, b22 = _tune_schedule(cfg)
+    b = x.shape[0]
+    x = self.put(jnp.asarray(x, jnp.float32), first)
+    threshold = self.put(jnp.full((b,), cfg.lpips_value_threshold, jnp.float32), first)
+    step, losses, carry1, carry2 = 0, [], None, None
+    if t1:
+      tf, w_std, carry1 = self.start1(x, self.put(list(d["noise_init"]), first))
+    else:
+      wp = self.put(jnp.asarray(wp, jnp.float32), first)
+      carry2 = self.start2(wp)
+    if checkpoint is not None:
+      saved = checkpoint.latest_step()
+      if saved is not None:
+        phase1 = saved <= t1
+        if phase1:
+          like = {"carry": carry1}
+        elif t1:
+          wp_like = jax.eval_shape(self.pivot, carry1)
+          like = {"w_pivot": wp_like, "carry": jax.eval_shape(self.start2, wp_like)}
+        else:
+          like = {"w_pivot": wp, "carry": carry2}
+        like = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), like)
+        tree, step, records = checkpoint.restore(like)
+        if phase1:
+          carry1 = self.put(tree["carry"], first)
+        else:
+          wp, carry2 = self.put(tree["w_pivot"], first), self.put(tree["carry"], first)
+          losses = [records["loss"]] if step > t1 else []
+        print(f"resuming {checkpoint.batch_id} ({b} images) at step {step}/{total}",
+              file=sys.stderr)
+    bar = None
+    if progress:
+      from jaxinv.progress import ChunkedProgress
+      bar = ChunkedProgress(total - step, progress if isinstance(progress, str) else "pti")
+    try:
+      while step < t1:
+        n = min(chunk or t1, t1 - step)
+        k = slice(step, step + n)
+        carry1 = self.chunk1(tf, carry1, self.put(d["eps"][k], second), w_std, nf[k], ss1[k],
+                             b21[k])
+        step += n
+        if checkpoint is not None and step < total:
+          checkpoint.save({"carry": carry1}, step)
+        if bar is not None:
+          bar.update(n)
+      if carry2 is None:
+        wp = self.pivot(carry1)
+        carry2 = self.start2(wp)
+      while step < total:
+        n = min(chunk or t2, total - step)
+        k = slice(step - t1, step - t1 + n)
+        carry2, loss = self.chunk2(wp, x, threshold, carry2, self.put(d["reg_z"][k], second),
+                                   ss2[k], b22[k])
+        losses.append(np.asarray(loss))
+        step += n
+        if checkpoint is not None and step < total:
+          checkpoint.save({"w_pivot": wp, "carry": carry2}, step,
+                          {"loss": np.concatenate(losses)})
+        if bar is not None:
+          bar.update(n)
+    finally:
+      if bar is not None:
+        bar.close()
+    delta, n, img = self.finish(wp, carry2)
+    return {"w_pivot": wp, "delta": delta, "steps": n, "final_image": img,
+            "loss": np.concatenate(losses)}
 
 
 def image_draws(keys, gcfg, cfg: PTIConfig) -> dict:
@@ -360,7 +516,8 @@ def image_draws(keys, gcfg, cfg: PTIConfig) -> dict:
 class Method:
   """PTI as a driver method: B images tune B generator copies in one program, sharded over
   ``ctx.mesh``; each image's draws (noise maps, projector noise, locality-regulariser z) come
-  from its own key.
+  from its own key. Both phases run in chunks of ``ctx.chunk`` steps, each followed by an
+  in-flight checkpoint, so an interrupted batch resumes mid-phase to the uninterrupted result.
 
   Per-image data: ``image [R, R, 3]`` in [-1, 1] and optionally ``pivot [L, D]`` (an encoder's
   w+, skipping the projector). Outputs: ``w_pivot``, ``steps``, the delta leaves as
@@ -378,17 +535,18 @@ class Method:
     return {"pti": dataclasses.asdict(self.cfg)}
 
   @functools.lru_cache(maxsize=4)
-  def program(self, mesh):
-    return _program(self.module, self.params, self.cfg, self.features, self.lpips_fn, mesh)
+  def programs(self, mesh) -> _Programs:
+    return _Programs(self.module, self.params, self.cfg, self.features, self.lpips_fn, mesh)
 
   def run_batch(self, data, keys, ctx):
     from jaxinv.inversion import run as run_lib
     from jaxinv.io.deltas import flatten
-    run, place = self.program(ctx.mesh)
     x = np.asarray(data["image"], np.float32)
     wp = None if "pivot" not in data else np.asarray(data["pivot"], np.float32)
-    w, p2 = run(*place(x, image_draws(keys, self.module.config, self.cfg), wp))
-    arrays = {"w_pivot": np.asarray(w), "steps": np.asarray(p2["steps"]),
+    p2 = self.programs(ctx.mesh).run(x, image_draws(keys, self.module.config, self.cfg), wp,
+                                     chunk=ctx.chunk, checkpoint=ctx.checkpoint,
+                                     progress=ctx.progress)
+    arrays = {"w_pivot": np.asarray(p2["w_pivot"]), "steps": np.asarray(p2["steps"]),
               **{f"delta/{k}": v for k, v in flatten(jax.device_get(p2["delta"])).items()}}
     return run_lib.BatchOutput(arrays, {"loss": np.asarray(p2["loss"])},
                                {"": np.asarray(p2["final_image"])})
@@ -407,7 +565,7 @@ def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lp
   from jaxinv import sharding
   n = len(images)
   mesh, batch = sharding.batch_plan(batch, n, devices=devices)
-  run, place = _program(module, params, cfg, features, lpips_fn, mesh)
+  programs = _Programs(module, params, cfg, features, lpips_fn, mesh)
   gcfg = module.config
   out = []
   for start in range(0, n, batch):
@@ -415,8 +573,8 @@ def invert(module, params, images, cfg: PTIConfig, features: Callable | None, lp
     wp = None
     if pivots is not None:
       wp, _ = sharding.pad_to_multiple(np.asarray(pivots[start:start + batch], np.float32), batch)
-    w, p2 = run(*place(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch), wp))
-    out.append(jax.tree.map(lambda a: np.asarray(a)[:real], (w, p2["delta"], p2["steps"],
+    p2 = programs.run(x, draws(jax.random.fold_in(key, start), gcfg, cfg, batch), wp)
+    out.append(jax.tree.map(lambda a: np.asarray(a)[:real], (p2["w_pivot"], p2["delta"], p2["steps"],
                                                            p2["final_image"])) +
                (np.asarray(p2["loss"])[:, :real],))
   w, delta, steps, imgs, loss = zip(*out)
