@@ -188,3 +188,29 @@ def idinvert_base() -> ml_collections.ConfigDict:
   c.image_loader = "idinvert"
   # --- execution (not hashed)
   return _execution(c, IDINVERT_DATA)
+
+
+GOLDEN_PADINV = "../shared/golden/padinv"
+
+
+def padinv_base() -> ml_collections.ConfigDict:
+  """PadInv (``method = "padinv"``, :class:`jaxinv.inversion.methods.padinv.Method`): the encoder's
+  (w+, padding maps), then ``steps`` of Adam refinement (our extension; 0 = the official
+  encoder-only inversion) on ``mse_weight·MSE + lpips_weight·LPIPS + wnorm_weight·||w+ - w_avg||``."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "padinv"
+  c.generator = "models/padinv/church_gan_checkpoint.pth"      # Hammer GAN checkpoint or converted dir
+  c.encoder = "models/padinv/church_encoder_checkpoint.pth"    # PadInv encoder ("" = start from w_avg)
+  c.space = "padding"              # padding (w+ and maps jointly) | wp (w+ alone, maps fixed)
+  c.steps = 0                      # refinement steps (0 = encoder only)
+  c.lr = 0.01
+  c.mse_weight = 1.0
+  c.lpips_weight = 0.8             # the released scripts' weights
+  c.wnorm_weight = 0.0
+  c.lpips_net = "alex"             # LPIPS of the loss: built-in alex / vgg, a converted dir or a lin file
+  c.lpips_backbone = ""            # a lin file's AlexNet / VGG backbone checkpoint (converter option)
+  c.seed = 0                       # (PadInv is deterministic: the image's key is unused)
+  c.image_loader = "padinv"
+  # --- execution (not hashed)
+  return _execution(c, f"{DATA}/gan_inversion/church")
