@@ -12,8 +12,8 @@ field picks a builder (:data:`BUILDERS`) that turns the point into a method spec
 ``mganprior`` (the default: a point without ``method``, so configs written before the field keep
 their hashes; fields of ``configs/common.base``), ``style`` (z / w / w+ / multi-code on StyleGAN and
 StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``), ``idinvert``
-(``common.idinvert_base``), ``projector`` (``common.projector_base``) or ``padinv``
-(``common.padinv_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
+(``common.idinvert_base``), ``projector`` (``common.projector_base``), ``padinv``
+(``common.padinv_base``) or ``pti`` (``common.pti_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
 image's key ``fold_in(PRNGKey(seed), crc32(image name))`` and a checkpoint on the run's in-flight
 store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
 
@@ -49,7 +49,9 @@ searched when unknown), DGP's own metrics ``dgp_psnr`` / ``dgp_ssim`` / ``dgp_l1
 ``image_loss``, ``optimizer``, ``lr``; padinv: ``space``, ``encoder`` (whether it starts from the
 encoder), ``optimizer``, ``lr``, ``mse_weight``, ``lpips_weight``, ``wnorm_weight`` (``loss`` is NaN
 for the encoder alone; PSNR / SSIM of the rendering resized (nearest) to the input's size, as
-PadInv evaluates).
+PadInv evaluates); pti (``steps`` = projector + most tuning steps): ``optimizer``,
+``projector_steps``, ``pti_steps``, ``pti_lr``, ``locality_reg``, ``pti_steps_run`` (the tuning
+steps taken before the LPIPS early stop), PSNR / SSIM of the tuned generator's render of its pivot.
 """
 
 from __future__ import annotations
@@ -526,9 +528,71 @@ def _build_padinv(point, cache):
   return Built(method, load, restored, fields)
 
 
+@functools.lru_cache(maxsize=None)
+def _pti_losses(net: str, backbone: str, projector_net: str, projector_backbone: str, cache: str):
+  # Cached: the points of a sweep share the LPIPS functions (PTI's program is keyed on them).
+  from jaxinv.inversion.methods import pti
+  models = []
+  for name, path, bb in (("lpips_net", net, backbone),
+                         ("projector_lpips", projector_net, projector_backbone)):
+    lp = load_model_cached(path, cache, _converter_options(backbone=bb))
+    if lp.family != "lpips":
+      raise ValueError(f"{name} {path} is a {lp.family} model, not LPIPS")
+    models.append(lp)
+  tune, project = models
+  return (lambda a, b: tune.module.apply({"params": tune.params}, a, b),
+          pti.lpips_features(project.module, project.params))
+
+
+@functools.lru_cache(maxsize=None)
+def _pti_method(generator, cfg, net, backbone, projector_net, projector_backbone, cache):
+  # Cached: a point built twice (the sweep, a check against the driver) is one method, whose
+  # compiled program (keyed on the method and the mesh) is reused.
+  from jaxinv.inversion.methods import pti
+  model = load_model_cached(generator, cache)
+  lpips_fn, features = _pti_losses(net, backbone, projector_net, projector_backbone, cache)
+  return pti.Method(model.module, model.params, cfg, features, lpips_fn)
+
+
+def _build_pti(point, cache):
+  from jaxinv.inversion.methods import pti
+  from jaxinv.io import images as image_io
+  model = load_model_cached(point.generator, cache)
+  if model.family != "stylegan2" or getattr(model.config, "c_dim", 0):
+    raise ValueError(f"method 'pti' tunes unconditional StyleGAN2 generators; {point.generator} "
+                     f"is a {model.family} model")
+  if int(point.projector_steps) < 1 or int(point.pti_steps) < 1 or not float(point.pti_lr) > 0:
+    raise ValueError(f"projector_steps and pti_steps must be >= 1 and pti_lr > 0; got "
+                     f"{point.projector_steps}, {point.pti_steps}, {point.pti_lr}")
+  cfg = pti.PTIConfig(first_inv_steps=int(point.projector_steps), max_pti_steps=int(point.pti_steps),
+                      pti_learning_rate=float(point.pti_lr),
+                      lpips_value_threshold=float(point.lpips_threshold),
+                      use_locality_regularization=bool(point.locality_reg),
+                      regulizer_l2_lambda=float(point.regulizer_l2_lambda),
+                      regulizer_lpips_lambda=float(point.regulizer_lpips_lambda),
+                      regulizer_alpha=float(point.regulizer_alpha))
+  method = _pti_method(point.generator, cfg, point.lpips_net, point.lpips_backbone,
+                       point.projector_lpips, point.projector_lpips_backbone, cache)
+  res = model.config.resolution
+
+  def load(paths):
+    gt = image_io.load_images(paths, res, point.image_loader)
+    return {"image": gt}, gt
+
+  def restored(out, gt):   # the tuned generator's render of its pivot
+    return np.asarray(out.images[""])
+
+  def per_image(out, gt, i):
+    return {"pti_steps_run": int(out.arrays["steps"][i])}
+  fields = {"task": "reconstruct", "optimizer": "adam", "projector_steps": cfg.first_inv_steps,
+            "pti_steps": cfg.max_pti_steps, "pti_lr": cfg.pti_learning_rate,
+            "locality_reg": cfg.use_locality_regularization}
+  return Built(method, load, restored, fields, per_image)
+
+
 BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp,
             "idinvert": _build_idinvert, "projector": _build_projector,
-            "padinv": _build_padinv}
+            "padinv": _build_padinv, "pti": _build_pti}
 
 
 class PointError(ValueError):
@@ -547,6 +611,8 @@ def build(point, cache: str) -> Built:
 def steps_of(point) -> int:
   if method_of(point) == "dgp":
     return _dgp_schedule(point).total_steps
+  if method_of(point) == "pti":
+    return int(point.projector_steps) + int(point.pti_steps)
   return int(point.steps)
 
 

@@ -359,3 +359,53 @@ def test_bad_padinv_point_is_refused_before_anything_runs(golden, tmp_path, caps
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and message in err[0], err
   assert not H.raw_lines(tmp_path / "run")
+
+
+# Each point compiles both PTI phases (projector + per-image generator tuning with LPIPS): 32 s on
+# 2 shared cores (the driver check reuses the sweep's program).
+def test_pti_sweep(golden, tmp_path):
+  """Two tuning lengths from one pivot: one record each, the driver's numbers bit for bit, a report."""
+  gd = golden("e4e_pti")
+  lp = gd.expected["pti"]["build"]["lpips"]
+  lpips = {"lpips_net": str(gd.path(lp["lin_file"])), "lpips_backbone": str(gd.path(lp["backbone_file"]))}
+  from tests.conftest import golden_root
+  image = golden_root().parent.parent / gd.expected["case_config"]["pti"]["image"]
+  points = _points("pti_steps:test",
+                   {"generator": str(gd.path(gd.expected["e4e"]["rosinality_conversion"]["file"])),
+                    **lpips, "projector_lpips": lpips["lpips_net"],
+                    "projector_lpips_backbone": lpips["lpips_backbone"]},
+                   tmp_path / "models", images=str(image))
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert sorted((r["method"], r["projector_steps"], r["pti_steps"]) for r in recs) == \
+      sorted(("pti", p.projector_steps, p.pti_steps) for p in points) and len(recs) == 2
+  for r in recs:
+    assert r["steps"] == r["projector_steps"] + r["pti_steps"]
+    assert 1 <= r["pti_steps_run"] <= r["pti_steps"]
+    assert math.isfinite(r["loss"]) and math.isfinite(r["psnr"])
+  point = max(points, key=lambda p: p.pti_steps)
+  rec = next(r for r in recs if r["pti_steps"] == point.pti_steps)
+  built = sweep.build(point, str(tmp_path / "models"))
+  result, gt = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+  assert result.names == [rec["image"]]
+  assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+  from jaxinv import metrics
+  assert float(metrics.psnr(result.images[""][0], gt[0], data_range=2.0)) == rec["psnr"]
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["variant"]) for s in rep["summary"]] == \
+      [("pti", f"{p.projector_steps}+{p.pti_steps} steps") for p in sorted(points, key=lambda p: p.pti_steps)]
+
+
+def test_bad_pti_point_is_refused_before_anything_runs(golden, tmp_path, capsys):
+  gd = golden("e4e_pti")
+  fields = {"generator": str(gd.path(gd.expected["e4e"]["rosinality_conversion"]["file"])),
+            "model_cache": str(tmp_path / "models"), "pti_lr": 0.0}
+  config = tmp_path / "bad_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="pti_steps", variant="test", overrides=fields))
+  with pytest.raises(SystemExit) as e:
+    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "pti_lr > 0; got 3, 1, 0.0" in err[0], err
+  assert not H.raw_lines(tmp_path / "run")
