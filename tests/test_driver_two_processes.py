@@ -86,3 +86,55 @@ def test_two_processes_equal_one(models, tmp_path):
     cfg = json.loads((two / name / "config.json").read_text())
     assert cfg["process_count"] == 2, name
     assert not (two / name / ".jaxinv-work").exists()
+
+
+@pytest.fixture(scope="module")
+def e4e_pti_models(golden, tmp_path_factory):
+  g = golden("e4e_pti")
+  root = tmp_path_factory.mktemp("two_processes_e4e_pti")
+  e4e = g.expected["e4e"]
+  assert main(["convert", str(g.path(e4e["checkpoint"]["file"])), str(root / "e4e"),
+               "--option", f"input_size={e4e['config']['input_size']}"]) == 0
+  assert main(["convert", str(g.path(e4e["rosinality_conversion"]["file"])), str(root / "G")]) == 0
+  lp = g.expected["pti"]["build"]["lpips"]
+  assert main(["convert", str(g.path(lp["lin_file"])), str(root / "lpips"), "--option",
+               f"backbone={g.path(lp['backbone_file'])}"]) == 0
+  base = golden_root().parent.parent
+  images = [str(base / im["path"]) for im in e4e["images"]]
+  if len(images) < 2:
+    pytest.skip("this case has fewer than 2 e4e images (one per process)")
+  return root, images
+
+
+# PTI's two phases compiled in the test process and in each of two processes: ~1 min.
+@pytest.mark.slow
+def test_e4e_and_pti_two_processes_equal_one(e4e_pti_models, tmp_path):
+  root, images = e4e_pti_models
+  one, two = tmp_path / "one", tmp_path / "two"
+
+  def commands(out):
+    return {"e4e": ["invert", "--method", "e4e", "--encoder", str(root / "e4e"), "--images", *images,
+                    "--batch", "1", "--out", str(out / "e4e")],
+            "pti": ["invert", "--method", "pti", "--generator", str(root / "G"), "--lpips",
+                    str(root / "lpips"), "--projector-lpips", str(root / "lpips"), "--images",
+                    *images, "--projector-steps", "3", "--pti-steps", "2", "--batch", "1",
+                    "--out", str(out / "pti")]}
+  for argv in commands(one).values():
+    assert main(argv) == 0
+  cmds = commands(two)
+  script = ("import sys, json; from jaxinv.cli import main; "
+            "sys.exit(max(main(a) for a in json.loads(sys.argv[1])))")
+  H.run_processes([sys.executable, "-c", script, json.dumps(list(cmds.values()))], timeout=600)
+  for name in cmds:
+    a, b = _result(one / name), _result(two / name)
+    assert set(a) == set(b) and len(a["names"]) == len(images), (name, sorted(a))
+    for k in a:
+      np.testing.assert_array_equal(b[k], a[k], err_msg=f"{name} {k}")
+    assert json.loads((two / name / "config.json").read_text())["process_count"] == 2, name
+  # PTI's tuned generators (one delta per image) too.
+  from jaxinv.io.deltas import load_deltas
+  import jax
+  da, db = (load_deltas(str(d / "pti" / "deltas"), names=list(_result(one / "pti")["names"]))
+            for d in (one, two))
+  for x, y in zip(jax.tree.leaves(da), jax.tree.leaves(db)):
+    np.testing.assert_array_equal(y, x)

@@ -44,8 +44,7 @@ def _digest(a) -> str:
 
 def save_deltas(path, tree: dict, names) -> str:
   """Writes ``tree`` (nested dicts, leaves ``[B, ...]``) and the ``B`` image ``names`` to ``path``."""
-  import orbax.checkpoint as ocp
-  from jaxinv.io.checkpoints import publish_mode
+  from jaxinv.io.checkpoints import process_local_checkpointer, publish_mode
   path = os.path.abspath(os.fspath(path))
   flat = flatten(tree)
   names = [str(n) for n in names]
@@ -56,7 +55,8 @@ def save_deltas(path, tree: dict, names) -> str:
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
   try:
-    ocp.PyTreeCheckpointer().save(os.path.join(tmp, _TREE_SUBDIR), nest(flat))
+    # Only the first process of a multi-process run writes the result: no cross-process barrier.
+    process_local_checkpointer().save(os.path.join(tmp, _TREE_SUBDIR), nest(flat))
     with open(os.path.join(tmp, INDEX_FILE), "w") as f:
       json.dump({"names": names, "sha256": {k: _digest(v) for k, v in flat.items()}}, f, indent=1)
     publish_mode(tmp, directory=True)
