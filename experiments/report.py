@@ -45,7 +45,14 @@ def method_of(r) -> str:
 
 
 def variant_of(r) -> str:
-  """What tells a method's points apart besides N and ℓ (a style space, a DGP schedule, IDInvert's λ)."""
+  """What tells a method's points apart besides N and ℓ (a style space, a DGP schedule, IDInvert's λ,
+  PadInv's refinement)."""
+  if method_of(r) == "pti":
+    return (f"{r['projector_steps']}+{r['pti_steps']} steps"
+            + (" locality" if r.get("locality_reg") else ""))
+  if method_of(r) == "padinv":
+    start = "encoder" if r.get("encoder") else "w_avg"
+    return f"{start} only" if not r["steps"] else f"{start} + {r['space']} {r['steps']} steps"
   if "schedule" in r:
     return str(r["schedule"])
   if "reg_weight" in r:

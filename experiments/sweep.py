@@ -11,8 +11,9 @@ Each point is one call of a driver method (:mod:`jaxinv.inversion.run`): its ``m
 field picks a builder (:data:`BUILDERS`) that turns the point into a method spec —
 ``mganprior`` (the default: a point without ``method``, so configs written before the field keep
 their hashes; fields of ``configs/common.base``), ``style`` (z / w / w+ / multi-code on StyleGAN and
-StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``) or ``idinvert``
-(``common.idinvert_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
+StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``), ``idinvert``
+(``common.idinvert_base``), ``projector`` (``common.projector_base``), ``padinv``
+(``common.padinv_base``) or ``pti`` (``common.pti_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
 image's key ``fold_in(PRNGKey(seed), crc32(image name))`` and a checkpoint on the run's in-flight
 store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
 
@@ -44,7 +45,13 @@ mganprior: ``codes``, ``layer``, ``optimizer``, ``lr``, ``loss_type``; style: ``
 (``task`` = its mode): ``schedule``, ``iterations``, ``select_num``, ``class`` (the class used,
 searched when unknown), DGP's own metrics ``dgp_psnr`` / ``dgp_ssim`` / ``dgp_l1_loss_origin`` /
 ``dgp_mse_loss_origin``; idinvert: ``optimizer``, ``lr``, ``pix_weight``, ``feat_weight``,
-``reg_weight`` (λ) and ``encoder_psnr`` (the encoder-only reconstruction).
+``reg_weight`` (λ) and ``encoder_psnr`` (the encoder-only reconstruction); projector: ``space``,
+``image_loss``, ``optimizer``, ``lr``; padinv: ``space``, ``encoder`` (whether it starts from the
+encoder), ``optimizer``, ``lr``, ``mse_weight``, ``lpips_weight``, ``wnorm_weight`` (``loss`` is NaN
+for the encoder alone; PSNR / SSIM of the rendering resized (nearest) to the input's size, as
+PadInv evaluates); pti (``steps`` = projector + most tuning steps): ``optimizer``,
+``projector_steps``, ``pti_steps``, ``pti_lr``, ``locality_reg``, ``pti_steps_run`` (the tuning
+steps taken before the LPIPS early stop), PSNR / SSIM of the tuned generator's render of its pivot.
 """
 
 from __future__ import annotations
@@ -166,8 +173,11 @@ def _digest_file(path):
 
 
 @functools.lru_cache(maxsize=None)
-def load_model_cached(path: str, cache_dir: str):
-  """A model dir as is; a checkpoint file converted once into ``cache_dir`` (then loaded)."""
+def load_model_cached(path: str, cache_dir: str, options: tuple = ()):
+  """A model dir as is; a checkpoint file converted once into ``cache_dir`` (then loaded).
+
+  ``options``: ``(name, value)`` pairs for the converter (``jaxinv convert --option``), e.g. a
+  PadInv encoder's ``gan_checkpoint`` or an LPIPS lin file's ``backbone``."""
   from jaxinv import converters
   from jaxinv.models.registry import BUILTIN_WEIGHTS, LPIPS_NETS, load_model
   if path in BUILTIN_WEIGHTS or path in LPIPS_NETS:
@@ -178,11 +188,14 @@ def load_model_cached(path: str, cache_dir: str):
   if not os.path.isfile(path):
     raise SystemExit(f"model {path}: no such file or directory (relative paths resolve against "
                      "the working directory, then $JAXINV_DATA_ROOT)")
-  dest = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{_digest_file(path)}")
+  tag = _digest_file(path)
+  if options:
+    tag += "-" + hashlib.sha256(json.dumps(list(options)).encode()).hexdigest()[:6]
+  dest = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{tag}")
   if not os.path.isdir(dest):
     os.makedirs(cache_dir, exist_ok=True)
     try:
-      converters.convert_file(path, dest)
+      converters.convert_file(path, dest, **dict(options))
     except (OSError, ValueError):
       if not os.path.isdir(dest):   # not another process winning the (atomic) race: a real error
         raise
@@ -455,8 +468,131 @@ def _build_projector(point, cache):
   return Built(method, load, restored, fields)
 
 
+def _converter_options(**options):
+  """``(name, value)`` pairs of the converter options that are set (paths resolved)."""
+  return tuple(sorted((k, _resolve(v)) for k, v in options.items() if v))
+
+
+@functools.lru_cache(maxsize=None)
+def _lpips_distance(net: str):
+  # Cached: the points of a sweep share one LPIPS function, so PadInv's loss (and program) is shared.
+  from jaxinv.models import lpips
+  return lambda p, x, y: lpips.lpips_distance(p, x, y, net=net)
+
+
+def _build_padinv(point, cache):
+  from jaxinv.inversion.methods import padinv
+  from jaxinv.io import images as image_io
+  gen = load_model_cached(point.generator, cache)
+  if gen.family != "padinv-stylegan2":
+    raise ValueError(f"method 'padinv' needs a PadInv (Hammer StyleGAN2) generator; "
+                     f"{point.generator} is a {gen.family} model")
+  enc = None
+  if point.encoder:
+    # A PadInv encoder checkpoint lacks the average w: the converter takes it from the generator's.
+    gan = point.generator if os.path.isfile(_resolve(point.generator)) else ""
+    enc = load_model_cached(point.encoder, cache, _converter_options(gan_checkpoint=gan))
+    if enc.family != "padinv-encoder":
+      raise ValueError(f"encoder {point.encoder} is a {enc.family} model, not a PadInv encoder")
+  steps = int(point.steps)
+  if steps < 0 or not float(point.lr) > 0:
+    raise ValueError(f"steps must be >= 0 and lr > 0; got steps {steps}, lr {point.lr}")
+  if enc is None and steps == 0:
+    raise ValueError("without an encoder PadInv starts from the average w: set steps > 0 "
+                     "(or name the encoder)")
+  cfg = padinv.PadInvSettings(steps=steps, space=point.space, lr=float(point.lr),
+                              mse_weight=float(point.mse_weight),
+                              lpips_weight=float(point.lpips_weight) if steps else 0.0,
+                              wnorm_weight=float(point.wnorm_weight))
+  lpips_fn = lpips_params = None
+  if cfg.lpips_weight:
+    lp = load_model_cached(point.lpips_net, cache,
+                           _converter_options(backbone=point.lpips_backbone))
+    if lp.family != "lpips":
+      raise ValueError(f"lpips_net {point.lpips_net} is a {lp.family} model, not LPIPS")
+    lpips_fn, lpips_params = _lpips_distance(lp.config["net"]), lp.params
+  method = padinv.Method(gen, cfg, enc, lpips_fn, lpips_params)
+  res = enc.config.resolution if enc is not None else gen.config.resolution
+
+  def load(paths):
+    gt = image_io.load_images(paths, res, point.image_loader)
+    return {"x": gt}, gt
+
+  def restored(out, gt):   # PadInv's protocol: the rendering resized (nearest) to the input's size
+    img = np.asarray(out.images[""])
+    return img if img.shape[1:3] == gt.shape[1:3] else np.asarray(
+        padinv.resize_nearest(img, gt.shape[1:3]))
+  fields = {"task": "reconstruct", "space": point.space, "encoder": bool(point.encoder),
+            "optimizer": "adam", "lr": float(point.lr), "mse_weight": float(point.mse_weight),
+            "lpips_weight": cfg.lpips_weight, "wnorm_weight": float(point.wnorm_weight)}
+  return Built(method, load, restored, fields)
+
+
+@functools.lru_cache(maxsize=None)
+def _pti_losses(net: str, backbone: str, projector_net: str, projector_backbone: str, cache: str):
+  # Cached: the points of a sweep share the LPIPS functions (PTI's program is keyed on them).
+  from jaxinv.inversion.methods import pti
+  models = []
+  for name, path, bb in (("lpips_net", net, backbone),
+                         ("projector_lpips", projector_net, projector_backbone)):
+    lp = load_model_cached(path, cache, _converter_options(backbone=bb))
+    if lp.family != "lpips":
+      raise ValueError(f"{name} {path} is a {lp.family} model, not LPIPS")
+    models.append(lp)
+  tune, project = models
+  return (lambda a, b: tune.module.apply({"params": tune.params}, a, b),
+          pti.lpips_features(project.module, project.params))
+
+
+@functools.lru_cache(maxsize=None)
+def _pti_method(generator, cfg, net, backbone, projector_net, projector_backbone, cache):
+  # Cached: a point built twice (the sweep, a check against the driver) is one method, whose
+  # compiled program (keyed on the method and the mesh) is reused.
+  from jaxinv.inversion.methods import pti
+  model = load_model_cached(generator, cache)
+  lpips_fn, features = _pti_losses(net, backbone, projector_net, projector_backbone, cache)
+  return pti.Method(model.module, model.params, cfg, features, lpips_fn)
+
+
+def _build_pti(point, cache):
+  from jaxinv.inversion.methods import pti
+  from jaxinv.io import images as image_io
+  model = load_model_cached(point.generator, cache)
+  if model.family != "stylegan2" or getattr(model.config, "c_dim", 0):
+    raise ValueError(f"method 'pti' tunes unconditional StyleGAN2 generators; {point.generator} "
+                     f"is a {model.family} model")
+  if int(point.projector_steps) < 1 or int(point.pti_steps) < 1 or not float(point.pti_lr) > 0:
+    raise ValueError(f"projector_steps and pti_steps must be >= 1 and pti_lr > 0; got "
+                     f"{point.projector_steps}, {point.pti_steps}, {point.pti_lr}")
+  cfg = pti.PTIConfig(first_inv_steps=int(point.projector_steps), max_pti_steps=int(point.pti_steps),
+                      pti_learning_rate=float(point.pti_lr),
+                      lpips_value_threshold=float(point.lpips_threshold),
+                      use_locality_regularization=bool(point.locality_reg),
+                      regulizer_l2_lambda=float(point.regulizer_l2_lambda),
+                      regulizer_lpips_lambda=float(point.regulizer_lpips_lambda),
+                      regulizer_alpha=float(point.regulizer_alpha))
+  method = _pti_method(point.generator, cfg, point.lpips_net, point.lpips_backbone,
+                       point.projector_lpips, point.projector_lpips_backbone, cache)
+  res = model.config.resolution
+
+  def load(paths):
+    gt = image_io.load_images(paths, res, point.image_loader)
+    return {"image": gt}, gt
+
+  def restored(out, gt):   # the tuned generator's render of its pivot
+    return np.asarray(out.images[""])
+
+  def per_image(out, gt, i):
+    return {"pti_steps_run": int(out.arrays["steps"][i])}
+  fields = {"task": "reconstruct", "optimizer": "adam", "projector_steps": cfg.first_inv_steps,
+            "pti_steps": cfg.max_pti_steps, "pti_lr": cfg.pti_learning_rate,
+            "locality_reg": cfg.use_locality_regularization}
+  return Built(method, load, restored, fields, per_image)
+
+
 BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp,
-            "idinvert": _build_idinvert, "projector": _build_projector}
+            "idinvert": _build_idinvert, "projector": _build_projector,
+            "padinv": _build_padinv, "pti": _build_pti}
 
 
 class PointError(ValueError):
@@ -475,6 +611,8 @@ def build(point, cache: str) -> Built:
 def steps_of(point) -> int:
   if method_of(point) == "dgp":
     return _dgp_schedule(point).total_steps
+  if method_of(point) == "pti":
+    return int(point.projector_steps) + int(point.pti_steps)
   return int(point.steps)
 
 

@@ -67,12 +67,13 @@ def test_kill_and_resume(setup, uninterrupted):
 @pytest.mark.parametrize("name", ["tiny", "mganprior_ablation", "mganprior_inversion",
                                   "mganprior_colorization", "mganprior_superresolution",
                                   "mganprior_inpainting", "stylegan2_multicode", "dgp_schedules",
-                                  "idinvert_lambda", "projector_spaces"])
+                                  "idinvert_lambda", "projector_spaces", "padinv_refine", "pti_steps"])
 def test_configs_load(name):
   path = os.path.join(H.REPO, "experiments", "configs", f"{name}.py")
   variants = {"tiny": [""], "stylegan2_multicode": ["", "runlocal", "test"],
               "dgp_schedules": ["", "runlocal", "test"], "idinvert_lambda": ["", "runlocal", "test"],
-              "projector_spaces": ["", "runlocal", "test"]}
+              "projector_spaces": ["", "runlocal", "test"],
+              "padinv_refine": ["", "runlocal", "test"], "pti_steps": ["", "runlocal", "test"]}
   for arg in variants.get(name, ["", "runlocal"]):
     _, points = sweep.load_config(f"{path}:{arg}" if arg else path)
     hashes = {sweep.config_hash(sweep.setting_of(p)) for p in points}
@@ -90,6 +91,13 @@ def test_configs_load(name):
     if name == "idinvert_lambda":
       assert {sweep.method_of(p) for p in points} == {"idinvert"}
       assert len({p.reg_weight for p in points}) == (2 if arg == "test" else 6)
+    if name == "padinv_refine":
+      assert {sweep.method_of(p) for p in points} == {"padinv"}
+      assert len(points) == {"": 5, "runlocal": 5, "test": 2}[arg]
+      assert [p.steps for p in points if p.space == "padding"][0] == 0   # the encoder alone first
+    if name == "pti_steps":
+      assert {sweep.method_of(p) for p in points} == {"pti"}
+      assert len(points) == {"": 4, "runlocal": 4, "test": 2}[arg]
     if name.startswith(("tiny", "mganprior")):
       assert all("method" not in p for p in points)   # mGANprior by default: hashes as before
 

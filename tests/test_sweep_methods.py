@@ -285,3 +285,127 @@ def test_projector_sweep(golden, tmp_path):
   assert result.arrays["latent"].ndim == 3          # w+: [B, L, D]
   rep = report.write_report(str(out))
   assert sorted(s["variant"] for s in rep["summary"]) == ["w mse", "wp mse"]
+
+
+def _padinv_images(gd):
+  """The PadInv case's images (config.json), beside the golden folder as the fixture README says."""
+  import json
+  from tests.conftest import optional_path
+  cfg = json.loads(gd.path("config.json").read_text())
+  return [str(optional_path(gd.dir, f"../../data/{im['file']}", f"PadInv case image {im['file']}"))
+          for im in cfg["images"]]
+
+
+def _padinv_models(gd):
+  """The sweep's PadInv model fields for this fixture folder (files recognised by detection)."""
+  from tests.golden import padinv_common
+  found = padinv_common._checkpoints(gd.dir)
+  lpips = {}
+  for name in gd.expected["checkpoint_keys"]:
+    from jaxinv import converters
+    from jaxinv.io import torch_pickle
+    obj = torch_pickle.load(gd.path(name))
+    if converters.FORMATS["lpips"].detect(obj):
+      lpips["lpips_net"] = str(gd.path(name))
+    elif converters.FORMATS["torchvision-alexnet"].detect(obj):
+      lpips["lpips_backbone"] = str(gd.path(name))
+  return {"generator": str(gd.path(found["padinv-generator"][0])),
+          "encoder": str(gd.path(found["padinv-encoder"][0])), **lpips}
+
+
+def test_padinv_sweep(golden, tmp_path):
+  """Encoder only vs 3 refinement steps: one record each, the driver's numbers bit for bit, a
+  report grouped by method."""
+  gd = golden("padinv")
+  points = _points("padinv_refine:test", _padinv_models(gd), tmp_path / "models",
+                   images=_padinv_images(gd)[0])
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert sorted((r["method"], r["steps"]) for r in recs) == sorted(("padinv", p.steps) for p in points)
+  assert len(recs) == 2 and all(math.isfinite(r["psnr"]) for r in recs)
+  encoder_only = next(r for r in recs if r["steps"] == 0)
+  refined = next(r for r in recs if r["steps"] > 0)
+  assert math.isnan(encoder_only["loss"]) and math.isfinite(refined["loss"])
+  assert refined["lpips_weight"] == points[0].lpips_weight > 0 and refined["encoder"]
+  # One point through the driver directly gives the sweep's record, bit for bit.
+  point = next(p for p in points if p.steps > 0)
+  built = sweep.build(point, str(tmp_path / "models"))
+  result, gt = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+  assert result.names == [refined["image"]] and result.stepwise["loss"].shape == (point.steps, 1)
+  assert float(result.stepwise["loss"][-1, 0]) == refined["loss"]
+  from jaxinv import metrics
+  assert float(metrics.psnr(built.restored(result, gt)[0], gt[0], data_range=2.0)) == refined["psnr"]
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["variant"]) for s in rep["summary"]] == \
+      [("padinv", "encoder + padding 3 steps"), ("padinv", "encoder only")]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"space": "bogus"}, "space must be 'padding' or 'wp'"),
+    ({"encoder": ""}, "without an encoder PadInv starts from the average w"),
+    ({"lpips_backbone": ""}, "backbone"),
+])
+def test_bad_padinv_point_is_refused_before_anything_runs(golden, tmp_path, capsys, overrides,
+                                                          message):
+  gd = golden("padinv")
+  fields = {**_padinv_models(gd), "images": _padinv_images(gd)[0],
+            "model_cache": str(tmp_path / "models"), **overrides}
+  config = tmp_path / "bad_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="padinv_refine", variant="test", overrides=fields))
+  with pytest.raises(SystemExit) as e:
+    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and message in err[0], err
+  assert not H.raw_lines(tmp_path / "run")
+
+
+# Each point compiles both PTI phases (projector + per-image generator tuning with LPIPS): 32 s on
+# 2 shared cores (the driver check reuses the sweep's program).
+def test_pti_sweep(golden, tmp_path):
+  """Two tuning lengths from one pivot: one record each, the driver's numbers bit for bit, a report."""
+  gd = golden("e4e_pti")
+  lp = gd.expected["pti"]["build"]["lpips"]
+  lpips = {"lpips_net": str(gd.path(lp["lin_file"])), "lpips_backbone": str(gd.path(lp["backbone_file"]))}
+  from tests.conftest import golden_root
+  image = golden_root().parent.parent / gd.expected["case_config"]["pti"]["image"]
+  points = _points("pti_steps:test",
+                   {"generator": str(gd.path(gd.expected["e4e"]["rosinality_conversion"]["file"])),
+                    **lpips, "projector_lpips": lpips["lpips_net"],
+                    "projector_lpips_backbone": lpips["lpips_backbone"]},
+                   tmp_path / "models", images=str(image))
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert sorted((r["method"], r["projector_steps"], r["pti_steps"]) for r in recs) == \
+      sorted(("pti", p.projector_steps, p.pti_steps) for p in points) and len(recs) == 2
+  for r in recs:
+    assert r["steps"] == r["projector_steps"] + r["pti_steps"]
+    assert 1 <= r["pti_steps_run"] <= r["pti_steps"]
+    assert math.isfinite(r["loss"]) and math.isfinite(r["psnr"])
+  point = max(points, key=lambda p: p.pti_steps)
+  rec = next(r for r in recs if r["pti_steps"] == point.pti_steps)
+  built = sweep.build(point, str(tmp_path / "models"))
+  result, gt = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+  assert result.names == [rec["image"]]
+  assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+  from jaxinv import metrics
+  assert float(metrics.psnr(result.images[""][0], gt[0], data_range=2.0)) == rec["psnr"]
+  rep = report.write_report(str(out))
+  assert [(s["method"], s["variant"]) for s in rep["summary"]] == \
+      [("pti", f"{p.projector_steps}+{p.pti_steps} steps") for p in sorted(points, key=lambda p: p.pti_steps)]
+
+
+def test_bad_pti_point_is_refused_before_anything_runs(golden, tmp_path, capsys):
+  gd = golden("e4e_pti")
+  fields = {"generator": str(gd.path(gd.expected["e4e"]["rosinality_conversion"]["file"])),
+            "model_cache": str(tmp_path / "models"), "pti_lr": 0.0}
+  config = tmp_path / "bad_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module="pti_steps", variant="test", overrides=fields))
+  with pytest.raises(SystemExit) as e:
+    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "pti_lr > 0; got 3, 1, 0.0" in err[0], err
+  assert not H.raw_lines(tmp_path / "run")

@@ -188,3 +188,58 @@ def idinvert_base() -> ml_collections.ConfigDict:
   c.image_loader = "idinvert"
   # --- execution (not hashed)
   return _execution(c, IDINVERT_DATA)
+
+
+GOLDEN_PADINV = "../shared/golden/padinv"
+
+
+def padinv_base() -> ml_collections.ConfigDict:
+  """PadInv (``method = "padinv"``, :class:`jaxinv.inversion.methods.padinv.Method`): the encoder's
+  (w+, padding maps), then ``steps`` of Adam refinement (our extension; 0 = the official
+  encoder-only inversion) on ``mse_weight·MSE + lpips_weight·LPIPS + wnorm_weight·||w+ - w_avg||``."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "padinv"
+  c.generator = "models/padinv/church_gan_checkpoint.pth"      # Hammer GAN checkpoint or converted dir
+  c.encoder = "models/padinv/church_encoder_checkpoint.pth"    # PadInv encoder ("" = start from w_avg)
+  c.space = "padding"              # padding (w+ and maps jointly) | wp (w+ alone, maps fixed)
+  c.steps = 0                      # refinement steps (0 = encoder only)
+  c.lr = 0.01
+  c.mse_weight = 1.0
+  c.lpips_weight = 0.8             # the released scripts' weights
+  c.wnorm_weight = 0.0
+  c.lpips_net = "alex"             # LPIPS of the loss: built-in alex / vgg, a converted dir or a lin file
+  c.lpips_backbone = ""            # a lin file's AlexNet / VGG backbone checkpoint (converter option)
+  c.seed = 0                       # (PadInv is deterministic: the image's key is unused)
+  c.image_loader = "padinv"
+  # --- execution (not hashed)
+  return _execution(c, f"{DATA}/gan_inversion/church")
+
+
+GOLDEN_E4E_PTI = "../shared/golden/e4e_pti"
+
+
+def pti_base() -> ml_collections.ConfigDict:
+  """Pivotal tuning (``method = "pti"``, :class:`jaxinv.inversion.methods.pti.Method`): the w
+  projector finds a pivot, then a copy of the generator per image is tuned around it; PTI's
+  ``hyperparameters.py`` defaults."""
+  c = ml_collections.ConfigDict()
+  # --- experiment (hashed into config_hash)
+  c.method = "pti"
+  c.generator = "models/stylegan2-ffhq-config-f.pt"   # StyleGAN2 checkpoint or converted dir
+  c.projector_steps = 450          # phase 1: w projector steps (first_inv_steps)
+  c.pti_steps = 350                # phase 2: most tuning steps (the LPIPS early stop may end sooner)
+  c.pti_lr = 3e-4
+  c.lpips_threshold = 0.06         # phase 2 stops once LPIPS(G(pivot), x) <= this
+  c.locality_reg = False           # the locality regulariser (off in PTI's stock settings)
+  c.regulizer_l2_lambda = 0.1
+  c.regulizer_lpips_lambda = 0.1
+  c.regulizer_alpha = 30.0
+  c.lpips_net = "alex"             # phase 2's LPIPS: built-in alex / vgg, a converted dir or a lin file
+  c.lpips_backbone = ""            # a lin file's backbone checkpoint (converter option)
+  c.projector_lpips = "vgg"        # phase 1's perceptual distance (NVIDIA's vgg16.pt is LPIPS-VGG)
+  c.projector_lpips_backbone = ""
+  c.seed = 0                       # an image's draws (noise maps, ε, the regulariser's z) from its key
+  c.image_loader = "pti"
+  # --- execution (not hashed)
+  return _execution(c, f"{DATA}/face")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelDirError", "save_model", "load_model_dir", "read_config", "atomic_write_bytes",
+__all__ = ["ModelDirError", "save_model", "process_local_checkpointer", "load_model_dir", "read_config", "atomic_write_bytes",
            "atomic_write_json", "publish_mode", "current_umask"]
 
 PARAMS_SUBDIR = "params"
@@ -157,3 +157,18 @@ def _json_default(o):
   if dataclasses.is_dataclass(o):
     return dataclasses.asdict(o)
   return str(o)
+
+
+def process_local_checkpointer():
+  """An orbax checkpointer that involves this process only. Orbax's default synchronises every
+  save with all processes of a ``jax.distributed`` job, so a save that one process makes alone
+  (its in-flight batch, the first process's outputs) would wait for the others forever."""
+  import jax
+  import orbax.checkpoint as ocp
+  if jax.process_count() == 1:
+    return ocp.PyTreeCheckpointer()
+  me = jax.process_index()
+  options = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
+                                               barrier_sync_key_prefix=f"jaxinv-local-{me}")
+  return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(multiprocessing_options=options),
+                          multiprocessing_options=options)

@@ -44,8 +44,7 @@ def _digest(a) -> str:
 
 def save_deltas(path, tree: dict, names) -> str:
   """Writes ``tree`` (nested dicts, leaves ``[B, ...]``) and the ``B`` image ``names`` to ``path``."""
-  from jaxinv.io.checkpoints import publish_mode
-  from jaxinv.io.inflight import process_local_checkpointer   # only the first process writes
+  from jaxinv.io.checkpoints import process_local_checkpointer, publish_mode
   path = os.path.abspath(os.fspath(path))
   flat = flatten(tree)
   names = [str(n) for n in names]
@@ -56,6 +55,7 @@ def save_deltas(path, tree: dict, names) -> str:
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=parent)
   try:
+    # Only the first process of a multi-process run writes the result: no cross-process barrier.
     process_local_checkpointer().save(os.path.join(tmp, _TREE_SUBDIR), nest(flat))
     with open(os.path.join(tmp, INDEX_FILE), "w") as f:
       json.dump({"names": names, "sha256": {k: _digest(v) for k, v in flat.items()}}, f, indent=1)
@@ -79,7 +79,7 @@ def load_deltas(path, names=None, like: dict | None = None) -> dict:
   Raises:
     DeltaError: one line naming the problem.
   """
-  from jaxinv.io.inflight import process_local_checkpointer
+  from jaxinv.io.checkpoints import process_local_checkpointer
   path = os.fspath(path)
   redo = "rerun jaxinv invert --method pti to write it again"
   index_file = os.path.join(path, INDEX_FILE)

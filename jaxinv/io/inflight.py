@@ -24,17 +24,7 @@ __all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV", "process_local_check
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
-def process_local_checkpointer():
-  """An orbax checkpointer that involves this process only: in a multi-process run every process
-  saves its own batches at its own times, so a checkpoint must not wait for the others."""
-  import orbax.checkpoint as ocp
-  if jax.process_count() == 1:
-    return ocp.PyTreeCheckpointer()
-  me = jax.process_index()
-  options = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
-                                               barrier_sync_key_prefix=f"jaxinv-inflight-{me}")
-  return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(multiprocessing_options=options),
-                          multiprocessing_options=options)
+from jaxinv.io.checkpoints import process_local_checkpointer  # noqa: E402
 
 
 class InflightStore:
