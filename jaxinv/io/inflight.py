@@ -19,12 +19,11 @@ import time
 import jax
 import numpy as np
 
+from jaxinv.io.checkpoints import process_local_checkpointer
+
 __all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV", "process_local_checkpointer"]
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-from jaxinv.io.checkpoints import process_local_checkpointer  # noqa: E402
 
 
 class InflightStore:
