@@ -247,6 +247,19 @@ def test_idinvert_sweep_on_two_forced_devices(golden, tmp_path):
   print(f"2 forced devices vs 1: max abs difference {worst:.3g}")
 
 
+def _check_refused(tmp_path, capsys, module, fields, message):
+  """The sweep of ``module``'s test variant with ``fields`` exits 2 with one line naming
+  ``message`` before it writes a record."""
+  config = tmp_path / "bad_config.py"
+  config.write_text(OVERRIDE_CONFIG.format(module=module, variant="test", overrides=fields))
+  with pytest.raises(SystemExit) as e:
+    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and message in err[0], err
+  assert not H.raw_lines(tmp_path / "run")
+
+
 @pytest.mark.parametrize("overrides,message", [
     ({"method": "nonexistent"}, "unknown method 'nonexistent'"),
     ({"space": "bogus"}, "space must be one of"),
@@ -256,15 +269,7 @@ def test_bad_point_is_refused_before_anything_runs(golden, tmp_path, capsys, ove
   gd = golden("stylegan2_rosinality")
   fields = {"generator": str(gd.path(gd.expected["checkpoint"]["file"])),
             "model_cache": str(tmp_path / "models"), **overrides}
-  config = tmp_path / "bad_config.py"
-  config.write_text(OVERRIDE_CONFIG.format(module="stylegan2_multicode", variant="test",
-                                           overrides=fields))
-  with pytest.raises(SystemExit) as e:
-    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
-  assert e.value.code == 2
-  err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and message in err[0], err
-  assert not H.raw_lines(tmp_path / "run")
+  _check_refused(tmp_path, capsys, "stylegan2_multicode", fields, message)
 
 
 def test_projector_sweep(golden, tmp_path):
@@ -351,14 +356,7 @@ def test_bad_padinv_point_is_refused_before_anything_runs(golden, tmp_path, caps
   gd = golden("padinv")
   fields = {**_padinv_models(gd), "images": _padinv_images(gd)[0],
             "model_cache": str(tmp_path / "models"), **overrides}
-  config = tmp_path / "bad_config.py"
-  config.write_text(OVERRIDE_CONFIG.format(module="padinv_refine", variant="test", overrides=fields))
-  with pytest.raises(SystemExit) as e:
-    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
-  assert e.value.code == 2
-  err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and message in err[0], err
-  assert not H.raw_lines(tmp_path / "run")
+  _check_refused(tmp_path, capsys, "padinv_refine", fields, message)
 
 
 # Each point compiles both PTI phases (projector + per-image generator tuning with LPIPS): 32 s on
@@ -401,11 +399,4 @@ def test_bad_pti_point_is_refused_before_anything_runs(golden, tmp_path, capsys)
   gd = golden("e4e_pti")
   fields = {"generator": str(gd.path(gd.expected["e4e"]["rosinality_conversion"]["file"])),
             "model_cache": str(tmp_path / "models"), "pti_lr": 0.0}
-  config = tmp_path / "bad_config.py"
-  config.write_text(OVERRIDE_CONFIG.format(module="pti_steps", variant="test", overrides=fields))
-  with pytest.raises(SystemExit) as e:
-    sweep.main(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"])
-  assert e.value.code == 2
-  err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and "pti_lr > 0; got 3, 1, 0.0" in err[0], err
-  assert not H.raw_lines(tmp_path / "run")
+  _check_refused(tmp_path, capsys, "pti_steps", fields, "pti_lr > 0; got 3, 1, 0.0")
