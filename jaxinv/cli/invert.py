@@ -151,7 +151,7 @@ def _load_init(path, num_images):
 # --method -> the module (jaxinv/cli/) whose run_invert runs it; mGANprior and the style spaces
 # run here.
 METHOD_MODULES = {"e4e": "e4e", "pti": "pti", "dgp": "invert_dgp", "padinv": "padinv",
-                  "nvidia-projector": "nvidia_projector", "idinvert": "idinvert",
+                  "nvidia-projector": "projector", "idinvert": "idinvert",
                   "projector": "projector"}
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelDirError", "save_model", "process_local_checkpointer", "load_model_dir", "read_config", "atomic_write_bytes",
-           "atomic_write_json", "publish_mode", "current_umask"]
+__all__ = ["ModelDirError", "save_model", "load_model_dir", "read_config", "atomic_write_bytes",
+           "atomic_write_json", "publish_mode", "current_umask", "process_local_checkpointer"]
 
 PARAMS_SUBDIR = "params"
 CONFIG_FILE = "config.json"

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxinv.io.checkpoints import process_local_checkpointer
 
-__all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV", "process_local_checkpointer"]
+__all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV"]
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
