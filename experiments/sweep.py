@@ -13,9 +13,9 @@ field picks a builder (:data:`BUILDERS`) that turns the point into a method spec
 their hashes; fields of ``configs/common.base``), ``style`` (z / w / w+ / multi-code on StyleGAN and
 StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``), ``idinvert``
 (``common.idinvert_base``), ``projector`` (``common.projector_base``), ``padinv``
-(``common.padinv_base``) or ``pti`` (``common.pti_base``) — and the sweep calls its ``run_batch(data, keys, ctx)`` with each
-image's key ``fold_in(PRNGKey(seed), crc32(image name))`` and a checkpoint on the run's in-flight
-store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
+(``common.padinv_base``) or ``pti`` (``common.pti_base``) — and the sweep calls its
+``run_batch(data, keys, ctx)`` with each image's key ``fold_in(PRNGKey(seed), crc32(image
+name))`` and a checkpoint on the run's in-flight store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
 
 Relative paths in a config (models, images, masks) resolve against the working directory,
 then against the data root ``$JAXINV_DATA_ROOT`` (default: the source checkout's root, so the
