@@ -15,7 +15,8 @@ StyleGAN2, ``common.style_base``), ``dgp`` (``common.dgp_base``), ``idinvert``
 (``common.idinvert_base``), ``projector`` (``common.projector_base``), ``padinv``
 (``common.padinv_base``) or ``pti`` (``common.pti_base``) — and the sweep calls its
 ``run_batch(data, keys, ctx)`` with each image's key ``fold_in(PRNGKey(seed), crc32(image
-name))`` and a checkpoint on the run's in-flight store, so a point's numbers are those ``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
+name))`` and a checkpoint on the run's in-flight store, so a point's numbers are those
+``jaxinv invert`` / :func:`jaxinv.inversion.run.run` give.
 
 Relative paths in a config (models, images, masks) resolve against the working directory,
 then against the data root ``$JAXINV_DATA_ROOT`` (default: the source checkout's root, so the
