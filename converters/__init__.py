@@ -24,7 +24,7 @@ from jaxinv.converters import nvidia_stylegan2_ada, nvidia_stylegan3
 from jaxinv.converters import psp
 from jaxinv.io import checkpoints, nvidia_pickle, torch_pickle
 
-__all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert_file",
+__all__ = ["FORMATS", "Converted", "ConversionError", "FormatError", "detect", "convert", "convert_file",
            "read_source"]
 
 FORMATS = {m.NAME: m for m in (
@@ -85,9 +85,8 @@ def _check_options(name: str, convert, options: dict):
                           + (", ".join(known) if known else "none"))
 
 
-def convert_file(src, dest, format: str | None = None, overwrite: bool = False,
-                 **options) -> Converted:
-  """Converts ``src`` into the model directory ``dest`` (written atomically)."""
+def convert(src, format: str | None = None, **options) -> tuple[Converted, str]:
+  """Reads and converts ``src`` in memory: ``(result, format name)``."""
   obj = read_source(src)
   name = format or detect(obj)
   if name not in FORMATS:
@@ -96,7 +95,13 @@ def convert_file(src, dest, format: str | None = None, overwrite: bool = False,
   if format and not module.detect(obj):
     raise FormatError(f"{src} does not look like a {name} checkpoint ({module.DESCRIPTION})")
   _check_options(name, module.convert, options)
-  result = module.convert(obj, **options)
+  return module.convert(obj, **options), name
+
+
+def convert_file(src, dest, format: str | None = None, overwrite: bool = False,
+                 **options) -> Converted:
+  """Converts ``src`` into the model directory ``dest`` (written atomically)."""
+  result, name = convert(src, format, **options)
   checkpoints.save_model(dest, result.family, result.config, result.params, extras=result.extras,
                          source=f"{os.path.abspath(os.fspath(src))} [{name}]", overwrite=overwrite)
   return result

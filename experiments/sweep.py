@@ -177,10 +177,11 @@ def _digest_file(path):
 def load_model_cached(path: str, cache_dir: str, options: tuple = ()):
   """A model dir as is; a checkpoint file converted once into ``cache_dir`` (then loaded).
 
-  ``options``: ``(name, value)`` pairs for the converter (``jaxinv convert --option``), e.g. a
-  PadInv encoder's ``gan_checkpoint`` or an LPIPS lin file's ``backbone``."""
-  from jaxinv import converters
-  from jaxinv.models.registry import BUILTIN_WEIGHTS, LPIPS_NETS, load_model
+  Every process of a multi-process run shares ``cache_dir``. ``options``: ``(name, value)`` pairs
+  for the converter (``jaxinv convert --option``), e.g. a PadInv encoder's ``gan_checkpoint`` or
+  an LPIPS lin file's ``backbone``."""
+  from jaxinv import converters, distributed
+  from jaxinv.models.registry import BUILTIN_WEIGHTS, LPIPS_NETS, load_model, model_from_converted
   if path in BUILTIN_WEIGHTS or path in LPIPS_NETS:
     return load_model(path, expect_family="lpips" if path in LPIPS_NETS else None)
   path = _resolve(path)
@@ -194,11 +195,16 @@ def load_model_cached(path: str, cache_dir: str, options: tuple = ()):
     tag += "-" + hashlib.sha256(json.dumps(list(options)).encode()).hexdigest()[:6]
   dest = os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(path))[0]}-{tag}")
   if not os.path.isdir(dest):
+    if distributed.process_info().index != 0:
+      # The first process fills the shared cache; the others convert for themselves in memory
+      # until it has (orbax writes a model's arrays from the first process only).
+      result, _ = converters.convert(path, **dict(options))
+      return model_from_converted(result, path)
     os.makedirs(cache_dir, exist_ok=True)
     try:
       converters.convert_file(path, dest, **dict(options))
     except (OSError, ValueError):
-      if not os.path.isdir(dest):   # not another process winning the (atomic) race: a real error
+      if not os.path.isdir(dest):   # not another run winning the (atomic) race: a real error
         raise
   return load_model(dest)
 
@@ -680,7 +686,7 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
     if group:
       point0 = _point_for(points, group[0].setting)
       try:
-        built[id(group)] = build(point0, point0.model_cache or os.path.join(run_dir, "models" + suffix))
+        built[id(group)] = build(point0, _model_cache(point0, run_dir))
       except (ValueError, FileNotFoundError) as e:
         raise PointError(f"point {group[0].chash} (method {method_of(point0)}): {e}") from e
   new = []
@@ -709,6 +715,10 @@ def run_sweep(points, run_dir: str, progress: bool = True, log=print) -> list[di
     if bar is not None:
       bar.close()
   return new
+
+
+def _model_cache(point, run_dir):
+  return point.model_cache or os.path.join(run_dir, "models")
 
 
 def _point_for(points, setting):
@@ -750,8 +760,7 @@ def _run_batch(items, point, built, batch, mesh, run_dir, store, suffix, progres
   out = built.method.run_batch(data, keys, ctx).trimmed(real)
   restored_out = built.restored(out, gt)
   loss = out.stepwise.get("loss")
-  lp_model = load_model_cached(point.lpips, point.model_cache or os.path.join(run_dir, "models" + suffix)
-                               ) if point.lpips else None
+  lp_model = load_model_cached(point.lpips, _model_cache(point, run_dir)) if point.lpips else None
   recs = []
   for i, it in enumerate(items):
     rec = {"config_hash": it.chash, "image": it.image, "method": method_of(point),

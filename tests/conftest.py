@@ -106,6 +106,24 @@ def golden():
   return get
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+  """After each test file: drop JAX's compiled programs and jaxinv's memoised models, tasks and
+  methods. The suite runs in one process; kept, they grew it past 20 GiB by the last files and a
+  compilation died there for want of memory."""
+  yield
+  import functools
+  import gc
+  import sys
+  for name, module in list(sys.modules.items()):
+    if name.startswith(("jaxinv", "tests")) and module is not None:
+      for value in list(vars(module).values()):
+        if isinstance(value, functools._lru_cache_wrapper):
+          value.cache_clear()
+  jax.clear_caches()
+  gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def _highest_precision():
   with jax.default_matmul_precision("highest"):

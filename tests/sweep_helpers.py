@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -103,6 +104,30 @@ def kill_when(cmd, kill_point, env_extra=None, timeout=400):
   return hit
 
 
+def kill_processes_when(cmd, kill_point, count: int = 2, timeout: int = 400, **extra_env):
+  """:func:`kill_when` for ``count`` processes of one ``jax.distributed`` job: all are killed."""
+  import signal
+  import tempfile
+  import time
+  with tempfile.TemporaryFile() as log:
+    procs = _start_processes(cmd, count, extra_env, stdout=log, stderr=log)
+    hit, deadline = None, time.time() + timeout
+    try:
+      while time.time() < deadline and all(p.poll() is None for p in procs):
+        hit = kill_point()
+        if hit:
+          break
+        time.sleep(0.05)
+    finally:
+      for p in procs:
+        if p.poll() is None:
+          os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    log.seek(0)
+    assert hit, "never reached the kill point:\n" + log.read().decode()[-3000:]
+  return hit
+
+
 def sweep_checkpoints(out, finished: int | None = None):
   """In-flight checkpoints (``step_N`` folders) of a sweep's unfinished batches, once
   ``finished`` records are on disk (None: any number)."""
@@ -111,7 +136,7 @@ def sweep_checkpoints(out, finished: int | None = None):
   if not (out / "inflight").exists() or (finished is not None and len(lines) != finished):
     return []
   done = {(r["config_hash"], r["image"]) for r in lines}
-  return [p for p in (out / "inflight").glob("*/step_*") if p.name[5:].isdigit()
+  return [p for p in (out / "inflight").glob("*/step_*") if re.fullmatch(r"step_\d+\.npz", p.name)
           and not {tuple(k) for k in json.loads((p.parent / "meta.json").read_text())["items"]} & done]
 
 
@@ -121,17 +146,22 @@ def driver_checkpoints(out):
   work = pathlib.Path(out) / ".jaxinv-work"
   done = {p.stem for p in (work / "done").glob("*.npz")} if (work / "done").exists() else set()
   return [p for p in (work / "inflight").glob("*/step_*")
-          if p.name[5:].isdigit() and p.parent.name not in done] if done else []
+          if re.fullmatch(r"step_\d+\.npz", p.name) and p.parent.name not in done] if done else []
+
+
+def _start_processes(cmd, count, extra_env, **popen):
+  port = free_port()
+  return [subprocess.Popen(cmd, cwd=REPO, env=env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+                                                  JAX_NUM_PROCESSES=count, JAX_PROCESS_ID=i,
+                                                  **extra_env), **popen)
+          for i in range(count)]
 
 
 def run_processes(cmd, count: int = 2, timeout: int = 400, **extra_env):
   """Runs ``cmd`` as ``count`` processes of one ``jax.distributed`` job on this machine; returns
   their ``(stdout, stderr)``, failing with a process's stderr if any exits non-zero."""
-  port = free_port()
-  procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-                                    JAX_NUM_PROCESSES=count, JAX_PROCESS_ID=i, **extra_env))
-           for i in range(count)]
+  procs = _start_processes(cmd, count, extra_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
   outs = [p.communicate(timeout=timeout) for p in procs]
   for p, (_, err) in zip(procs, outs):
     assert p.returncode == 0, err[-4000:]

@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from experiments.bench import bench_invert  # noqa: E402
-from experiments.bench.torch_standin import jaxinv_bench_step as standin  # noqa: E402
+from jaxinv.experiments.bench import bench_invert  # noqa: E402
+from jaxinv.experiments.bench.torch_standin import jaxinv_bench_step as standin  # noqa: E402
 
 # Issue criteria for the side-by-side benchmark: first step ≤ 1e-4 relative, every step ≤ 1e-2.
 # Measured here: 7.4e-7 at every one of 3 steps (two float32 implementations of the same sums; lr-1

@@ -86,7 +86,7 @@ def test_interrupted_batch_resumes_to_the_uninterrupted_result(tmp_path, capsys)
     _run(Toy(fail_after=4), work_dir=str(tmp_path))   # first batch stops after its first chunk
   done = list((tmp_path / "done").iterdir())
   inflight = list((tmp_path / "inflight").glob("*/step_*"))
-  assert not done and [p.name for p in inflight] == ["step_00000004"]
+  assert not done and [p.name for p in inflight] == ["step_00000004.npz"]
   resumed = _run(Toy(), work_dir=str(tmp_path))
   assert "at step 4/12" in capsys.readouterr().err
   np.testing.assert_array_equal(resumed.stepwise["loss"], clean.stepwise["loss"])

@@ -23,8 +23,6 @@ import numpy as np
 from jaxinv.models import layers as L
 from jaxinv.ops import conv3x3 as C
 
-jax.config.update("jax_enable_x64", True)
-
 # (name, batch, H, W, Cin, Cout, upsample before the conv)
 PGGAN_PREFIX = [("g.conv4", 20, 4, 4, 512, 512, False), ("g.up8", 20, 4, 4, 512, 512, True),
                 ("g.conv8", 20, 8, 8, 512, 512, False), ("g.up16", 20, 8, 8, 512, 512, True),
@@ -97,6 +95,7 @@ def main(argv=None):
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--only", default=None, help="substring of the layer names to run")
   a = p.parse_args(argv)
+  jax.config.update("jax_enable_x64", True)   # the float64 reference of the accuracy column
   print(f"# load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs;"
         f" jax {jax.__version__}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; CPU-s per "
         "forward + input gradient, median of interleaved repeats")

@@ -12,6 +12,7 @@ renamed into place at the end, so a failed conversion leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelDirError", "save_model", "load_model_dir", "read_config", "atomic_write_bytes",
-           "atomic_write_json", "publish_mode", "current_umask", "process_local_checkpointer"]
+__all__ = ["ModelDirError", "save_model", "load_model_dir", "read_config", "atomic_file",
+           "atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "publish_mode",
+           "current_umask", "process_local_checkpointer"]
 
 PARAMS_SUBDIR = "params"
 CONFIG_FILE = "config.json"
@@ -51,7 +53,6 @@ def save_model(dest: str | os.PathLike, family: str, config: Any, params: dict,
     source: where the weights came from (recorded, not used).
     overwrite: replace an existing ``dest``.
   """
-  import orbax.checkpoint as ocp
   from jaxinv import __version__
 
   dest = os.path.abspath(os.fspath(dest))
@@ -63,8 +64,7 @@ def save_model(dest: str | os.PathLike, family: str, config: Any, params: dict,
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(dest) + "-", dir=parent)
   try:
-    checkpointer = ocp.PyTreeCheckpointer()
-    checkpointer.save(os.path.join(tmp, PARAMS_SUBDIR), _to_numpy_tree(params))
+    process_local_checkpointer().save(os.path.join(tmp, PARAMS_SUBDIR), _to_numpy_tree(params))
     meta = {"family": family, "config": config, "extras": extras or {}, "source": source,
             "jaxinv_version": __version__}
     with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
@@ -127,21 +127,35 @@ def publish_mode(path: str | os.PathLike, directory: bool = False):
   os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes):
-  """Writes ``data`` to ``path`` through a temporary file and a rename (mode 0666 & ~umask)."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = ""):
+  """A binary file object whose contents appear at ``path`` only when the block ends without an
+  error (a temporary file beside it, then a rename; mode 0666 & ~umask)."""
   path = os.fspath(path)
   d = os.path.dirname(os.path.abspath(path))
   os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=d)
   try:
     with os.fdopen(fd, "wb") as f:
-      f.write(data)
+      yield f
     publish_mode(tmp)
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes):
+  """Writes ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+  with atomic_file(path) as f:
+    f.write(data)
+
+
+def atomic_write_npz(path: str | os.PathLike, arrays: dict):
+  """Writes ``arrays`` as an uncompressed ``.npz`` atomically, streamed (no second in-memory copy)."""
+  with atomic_file(path, suffix=".npz") as f:
+    np.savez(f, **arrays)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any):

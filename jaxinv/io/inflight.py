@@ -1,15 +1,18 @@
 """In-flight checkpoints: the state of a batch that is still running, so a killed run resumes.
 
 ``ROOT/<batch id>/`` holds ``meta.json`` (the batch's items) and, after each finished chunk,
-``step_<N>/`` (an orbax checkpoint of the state, written to a temporary directory and renamed,
-so it is either complete or absent) with ``records_<N>.npz`` beside it: what the run recorded
-up to step N (per-step losses, …), written *before* the state, so a complete ``step_<N>``
-always has its records. Older steps are removed once a newer one is complete.
+``step_<N>.npz``: the state's leaves and what the run recorded up to step N (per-step losses,
+…), written to a temporary file and renamed, so it is either complete or absent. Older steps
+are removed once a newer one is complete.
+
+The state is NumPy's ``.npz`` rather than an orbax checkpoint: each process of a multi-process
+run checkpoints its own batches alone, and orbax writes NumPy leaves from the first process
+only (the others' checkpoints would hold no data).
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import os
 import re
@@ -19,15 +22,18 @@ import time
 import jax
 import numpy as np
 
-from jaxinv.io.checkpoints import process_local_checkpointer
-
 __all__ = ["InflightStore", "BatchCheckpoint", "PAUSE_ENV"]
 
-_STEP_DIR = re.compile(r"^step_(\d+)$")
+_STEP_FILE = re.compile(r"^step_(\d+)\.npz$")
+_LEAF, _RECORD = "leaf_", "record/"
+
+
+def _step_file(step: int) -> str:
+  return f"step_{step:08d}.npz"
 
 
 class InflightStore:
-  """Orbax checkpoints of in-flight batches under ``root`` (e.g. ``RUN_DIR/inflight``)."""
+  """Checkpoints of in-flight batches under ``root`` (e.g. ``RUN_DIR/inflight``)."""
 
   def __init__(self, run_dir: str, subdir: str = "inflight"):
     self.root = os.path.join(run_dir, subdir)
@@ -41,37 +47,31 @@ class InflightStore:
 
     ``records``: NumPy arrays recorded so far (restored with the state).
     """
-    from jaxinv.io.checkpoints import atomic_write_bytes, atomic_write_json
+    from jaxinv.io.checkpoints import atomic_write_json, atomic_write_npz
     d = self._dir(batch_id)
     os.makedirs(d, exist_ok=True)
     meta = os.path.join(d, "meta.json")
     if not os.path.exists(meta):
       atomic_write_json(meta, {"items": items})
-    if records is not None:
-      buf = io.BytesIO()
-      np.savez(buf, **{k: np.asarray(v) for k, v in records.items()})
-      atomic_write_bytes(os.path.join(d, f"records_{step:08d}.npz"), buf.getvalue())
-    leaves = jax.tree_util.tree_leaves(state)
-    tree = {f"leaf_{i:04d}": np.asarray(x) for i, x in enumerate(leaves)}
-    target = os.path.join(d, f"step_{step:08d}")
-    if os.path.exists(target):
-      shutil.rmtree(target)
-    process_local_checkpointer().save(os.path.abspath(target), tree)
+    arrays = {f"{_LEAF}{i:04d}": np.asarray(x)
+              for i, x in enumerate(jax.tree_util.tree_leaves(state))}
+    arrays.update({f"{_RECORD}{k}": np.asarray(v) for k, v in (records or {}).items()})
+    atomic_write_npz(os.path.join(d, _step_file(step)), arrays)
     for name in os.listdir(d):
-      m = _STEP_DIR.match(name)
-      if (m and int(m.group(1)) < step) or (name.startswith("step_") and not m):
-        shutil.rmtree(os.path.join(d, name), ignore_errors=True)   # older, or torn by a kill
-      elif name.startswith("records_") and name != f"records_{step:08d}.npz":
-        try:
-          if int(name[8:16]) < step:
-            os.remove(os.path.join(d, name))
-        except (ValueError, OSError):
-          pass
+      m = _STEP_FILE.match(name)
+      stale = not m and name.startswith(("step_", "records_", ".tmp-"))
+      if (m and int(m.group(1)) < step) or stale:
+        path = os.path.join(d, name)   # older, torn by a kill, or left by an older jaxinv
+        if os.path.isdir(path):
+          shutil.rmtree(path, ignore_errors=True)
+        else:
+          with contextlib.suppress(OSError):
+            os.remove(path)
 
   def _steps(self, d):
     if not os.path.isdir(d):
       return []
-    return sorted(int(m.group(1)) for m in map(_STEP_DIR.match, os.listdir(d)) if m)
+    return sorted(int(m.group(1)) for m in map(_STEP_FILE.match, os.listdir(d)) if m)
 
   def restore(self, batch_id: str, like, with_records: bool = False):
     """``(state, step)`` of the latest complete checkpoint, structured as ``like``; else ``None``.
@@ -83,21 +83,20 @@ class InflightStore:
     if not steps:
       return None
     leaves, treedef = jax.tree_util.tree_flatten(like)
-    tree = process_local_checkpointer().restore(
-        os.path.abspath(os.path.join(d, f"step_{steps[-1]:08d}")))
-    restored = [np.asarray(tree[f"leaf_{i:04d}"]) for i in range(len(leaves))]
+    path = os.path.join(d, _step_file(steps[-1]))
+    with np.load(path, allow_pickle=False) as f:
+      stored = {k: f[k] for k in f.files}
+    restored = [stored.get(f"{_LEAF}{i:04d}") for i in range(len(leaves))]
+    extra = sum(k.startswith(_LEAF) for k in stored) - len(leaves)
     for got, want in zip(restored, leaves):
-      if got.shape != np.shape(want):
-        raise ValueError(f"in-flight checkpoint {d} does not match this batch "
-                         f"(shape {got.shape} vs {np.shape(want)}); delete it to start over")
+      if got is None or extra or got.shape != np.shape(want):
+        found = "another structure" if got is None or extra else f"shape {got.shape} vs {np.shape(want)}"
+        raise ValueError(f"in-flight checkpoint {d} does not match this batch ({found}); "
+                         "delete it to start over")
     state = jax.tree_util.tree_unflatten(treedef, restored)
     if not with_records:
       return state, steps[-1]
-    records = {}
-    path = os.path.join(d, f"records_{steps[-1]:08d}.npz")
-    if os.path.exists(path):
-      with np.load(path, allow_pickle=False) as f:
-        records = {k: f[k] for k in f.files}
+    records = {k[len(_RECORD):]: v for k, v in stored.items() if k.startswith(_RECORD)}
     return state, steps[-1], records
 
   def remove(self, batch_id: str):

@@ -21,8 +21,8 @@ from jaxinv.models import irse, lpips, padinv, padinv_discriminator, pggan, vgg
 from jaxinv.models import idinvert_encoder, keras_vgg
 from jaxinv.models import psp
 
-__all__ = ["Family", "FAMILIES", "Model", "load_model", "BUNDLED", "BUILTIN_WEIGHTS",
-           "LPIPS_NETS", "DEFAULT_VGG", "DEFAULT_LPIPS", "resolve_model_path"]
+__all__ = ["Family", "FAMILIES", "Model", "load_model", "model_from_converted", "BUNDLED",
+           "BUILTIN_WEIGHTS", "LPIPS_NETS", "DEFAULT_VGG", "DEFAULT_LPIPS", "resolve_model_path"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,10 +144,22 @@ def load_model(name_or_dir: str | os.PathLike, expect_family: str | tuple[str, .
     if family not in allowed:
       raise checkpoints.ModelDirError(
           f"{path} holds a {family} model; this needs {' or '.join(allowed)}")
+  return _model(family, meta["config"], params, meta.get("extras", {}), path)
+
+
+def _model(family: str, config: dict, params, extras: dict, path: str) -> Model:
   fam = FAMILIES[family]
-  config = fam.config_type(**meta["config"])
+  config = fam.config_type(**config)
   params = jax.tree_util.tree_map(lambda x: x, params)
-  return Model(family, config, fam.build(config), params, meta.get("extras", {}), path)
+  return Model(family, config, fam.build(config), params, extras, path)
+
+
+def model_from_converted(converted, source: str) -> Model:
+  """The :class:`Model` of a converter's in-memory result (what loading its directory would give)."""
+  config = converted.config
+  if dataclasses.is_dataclass(config):
+    config = dataclasses.asdict(config)
+  return _model(converted.family, config, converted.params, dict(converted.extras), source)
 
 
 def _builtin(name: str):

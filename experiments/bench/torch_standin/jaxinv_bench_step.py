@@ -100,6 +100,17 @@ class VGGFeatures(torch.nn.Module):
     return x
 
 
+def _load_bench_invert():
+  """``bench_invert`` from beside this folder: the torch venv running this need not have jaxinv
+  installed, only importable from the checkout."""
+  import importlib.util
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench_invert.py")
+  spec = importlib.util.spec_from_file_location("jaxinv_bench_invert", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def main(argv=None):
   p = argparse.ArgumentParser()
   for k in ("resolution", "fmaps-base", "fmaps-max", "codes", "layer", "vgg-layer", "vgg-size",
@@ -108,7 +119,7 @@ def main(argv=None):
   p.add_argument("--lr", type=float, required=True)
   a = p.parse_args(argv)
   sys.path.insert(0, REPO)
-  from experiments.bench import bench_invert
+  bench_invert = _load_bench_invert()
   import jax
   import jax.numpy as jnp
   from jaxinv.models import pggan, vgg as vgg_lib
