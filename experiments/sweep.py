@@ -441,38 +441,59 @@ def _build_idinvert(point, cache):
   return Built(idinvert.Method(models, cfg), load, restored, fields, per_image)
 
 
-def _build_projector(point, cache):
+def _build_projector(point, cache, nvidia: bool = False):
   from jaxinv.inversion.methods import projector as proj
   from jaxinv.io import images as image_io
+  name = method_of(point)
   model = load_model_cached(point.generator, cache)
-  if model.family != "stylegan2" or getattr(model.config, "c_dim", 0):
-    raise ValueError(f"method 'projector' projects into unconditional StyleGAN2 generators; "
-                     f"{point.generator} is a {model.family} model")
-  if point.space not in ("w", "wp") or point.image_loss not in ("lpips", "mse"):
-    raise ValueError(f"the projector optimises space w or wp with image_loss lpips or mse; got "
-                     f"{point.space!r}, {point.image_loss!r}")
-  cfg = proj.ProjectorConfig(steps=int(point.steps), lr=float(point.lr), w_plus=point.space == "wp",
-                             image_loss=point.image_loss, seed=int(point.seed))
+  families = ("stylegan2", "stylegan3") if nvidia else ("stylegan2",)
+  if model.family not in families or getattr(model.config, "c_dim", 0):
+    raise ValueError(f"method {name!r} projects into unconditional {' or '.join(families)} "
+                     f"generators; {point.generator} is a {model.family} model"
+                     + (" (conditional)" if getattr(model.config, "c_dim", 0) else ""))
+  spaces = ("w",) if nvidia else ("w", "wp")
+  if point.space not in spaces or point.image_loss not in ("lpips", "mse"):
+    raise ValueError(f"method {name!r} optimises space {' or '.join(spaces)} with image_loss lpips "
+                     f"or mse; got {point.space!r}, {point.image_loss!r}")
+  if nvidia:
+    cfg = proj.ProjectorConfig.nvidia(steps=int(point.steps), lr=float(point.lr),
+                                      image_loss=point.image_loss, lpips_net="vgg",
+                                      seed=int(point.seed))
+  else:
+    cfg = proj.ProjectorConfig(steps=int(point.steps), lr=float(point.lr),
+                               w_plus=point.space == "wp", image_loss=point.image_loss,
+                               seed=int(point.seed))
   lpips_params = None
   if cfg.image_loss == "lpips":
     lp = load_model_cached(point.lpips_net, cache)
     if lp.family != "lpips":
       raise ValueError(f"lpips_net {point.lpips_net} is a {lp.family} model, not LPIPS")
+    if nvidia and lp.config.get("net", "vgg") != "vgg":
+      raise ValueError(f"lpips_net {point.lpips_net}: NVIDIA's projector uses LPIPS-VGG, not "
+                       f"{lp.config.get('net')}")
     lpips_params = lp.params
     cfg = dataclasses.replace(cfg, lpips_net=lp.config["net"])
-  method = proj.Method.create(model.module, model.params, cfg, lpips_params)
+  method = (proj.NvidiaMethod if nvidia else proj.Method).create(model.module, model.params, cfg,
+                                                                 lpips_params)
   res = model.config.resolution
+  loader = {} if nvidia else {"loader": point.image_loader}   # as jaxinv invert loads them
 
   def load(paths):
-    gt = image_io.load_images(paths, res, point.image_loader)
-    target = gt if res <= 256 else image_io.load_images(paths, 256, point.image_loader)
+    gt = image_io.load_images(paths, res, **loader)
+    target = gt if res <= 256 else image_io.load_images(paths, 256, **loader)
     return {"target": target}, gt
 
   def restored(out, gt):
     return np.asarray(out.images[""])
   fields = {"task": "reconstruct", "space": point.space, "image_loss": point.image_loss,
             "optimizer": "adam", "lr": float(point.lr)}
+  if nvidia:
+    fields["family"] = model.family
   return Built(method, load, restored, fields)
+
+
+def _build_nvidia_projector(point, cache):
+  return _build_projector(point, cache, nvidia=True)
 
 
 def _converter_options(**options):
@@ -599,6 +620,7 @@ def _build_pti(point, cache):
 
 BUILDERS = {"mganprior": _build_mganprior, "style": _build_style, "dgp": _build_dgp,
             "idinvert": _build_idinvert, "projector": _build_projector,
+            "nvidia-projector": _build_nvidia_projector,
             "padinv": _build_padinv, "pti": _build_pti}
 
 

@@ -43,7 +43,10 @@ def env(**extra) -> dict:
   e["JAX_PLATFORMS"] = "cpu"
   for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
     e.pop(k, None)
-  e.update({k: str(v) for k, v in extra.items()})
+  extra = {k: str(v) for k, v in extra.items()}
+  if "XLA_FLAGS" in extra and e.get("XLA_FLAGS"):   # keep the caller's (e.g. an ISA cap)
+    extra["XLA_FLAGS"] = f"{e['XLA_FLAGS']} {extra['XLA_FLAGS']}"
+  e.update(extra)
   return e
 
 

@@ -19,7 +19,6 @@ A wrong transform or tile permutation errs by O(1) relative, far outside these b
 measured errors (printed) sit 1-2 orders of magnitude below the worst case, as random rounding does.
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -129,6 +128,8 @@ def test_winograd_kernel_gradient_is_the_direct_one():
 
 def test_resolve_auto_per_backend_and_env(monkeypatch):
   monkeypatch.delenv(C.ENV_VAR, raising=False)
+  assert C.resolve("auto") == "fast"              # the tests run on the CPU backend
+  monkeypatch.setattr(C.jax, "default_backend", lambda: "gpu")
   assert C.resolve("auto") == "direct"
   monkeypatch.setenv(C.ENV_VAR, "winograd")
   assert C.resolve("auto") == "winograd"

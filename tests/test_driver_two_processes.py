@@ -10,7 +10,6 @@ fixture's 64 px generator and encoder on its images; 3 steps each.
 """
 
 import json
-import subprocess
 import sys
 
 import numpy as np

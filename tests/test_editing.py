@@ -1,7 +1,6 @@
 """Unit tests of jaxinv.editing: boundary files (safe loading, structure checks), directions."""
 
 import os
-import pickle
 
 import numpy as np
 import pytest

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxinv import metrics, tasks
+from jaxinv import metrics
 
 
 def _rand_u8(shape, seed):

@@ -361,6 +361,7 @@ def test_bad_padinv_point_is_refused_before_anything_runs(golden, tmp_path, caps
 
 # Each point compiles both PTI phases (projector + per-image generator tuning with LPIPS): 32 s on
 # 2 shared cores (the driver check reuses the sweep's program).
+@pytest.mark.slow
 def test_pti_sweep(golden, tmp_path):
   """Two tuning lengths from one pivot: one record each, the driver's numbers bit for bit, a report."""
   gd = golden("e4e_pti")
@@ -400,3 +401,30 @@ def test_bad_pti_point_is_refused_before_anything_runs(golden, tmp_path, capsys)
   fields = {"generator": str(gd.path(gd.expected["e4e"]["rosinality_conversion"]["file"])),
             "model_cache": str(tmp_path / "models"), "pti_lr": 0.0}
   _check_refused(tmp_path, capsys, "pti_steps", fields, "pti_lr > 0; got 3, 1, 0.0")
+
+
+@pytest.mark.slow   # ~30 s: compiles the StyleGAN2 and the StyleGAN3 projector
+def test_nvidia_projector_sweep(golden, tmp_path):
+  """NVIDIA's projector on the case's unconditional StyleGAN2 and StyleGAN3 pickles: one record per
+  generator, each the driver's number bit for bit."""
+  g = golden("nvidia_stylegan")
+  found = {}
+  for tag, m in g.expected["models"].items():
+    if m.get("projector") and not m.get("c_dim"):
+      found.setdefault("stylegan3" if m["kind"] == "sg3" else "stylegan2",
+                       str(g.path(m["pickle"]["file"])))
+  if not found:
+    pytest.skip("the nvidia_stylegan case has no unconditional projector model")
+  arg = ",".join(["test"] + [f"{k}={found.get(k, '')}" for k in ("stylegan2", "stylegan3")])
+  points = _points(f"nvidia_projector_models:{arg}", {}, tmp_path / "models")
+  out = tmp_path / "run"
+  sweep.run_sweep(points, str(out), progress=False)
+  recs = H.table(out)
+  assert sorted((r["method"], r["family"]) for r in recs) == sorted(
+      ("nvidia-projector", k) for k in found)
+  for point in points:
+    rec = next(r for r in recs if r["config_hash"] == sweep.config_hash(sweep.setting_of(point)))
+    built = sweep.build(point, str(tmp_path / "models"))
+    result, _ = _driver_result(built, point, sweep.list_images(point.images, point.max_images)[0])
+    assert float(result.stepwise["loss"][-1, 0]) == rec["loss"]
+    assert result.arrays["w"].ndim == 3

@@ -196,7 +196,6 @@ def test_invert_super_resolve_writes_task_outputs(pggan_dir, tmp_path):
 
 
 def test_invert_task_defaults_and_refusals(pggan_dir, tmp_path, capsys):
-  import argparse
   from jaxinv.cli import build_parser, task_args
   args = build_parser().parse_args(["invert", "--generator", "x", "--images", "y", "--out", "z",
                                     "--task", "colorize"])

@@ -1,6 +1,5 @@
 """The torch-free checkpoint reader: parity with torch.load, legacy format, refusal of code."""
 
-import io
 import os
 import pickle
 import zipfile

@@ -170,6 +170,19 @@ def projector_base() -> ml_collections.ConfigDict:
   return _execution(c, f"{DATA}/face")
 
 
+def nvidia_projector_base() -> ml_collections.ConfigDict:
+  """NVIDIA's ``projector.py`` (``method = "nvidia-projector"``,
+  :class:`jaxinv.inversion.methods.projector.NvidiaMethod`) on StyleGAN2 / StyleGAN3 pickles: its
+  defaults (one w, LPIPS-VGG feature distance, 1000 steps, lr 0.1); images loaded as
+  ``jaxinv invert --method nvidia-projector`` loads them."""
+  c = projector_base()
+  c.method = "nvidia-projector"
+  c.generator = "models/stylegan2-ffhq-1024x1024.pkl"   # NVIDIA network pickle or model dir
+  c.lpips_net = "vgg"              # LPIPS-VGG (built-in, or a converted LPIPS-VGG dir)
+  del c["image_loader"]
+  return c
+
+
 def idinvert_base() -> ml_collections.ConfigDict:
   """In-domain GAN inversion (``method = "idinvert"``, :class:`jaxinv.inversion.methods.idinvert.Method`):
   Adam from the encoder's ``E(x)``, loss ``pix·MSE + feat·VGG + reg·|wp - E(G(wp))|²`` (reg = λ)."""
@@ -216,6 +229,7 @@ def padinv_base() -> ml_collections.ConfigDict:
   return _execution(c, f"{DATA}/gan_inversion/church")
 
 
+GOLDEN_NVIDIA = "../shared/golden/nvidia_stylegan"
 GOLDEN_E4E_PTI = "../shared/golden/e4e_pti"
 
 

@@ -106,7 +106,7 @@ def open_image(path):
 
 def load_rgb_uint8(path: str | os.PathLike) -> np.ndarray:
   """Decodes a file (or TFDS example) to ``[H, W, 3]`` uint8 RGB, or raises :class:`ImageError` naming it."""
-  from PIL import Image, UnidentifiedImageError
+  from PIL import UnidentifiedImageError
   path = os.fspath(path)
   if datasets.is_tfds(path):
     try:

@@ -51,7 +51,7 @@ class PGGANConfig(LayeredConfig):
   fmaps_base: int = 8192        # channels at resolution r: min(fmaps_base // r, fmaps_max)
   fmaps_max: int = 512
   # How the 3×3 convolutions run (jaxinv.ops.conv3x3.CONV_IMPLS): the same function, rounded
-  # differently; "fast" is the measured CPU choice, "auto" is $JAXINV_CONV_IMPL or "direct".
+  # differently; "auto" is $JAXINV_CONV_IMPL, else "fast" on CPU and "direct" on accelerators.
   conv_impl: str = "auto"
 
   def __post_init__(self):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxinv.models import layers as L
 

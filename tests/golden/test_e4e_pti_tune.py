@@ -9,7 +9,6 @@ least 99.9% of the entries [8.0e-6 max, 1.2e-7 at 99.9%]; final image <= 1e-4 ·
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
