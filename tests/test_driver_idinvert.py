@@ -119,16 +119,36 @@ def test_cli_on_8_devices_equals_1(setup, tmp_path):
   assert (tmp_path / "eight" / f"{stem}_encoder.png").is_file()
 
 
-def _diffuse_cli(setup, out, batch, **env):
+def _diffuse_cmd(setup, out, batch):
   root, paths = setup
-  cmd = [sys.executable, "-m", "jaxinv", "diffuse", "--generator", str(root / "generator"),
-         "--encoder", str(root / "encoder"), "--perceptual", str(root / "perceptual"),
-         "--target", paths[0], "--context", *paths, "--steps", str(STEPS), "--batch", str(batch),
-         "--out", str(out)]
-  p = subprocess.run(cmd, cwd=H.REPO, env=H.env(**env), capture_output=True, text=True, timeout=900)
-  assert p.returncode == 0, p.stderr[-3000:]
+  return [sys.executable, "-m", "jaxinv", "diffuse", "--generator", str(root / "generator"),
+          "--encoder", str(root / "encoder"), "--perceptual", str(root / "perceptual"),
+          "--target", paths[0], "--context", *paths, "--steps", str(STEPS), "--batch", str(batch),
+          "--out", str(out)]
+
+
+def _diffuse_result(out):
   with np.load(out / "result.npz") as f:
     return {k: f[k] for k in f.files}
+
+
+def _diffuse_cli(setup, out, batch, **env):
+  p = subprocess.run(_diffuse_cmd(setup, out, batch), cwd=H.REPO, env=H.env(**env),
+                     capture_output=True, text=True, timeout=900)
+  assert p.returncode == 0, p.stderr[-3000:]
+  return _diffuse_result(out)
+
+
+@pytest.mark.slow   # three subprocesses compiling G∘VGG backward
+def test_diffuse_two_processes_equal_one(setup, tmp_path):
+  """``jaxinv diffuse`` as two ``jax.distributed`` processes: with ``--batch 1`` both runs execute
+  the same single-context programs, so the result is the one-process result bit for bit."""
+  one = _diffuse_cli(setup, tmp_path / "one", 1)
+  H.run_processes(_diffuse_cmd(setup, tmp_path / "two", 1), timeout=900)
+  two = _diffuse_result(tmp_path / "two")
+  assert list(two["names"]) == list(one["names"])
+  for k in one:
+    np.testing.assert_array_equal(two[k], one[k], err_msg=k)
 
 
 @pytest.mark.slow   # two subprocesses compiling G∘VGG backward
