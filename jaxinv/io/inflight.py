@@ -32,6 +32,14 @@ def _step_file(step: int) -> str:
   return f"step_{step:08d}.npz"
 
 
+def _as_dtype_of(got: np.ndarray, like) -> np.ndarray:
+  """``.npz`` keeps dtypes NumPy does not know (bfloat16, …) as raw bytes: view them back."""
+  want = np.dtype(getattr(like, "dtype", np.asarray(like).dtype))
+  if got.dtype.kind == "V" and got.dtype != want and got.dtype.itemsize == want.itemsize:
+    return got.view(want)
+  return got
+
+
 class InflightStore:
   """Checkpoints of in-flight batches under ``root`` (e.g. ``RUN_DIR/inflight``)."""
 
@@ -93,6 +101,7 @@ class InflightStore:
         found = "another structure" if got is None or extra else f"shape {got.shape} vs {np.shape(want)}"
         raise ValueError(f"in-flight checkpoint {d} does not match this batch ({found}); "
                          "delete it to start over")
+    restored = [_as_dtype_of(got, want) for got, want in zip(restored, leaves)]
     state = jax.tree_util.tree_unflatten(treedef, restored)
     if not with_records:
       return state, steps[-1]
