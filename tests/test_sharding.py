@@ -52,12 +52,12 @@ print("RESULT " + json.dumps(res))
 
 # 8 devices run batch-1 programs, one device the batch-8 program: XLA sums in another order, ~1e-7
 # relative, carried by 5 lr-1 SGD steps. On top of that, image 2 of this case starts with an lrelu
-# pre-activation within rounding of 0: nudging its start by 1e-6 relative (direct convolutions,
-# one device) changes the gradient of one alpha entry, (1, 17), by 7.1e-5 in 3 of 6 tries and by
-# ≤ 1.5e-7 in the others; the fast convolutions' batch-8 vs batch-1 rounding crosses that kink with
-# the same signature (entry (1, 17), 7.09e-5). Carried to step 5 it measured alpha 6.8e-5, z 5.4e-6,
-# loss 1.5e-5 and images 4.1e-4 (without the crossing: ≤ 2.4e-7 and images 4.7e-6). Bounds: twice the
-# crossing's effect, and 1e-4 where that is larger.
+# pre-activation (the only kink of G and this MSE loss) within rounding of 0: nudging its start by
+# 1e-6 relative (direct convolutions, one device) changes the gradient of one alpha entry, (1, 17),
+# by 7.1e-5 in 3 of 6 tries and by <= 1.5e-7 in the others; the fast convolutions' batch-8 vs
+# batch-1 rounding crosses that kink with the same signature (entry (1, 17), 7.09e-5). Carried to
+# step 5 it measured alpha 6.8e-5, z 5.4e-6, loss 1.5e-5 and images 4.1e-4 (without the crossing:
+# <= 2.4e-7 and images 4.7e-6). Bounds: twice the crossing's effect, and 1e-4 where that is larger.
 EIGHT_VS_ONE_ATOL = {"z": 1e-4, "alpha": 1.5e-4, "loss": 1e-4, "images": 1e-3}
 
 
