@@ -84,55 +84,47 @@ def raw_lines_of(path):
   return [json.loads(l) for l in pathlib.Path(path).read_text().splitlines() if l.strip()]
 
 
-def kill_when(cmd, kill_point, env_extra=None, timeout=400):
-  """Starts ``cmd`` and ``kill -9``s it as soon as ``kill_point()`` returns something truthy
-  (polled every 50 ms); returns that value. Fails with the process's stderr if it never comes."""
+def _kill_all_when(procs, log, kill_point, timeout):
+  """``kill -9``s every one of ``procs`` as soon as ``kill_point()`` returns something truthy
+  (polled every 50 ms, while all run); returns that value. Fails with the tail of ``log`` (their
+  shared output file) if it never comes."""
   import signal
   import time
-  proc = subprocess.Popen(cmd, cwd=REPO, env=env(**(env_extra or {})), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE)
   hit, deadline = None, time.time() + timeout
   try:
-    while time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline and all(p.poll() is None for p in procs):
       hit = kill_point()
       if hit:
-        os.kill(proc.pid, signal.SIGKILL)
         break
       time.sleep(0.05)
   finally:
-    if proc.poll() is None and not hit:
-      os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-  assert hit, "never reached the kill point:\n" + proc.stderr.read().decode()[-3000:]
+    for p in procs:
+      if p.poll() is None:
+        os.kill(p.pid, signal.SIGKILL)
+      p.wait()
+  log.seek(0)
+  assert hit, "never reached the kill point:\n" + log.read().decode()[-3000:]
   return hit
+
+
+def kill_when(cmd, kill_point, env_extra=None, timeout=400):
+  """Starts ``cmd`` and kills it once ``kill_point()`` is truthy (:func:`_kill_all_when`)."""
+  import tempfile
+  with tempfile.TemporaryFile() as log:
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(**(env_extra or {})), stdout=log, stderr=log)
+    return _kill_all_when([proc], log, kill_point, timeout)
 
 
 def kill_processes_when(cmd, kill_point, count: int = 2, timeout: int = 400, **extra_env):
   """:func:`kill_when` for ``count`` processes of one ``jax.distributed`` job: all are killed."""
-  import signal
   import tempfile
-  import time
   with tempfile.TemporaryFile() as log:
     procs = _start_processes(cmd, count, extra_env, stdout=log, stderr=log)
-    hit, deadline = None, time.time() + timeout
-    try:
-      while time.time() < deadline and all(p.poll() is None for p in procs):
-        hit = kill_point()
-        if hit:
-          break
-        time.sleep(0.05)
-    finally:
-      for p in procs:
-        if p.poll() is None:
-          os.kill(p.pid, signal.SIGKILL)
-        p.wait()
-    log.seek(0)
-    assert hit, "never reached the kill point:\n" + log.read().decode()[-3000:]
-  return hit
+    return _kill_all_when(procs, log, kill_point, timeout)
 
 
 def sweep_checkpoints(out, finished: int | None = None):
-  """In-flight checkpoints (``step_N`` folders) of a sweep's unfinished batches, once
+  """In-flight checkpoints (``step_N.npz`` files) of a sweep's unfinished batches, once
   ``finished`` records are on disk (None: any number)."""
   out = pathlib.Path(out)
   lines = raw_lines(out) if (out / "results.jsonl").exists() else []

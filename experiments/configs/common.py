@@ -170,6 +170,18 @@ def projector_base() -> ml_collections.ConfigDict:
   return _execution(c, f"{DATA}/face")
 
 
+def projector_sizes(c, runlocal: bool, test: bool):
+  """The projector configs' small variants: ``runlocal`` 50 steps on 2 images, ``test`` 3 steps on
+  1 image in batches of 1."""
+  if runlocal or test:
+    c.steps, c.chunk = 50, 25
+    c.max_images = 2
+  if test:
+    c.steps, c.chunk = 3, 2
+    c.max_images = 1
+    c.batch = 1
+
+
 def nvidia_projector_base() -> ml_collections.ConfigDict:
   """NVIDIA's ``projector.py`` (``method = "nvidia-projector"``,
   :class:`jaxinv.inversion.methods.projector.NvidiaMethod`) on StyleGAN2 / StyleGAN3 pickles: its

@@ -7,7 +7,8 @@ how well each architecture's w space reconstructs the same images under the scri
   python -m jaxinv.experiments.report runs/nvidia_projector
 
 An empty ``stylegan2=`` or ``stylegan3=`` leaves that generator out. ``runlocal``: the 32 px
-unconditional StyleGAN2 and StyleGAN3 pickles of the nvidia_stylegan case (unless given), 50 steps, 2 images;
+unconditional StyleGAN2 and StyleGAN3 pickles of the nvidia_stylegan case (unless given), 50
+steps, 2 images;
 ``test``: the test-suite variant (MSE only, 3 steps, 1 image).
 """
 
@@ -37,13 +38,7 @@ def get_config(arg: str = ""):
   c = common.nvidia_projector_base()
   c.generator = a["stylegan2"] or a["stylegan3"]
   c.images, c.lpips = a["images"], a["lpips"]
-  if a["runlocal"] or a["test"]:
-    c.steps, c.chunk = 50, 25
-    c.max_images = 2
-  if a["test"]:
-    c.steps, c.chunk = 3, 2
-    c.max_images = 1
-    c.batch = 1
+  common.projector_sizes(c, a["runlocal"], a["test"])
   c.lock()
   return c
 

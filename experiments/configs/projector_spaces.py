@@ -28,12 +28,7 @@ def get_config(arg: str = ""):
   c.generator, c.images, c.lpips = a["generator"], a["images"], a["lpips"]
   if a["runlocal"] or a["test"]:
     c.generator = f"{common.GOLDEN_ROSINALITY}/stylegan2_32px_ckpt.pt"
-    c.steps, c.chunk = 50, 25
-    c.max_images = 2
-  if a["test"]:
-    c.steps, c.chunk = 3, 2
-    c.max_images = 1
-    c.batch = 1
+  common.projector_sizes(c, a["runlocal"], a["test"])
   c.lock()
   return c
 
