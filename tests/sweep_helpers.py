@@ -20,6 +20,7 @@ def get_config(arg=""):
   c.unlock()
   c.batch = 2
   c.model_cache = {cache!r}
+  c.generator = {generator!r}
   c.lock()
   return c
 
@@ -30,9 +31,18 @@ def sweep(add):
 '''
 
 
+def golden_generator() -> str:
+  """The mganprior case's PGGAN checkpoint, under ``$JAXINV_GOLDEN`` (its expected.json names it)."""
+  from tests.conftest import golden_root
+  folder = golden_root() / "mganprior"
+  expected = json.loads((folder / "expected.json").read_text())
+  return str(folder / expected["pggan"]["checkpoint"])
+
+
 def write_config(tmp_path, cache_dir) -> str:
+  """:data:`TEST_CONFIG` with the golden generator, caching converted models in ``cache_dir``."""
   path = pathlib.Path(tmp_path) / "test_sweep_config.py"
-  path.write_text(TEST_CONFIG.format(cache=str(cache_dir)))
+  path.write_text(TEST_CONFIG.format(cache=str(cache_dir), generator=golden_generator()))
   return str(path)
 
 
