@@ -1,16 +1,20 @@
-"""The fast 3×3 convolutions (Winograd F(2×2, 3×3), polyphase up-convolution) against float64.
+"""The fast 3×3 convolutions (Winograd F(m×m, 3×3), polyphase up-convolution) against float64.
 
 Bounds are the first-order worst-case float32 rounding bounds of each algorithm, evaluated per
-output element from the magnitudes of what it sums (u = 2⁻²⁴, the unit roundoff; a sum of n terms
-computed in any order errs by at most (n − 1)·u·Σ|terms|, a product by u·|product|; products with
-the transform coefficients 0, ±1, ±½, ±¼ are exact):
+output element from the magnitudes of what it sums (u = 2⁻²⁴, the unit roundoff; a sum of n
+terms — a dot of length n — computed in any order errs by at most n·u·Σ|terms|, a product by
+u·|product|):
 
 * direct: 9·Cin products summed: (9·Cin)·u · conv(|x|, |w|).
-* Winograd: Bᵀ d B sums 4 input samples with coefficients ±1 (2 adds, one per axis pass, ≤ 2u);
-  G w Gᵀ is a dot over the 9 taps (≤ 9u); the product (u); the sum over Cin (≤ (Cin − 1)u); Aᵀ m A
-  sums 3 terms per axis (≤ 4u): in all (Cin + 15)·u times the same pipeline run on magnitudes,
-  |Aᵀ|·[(|G| |w| |Gᵀ|) ⊙ (|Bᵀ| |d| |B|)]·|A| (which, unlike the direct bound, is not
-  conv(|x|, |w|): the transforms' cancellations are where Winograd loses accuracy).
+* Winograd F(m, 3), α = m + 2: the input transform is a dot of length α² with ``Bᵀ ⊗ Bᵀ`` (≤ α²u),
+  the kernel transform a dot of length 9 with ``G ⊗ G``, whose entries (thirds, fifteenths for
+  m = 4) are themselves rounded once (≤ 10u); the product (u); the sum over Cin (≤ (Cin − 1)u);
+  the output transform a dot of length α² with ``Aᵀ ⊗ Aᵀ`` (≤ α²u): in all (2α² + Cin + 10)·u
+  times the same pipeline run on magnitudes, |Aᵀ|·[(|G| |w| |Gᵀ|) ⊙ (|Bᵀ| |d| |B|)]·|A| (which,
+  unlike the direct bound, is not conv(|x|, |w|): the transforms' cancellations are where
+  Winograd loses accuracy). The kernel gradient (through the Winograd-domain kernel) is bounded
+  the same way: ``Gᵀ ⊗ Gᵀ`` (≤ 17u) of the sum over the P tile positions (≤ Pu) of the transformed
+  input (≤ α²u) times the transposed output transform of the cotangent (≤ m²u).
 * polyphase: each phase kernel tap sums ≤ 4 taps of w (≤ 3u), then 4·Cin products summed
   (≤ 4·Cin·u): (4·Cin + 3)·u · conv(upsample(|x|), |w|).
 
@@ -31,11 +35,7 @@ from jaxinv.ops import conv3x3 as C
 
 U = 2.0 ** -24          # float32 unit roundoff
 SECOND_ORDER = 1.01     # headroom for the u² terms of the first-order bound (see the docstring)
-
-_G = np.abs(np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]]))
-_BT = np.abs(np.array([[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0],
-                       [0.0, 1.0, 0.0, -1.0]]))
-_AT = np.abs(np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]]))
+TILES = sorted(C.WINOGRAD_POINTS)
 
 
 def conv_f64(x, w):
@@ -50,21 +50,40 @@ def upsample_f64(x):
   return x.repeat(2, axis=1).repeat(2, axis=2)
 
 
-def winograd_magnitude(x, w):
+def _tiles_f64(x, m):
+  """``[B, th, tw, α, α, C]``: the (m+2)² input tiles of the padding-1 map ``x``."""
+  b, h, wd, _ = x.shape
+  th, tw = -(-h // m), -(-wd // m)
+  xp = np.pad(x, ((0, 0), (1, m * th + 1 - h), (1, m * tw + 1 - wd), (0, 0)))
+  idx_h = m * np.arange(th)[:, None] + np.arange(m + 2)
+  idx_w = m * np.arange(tw)[:, None] + np.arange(m + 2)
+  return xp[:, idx_h][:, :, :, idx_w].transpose(0, 1, 3, 2, 4, 5)
+
+
+def winograd_magnitude(x, w, m):
   """The Winograd pipeline run on |x|, |w| with |transform matrices| (float64): per output the
   magnitude its rounding errors scale with."""
+  a_t, g, b_t = (np.abs(a) for a in C.winograd_matrices(m))
   x, w = np.abs(x), np.abs(w)
-  b, h, wd, cin = x.shape
-  th, tw = (h + 1) // 2, (wd + 1) // 2
-  xp = np.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - wd), (0, 0)))
-  idx_h = 2 * np.arange(th)[:, None] + np.arange(4)          # [th, 4] rows of each tile
-  idx_w = 2 * np.arange(tw)[:, None] + np.arange(4)
-  d = xp[:, idx_h][:, :, :, idx_w]                            # [B, th, 4, tw, 4, C]
-  v = np.einsum("ia,jb,zpaqbc->zpqijc", _BT, _BT, d)
-  u = np.einsum("ia,jb,abco->ijco", _G, _G, w)
-  m = np.einsum("zpqijc,ijco->zpqijo", v, u)
-  y = np.einsum("ri,sj,zpqijo->zprqso", _AT, _AT, m)
-  return y.reshape(b, 2 * th, 2 * tw, -1)[:, :h, :wd]
+  b, h, wd, _ = x.shape
+  v = np.einsum("ia,jb,zpqabc->zpqijc", b_t, b_t, _tiles_f64(x, m))
+  u = np.einsum("ia,jb,abco->ijco", g, g, w)
+  mm = np.einsum("zpqijc,ijco->zpqijo", v, u)
+  y = np.einsum("ri,sj,zpqijo->zprqso", a_t, a_t, mm)
+  return y.reshape(b, m * y.shape[1], m * y.shape[3], -1)[:, :h, :wd]
+
+
+def winograd_kernel_grad_magnitude(x, g, m):
+  """The kernel-gradient pipeline on magnitudes: ``|G|ᵀ ⊗ |G|ᵀ`` of Σ_tiles |Bᵀ d B| ⊗ |A g Aᵀ|."""
+  a_t, gm, b_t = (np.abs(a) for a in C.winograd_matrices(m))
+  b, h, wd, _ = g.shape
+  th, tw = -(-h // m), -(-wd // m)
+  gp = np.pad(np.abs(g), ((0, 0), (0, m * th - h), (0, m * tw - wd), (0, 0)))
+  gt = gp.reshape(b, th, m, tw, m, -1)
+  v = np.einsum("ia,jb,zpqabc->zpqijc", b_t, b_t, _tiles_f64(np.abs(x), m))
+  dm = np.einsum("ri,sj,zprqso->zpqijo", a_t, a_t, gt)
+  du = np.einsum("zpqijc,zpqijo->ijco", v, dm)
+  return np.einsum("ia,jb,ijco->abco", gm, gm, du), b * th * tw
 
 
 def _fwd_and_input_grad(f, x, w, g):
@@ -80,19 +99,22 @@ def _data(shape_x, cin, cout, out_hw, seed=0):
   return x, w, g
 
 
+@pytest.mark.parametrize("tile", TILES)
 @pytest.mark.parametrize("shape", [(2, 8, 8, 64, 48), (1, 7, 5, 24, 40), (3, 4, 4, 512, 32)],
                          ids=str)
-def test_winograd_within_float32_rounding_bound(shape):
+def test_winograd_within_float32_rounding_bound(shape, tile):
   b, h, wd, cin, cout = shape
+  alpha = tile + 2
   x, w, g = _data((b, h, wd, cin), cin, cout, (h, wd))
-  y, dx = _fwd_and_input_grad(C.winograd_conv3x3, *(jnp.asarray(a, jnp.float32) for a in (x, w, g)))
+  y, dx = _fwd_and_input_grad(lambda x, w: C.winograd_conv3x3(x, w, tile),
+                              *(jnp.asarray(a, jnp.float32) for a in (x, w, g)))
   w_t = np.swapaxes(w[::-1, ::-1], 2, 3)          # the input gradient's kernel
-  for what, got, ref, mag, n in (("output", y, conv_f64(x, w), winograd_magnitude(x, w), cin),
-                                 ("input grad", dx, conv_f64(g, w_t), winograd_magnitude(g, w_t),
+  for what, got, ref, mag, n in (("output", y, conv_f64(x, w), winograd_magnitude(x, w, tile), cin),
+                                 ("input grad", dx, conv_f64(g, w_t), winograd_magnitude(g, w_t, tile),
                                   cout)):
-    bound = SECOND_ORDER * (n + 15) * U * mag
+    bound = SECOND_ORDER * (2 * alpha ** 2 + n + 10) * U * mag
     err = np.abs(got - ref)
-    print(f"winograd {shape} {what}: max err / bound {np.max(err / bound):.3g}, "
+    print(f"winograd F({tile}) {shape} {what}: max err / bound {np.max(err / bound):.3g}, "
           f"max err / max |ref| {err.max() / np.abs(ref).max():.2e}")
     assert np.all(err <= bound), f"{what}: error above the float32 bound by {np.max(err / bound):.3g}x"
 
@@ -118,12 +140,45 @@ def test_polyphase_within_float32_rounding_bound(shape):
     assert np.all(err <= bound), f"{what}: error above the float32 bound by {np.max(err / bound):.3g}x"
 
 
-def test_winograd_kernel_gradient_is_the_direct_one():
-  x, w, g = (jnp.asarray(a, jnp.float32) for a in _data((2, 6, 6, 16), 16, 8, (6, 6)))
-  loss = lambda f: lambda w: jnp.vdot(f(x, w), g)
-  got = jax.grad(loss(C.winograd_conv3x3))(w)
-  want = jax.grad(loss(lambda x, w: L.conv2d(x, w, padding=1)))(w)
-  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+@pytest.mark.parametrize("tile", TILES)
+def test_winograd_kernel_gradient_within_float32_rounding_bound(tile):
+  """The gradient with respect to the kernel, through the Winograd-domain kernel and its
+  transform (what a loop that trains the kernel would see), against float64."""
+  x, w, g = _data((2, 6, 7, 16), 16, 8, (6, 7))
+  loss = lambda w: jnp.vdot(C.winograd_conv3x3(jnp.asarray(x, jnp.float32), w, tile),
+                            jnp.asarray(g, jnp.float32))
+  got = np.asarray(jax.grad(loss)(jnp.asarray(w, jnp.float32)), np.float64)
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  ref = np.stack([np.stack([np.einsum("zhwc,zhwo->co", xp[:, a:a + 6, c:c + 7], g)
+                            for c in range(3)]) for a in range(3)])
+  mag, positions = winograd_kernel_grad_magnitude(x, g, tile)
+  alpha = tile + 2
+  bound = SECOND_ORDER * (alpha ** 2 + tile ** 2 + positions + 17) * U * mag
+  err = np.abs(got - ref)
+  print(f"winograd F({tile}) kernel grad: max err / bound {np.max(err / bound):.3g}")
+  assert np.all(err <= bound), f"kernel gradient above the float32 bound by {np.max(err / bound):.3g}x"
+
+
+def test_prepared_kernels_give_the_inline_bits():
+  """``apply_prepared(prepare(w))`` outside the step (what a loop over a frozen generator runs)
+  and ``conv3x3`` inside it compute the same function the same way: equal bits."""
+  x, w, _ = (jnp.asarray(a, jnp.float32) for a in _data((2, 8, 8, 256), 256, 256, (8, 8)))
+  for up in (False, True):
+    inline = jax.jit(lambda x, w: (C.upsample2_conv3x3 if up else C.conv3x3)(x, w, "fast"))(x, w)
+    prepared = jax.jit(lambda w: C.prepare(w, "fast", x.shape[1:3], upsample=up))(w)
+    assert set(prepared) == ({"phases", "phases_flip"} if up else {"winograd", "winograd_flip"})
+    got = jax.jit(lambda x, p: C.apply_prepared(x, p, upsample=up))(x, prepared)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(inline))
+
+
+def test_winograd_tile_choice():
+  assert C.winograd_tile("fast", (16, 16), 512, 512) == 4
+  assert C.winograd_tile("fast", (4, 4), 512, 512) == 2
+  assert C.winograd_tile("fast", (64, 64), 128, 256) == 4
+  assert C.winograd_tile("fast", (64, 64), 128, 128) == 0
+  assert C.winograd_tile("fast", (64, 64), 64, 512) == 0
+  assert C.winograd_tile("winograd", (64, 64), 3, 8) == 4
+  assert C.winograd_tile("direct", (16, 16), 512, 512) == 0
 
 
 def test_resolve_auto_per_backend_and_env(monkeypatch):
@@ -156,3 +211,21 @@ def test_pggan_conv_impl_matches_direct(impl):
     outs[ci] = (np.asarray(img), np.asarray(vjp(jnp.ones_like(img))[0]))
   for a, b in zip(outs["direct"], outs[impl]):
     np.testing.assert_allclose(a, b, atol=1e-4 * np.abs(a).max())
+
+
+def test_pggan_prepared_variables_give_the_inline_bits():
+  """A PGGAN wide enough for every prepared form (dense, Winograd F(2) at 4², F(4) above,
+  polyphase): images and z-gradients from ``prepare_variables`` equal the inline ones bit for bit."""
+  cfg = pggan.PGGANConfig(resolution=16, z_dim=32, fmaps_base=4096, fmaps_max=256, conv_impl="fast")
+  gen = pggan.PGGANGenerator(cfg)
+  z = jax.random.normal(jax.random.PRNGKey(1), (2, 32))
+  params = gen.init(jax.random.PRNGKey(0), z)["params"]
+  prepared = pggan.prepare_variables(gen, params)
+  kinds = {name: set(v["conv"]) for name, v in prepared[pggan.PREPARED].items()}
+  assert kinds == {"layer0": {"dense"}, "layer1": {"winograd", "winograd_flip"},
+                   "layer2": {"phases", "phases_flip"}, "layer3": {"winograd", "winograd_flip"},
+                   "layer4": {"phases", "phases_flip"}, "layer5": {"winograd", "winograd_flip"}}
+  assert prepared[pggan.PREPARED]["layer3"]["conv"]["winograd"].shape[0] == 36     # F(4×4, 3×3)
+  run = jax.jit(lambda v, z: jax.value_and_grad(lambda z: jnp.sum(gen.apply(v, z) ** 2))(z))
+  for a, b in zip(run({"params": params}, z), run(prepared, z)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

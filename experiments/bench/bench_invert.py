@@ -71,7 +71,10 @@ def build(cfg: dict, compute_dtype: str):
                                                                       (1, gcfg.z_dim))))[0]
   batch_data = lambda b: mganprior.make_data(jnp.broadcast_to(target, (b,) + target.shape),
                                              loss_cfg, vparams)
-  return loss_fn, optimizer, {"generator": gparams, "vgg": vparams}, space, batch_data
+  # As mganprior runs it: the frozen generator's kernels transformed once (space.prepare), not at
+  # every step ("prepare": False keeps the per-step transforms, to measure what that saves).
+  generator = space.prepare(gparams) if cfg.get("prepare", True) else gparams
+  return loss_fn, optimizer, {"generator": generator, "vgg": vparams}, space, batch_data
 
 
 def _chunk_fn(loss_fn, optimizer, length):
@@ -313,6 +316,8 @@ def main(argv=None):
   p.add_argument("--conv-impls", default="auto",
                  help="comma-separated PGGAN conv implementations to time side by side "
                       "(jaxinv.ops.conv3x3.CONV_IMPLS; 'fast' is the measured CPU choice)")
+  p.add_argument("--vgg-size", type=int, default=None,
+                 help="size VGG sees (mGANprior's --image_size; default 256, the script's default)")
   p.add_argument("--profile", default=None, help="write a jax.profiler trace per setting here")
   p.add_argument("--json", default=None, help="also write every figure to this JSON file")
   p.add_argument("--official-src", default=None, metavar="DIR",
@@ -328,6 +333,8 @@ def main(argv=None):
   if args.tiny:
     cfg.update(resolution=32, fmaps_base=512, fmaps_max=32, codes=4, layer=4, vgg_size=64)
     batches, steps, repeats = (1, 4), 3, 2
+  if args.vgg_size:
+    cfg["vgg_size"] = args.vgg_size
   batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else batches
   steps = args.steps or steps
   repeats = args.repeats or repeats

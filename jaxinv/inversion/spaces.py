@@ -48,6 +48,11 @@ def compose(features, alpha):
   features ``[N, H, W, C]``, channel importances alpha ``[N, C]`` → ``[1, H, W, C]``."""
   return jnp.sum(features * alpha[:, None, None, :], axis=0, keepdims=True) / features.shape[0]
 
+def _variables(params):
+  """Flax variables from a generator's params or from :meth:`MultiCode.prepare`'s
+  ``{"params": …, "prepared": …}`` (no generator names a top-level layer ``params``)."""
+  return params if "params" in params else {"params": params}
+
 
 @dataclasses.dataclass(frozen=True)
 class MultiCode:
@@ -104,9 +109,19 @@ class MultiCode:
     z = code[:, None, :] + noise_std * eps
     return {"z": z, "alpha": jnp.full((b, self.codes, self.channels), alpha, jnp.float32)}
 
+  def prepare(self, params):
+    """What a loop over this frozen generator passes as its params: with the kernels already
+    transformed into the form its convolutions run on (PGGAN:
+    :func:`jaxinv.models.pggan.prepare_variables`), once rather than at every step; ``params``
+    itself for other generators. :meth:`render` takes either and gives the same image."""
+    from jaxinv.models import pggan
+    if isinstance(self.generator, pggan.PGGANGenerator):
+      return pggan.prepare_variables(self.generator, params)
+    return params
+
   def features(self, z, params):
     """``F_ℓ(z_n)`` for ``z [N, D]`` → ``[N, H, W, C]``."""
-    return self.generator.apply({"params": params}, z, 0, self.layer)
+    return self.generator.apply(_variables(params), z, 0, self.layer)
 
   def compose(self, features, alpha):
     """:func:`compose` of the N codes' features."""
@@ -123,5 +138,5 @@ class MultiCode:
       dt = jnp.dtype(self.compute_dtype)
       params, variables = cast_floating(params, dt), cast_floating(variables, dt)
     fused = self.compose(self.features(variables["z"], params), variables["alpha"])
-    image = self.generator.apply({"params": params}, fused, self.layer, None)[0]
+    image = self.generator.apply(_variables(params), fused, self.layer, None)[0]
     return image if self.compute_dtype == "float32" else image.astype(jnp.float32)

@@ -26,6 +26,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Sequence
 
@@ -37,7 +38,10 @@ from jaxinv.models import layers as L
 from jaxinv.models.layered import LayeredConfig, LayerIndexError
 from jaxinv.ops import conv3x3
 
-__all__ = ["PGGANConfig", "PGGANGenerator", "LayerIndexError"]
+__all__ = ["PGGANConfig", "PGGANGenerator", "LayerIndexError", "prepare_variables", "PREPARED"]
+
+# Flax collection of what the convolutions compute from the (frozen) weights alone.
+PREPARED = "prepared"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +112,10 @@ class _Block(nn.Module):
       z = x.reshape(x.shape[0], self.in_channels)
       scale = L.he_scale(16 * self.in_channels)
       # genforce applies a 4x4 conv with padding 3 to the 1x1 map: a dense layer whose
-      # kernel is read spatially flipped.
-      y = jnp.einsum("bk,hwkc->bhwc", z, w[::-1, ::-1] * scale)
+      # kernel is read spatially flipped; prepared as the [z_dim, 4·4·C] matrix.
+      dense = self._prepared(lambda: {"dense": (w[::-1, ::-1] * scale).transpose(2, 0, 1, 3).reshape(
+          self.in_channels, 16 * self.out_channels)})["dense"]
+      y = (z @ dense).reshape(z.shape[0], 4, 4, self.out_channels)
     elif self.kind == "up_fused":
       w = self.param("weight", normal, (3, 3, self.in_channels, self.out_channels))
       scale = L.he_scale(9 * self.in_channels)
@@ -119,12 +125,22 @@ class _Block(nn.Module):
     else:
       w = self.param("weight", normal, (3, 3, self.in_channels, self.out_channels))
       w = w * L.he_scale(9 * self.in_channels)
-      if self.kind == "up_nearest":
-        y = conv3x3.upsample2_conv3x3(x, w, self.conv_impl)
-      else:
-        y = conv3x3.conv3x3(x, w, self.conv_impl)
+      up = self.kind == "up_nearest"
+      y = conv3x3.apply_prepared(x, self._prepared(
+          lambda: conv3x3.prepare(w, self.conv_impl, x.shape[1:3], upsample=up)), upsample=up)
     b = self.param("bias", nn.initializers.zeros, (self.out_channels,))
     return L.lrelu(y + b)
+
+  def _prepared(self, make):
+    """The kernel in the form the convolution runs on (:func:`jaxinv.ops.conv3x3.prepare`): from
+    the ``"prepared"`` collection when given (see :func:`prepare_variables`), else made here (and
+    stored when that collection is mutable)."""
+    if self.has_variable(PREPARED, "conv"):
+      return self.get_variable(PREPARED, "conv")
+    prepared = make()
+    if self.is_mutable_collection(PREPARED):
+      self.put_variable(PREPARED, "conv", prepared)
+    return prepared
 
 
 class PGGANGenerator(nn.Module):
@@ -171,6 +187,24 @@ class PGGANGenerator(nn.Module):
   def render(self, features: jax.Array, layer: int) -> jax.Array:
     """Image from the features that layer ``layer`` receives."""
     return self(features, layer, None)
+
+
+def prepare_variables(module: nn.Module, params) -> dict:
+  """``{"params": params, "prepared": …}`` for ``module.apply``: every convolution's kernel already
+  in the form its implementation runs on (Winograd-domain kernels, summed polyphase taps;
+  :func:`jaxinv.ops.conv3x3.prepare`), so a loop over a frozen generator transforms them once
+  instead of at every step. The same function of the weights as inline, so the same images;
+  gradients with respect to ``params`` do not flow through prepared kernels."""
+  prepared = _prepare_fn(module)(params)
+  return {"params": params, PREPARED: prepared} if prepared else {"params": params}
+
+
+@functools.lru_cache(maxsize=16)
+def _prepare_fn(module):
+  def prepare(params):
+    z = jnp.zeros((1, module.config.z_dim), jax.tree_util.tree_leaves(params)[0].dtype)
+    return module.apply({"params": params}, z, mutable=[PREPARED])[1].get(PREPARED, {})
+  return jax.jit(prepare)     # only the kernels are returned: XLA drops the forward pass
 
 
 def infer_config(shapes: dict[str, Sequence[int]]) -> PGGANConfig:

@@ -2,33 +2,40 @@
 
 Two exact rewrites of ``conv2d(x, w, padding=1)`` (same algebra, different float rounding):
 
-* :func:`winograd_conv3x3` — Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray, "Fast
-  Algorithms for Convolutional Neural Networks", https://arxiv.org/abs/1509.09308): each 2×2
-  output tile is ``Aᵀ[(G w Gᵀ) ⊙ (Bᵀ d B)]A`` of its 4×4 input tile ``d``, so the Cin×Cout
-  multiplies become 16 batched matmuls ``[tiles, Cin] × [Cin, Cout]`` per four outputs instead of
-  36 (2.25× fewer).
+* :func:`winograd_conv3x3` — Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray, "Fast
+  Algorithms for Convolutional Neural Networks", https://arxiv.org/abs/1509.09308): each m×m
+  output tile is ``Aᵀ[(G w Gᵀ) ⊙ (Bᵀ d B)]A`` of its (m+2)×(m+2) input tile ``d``, so the
+  Cin×Cout multiplies become (m+2)² batched matmuls ``[tiles, Cin] × [Cin, Cout]`` per m² outputs
+  instead of 9·m²: 2.25× fewer for m = 2, 4× fewer for m = 4. The matrices come from the
+  Cook–Toom construction (:func:`winograd_matrices`) on the points :data:`WINOGRAD_POINTS`.
 * :func:`upsample_conv3x3` — ``conv2d(upsample_nearest(x, 2), w, padding=1)`` computed at the low
   resolution: output phase ``(p, q)`` (row ``2i + p``, column ``2j + q``) reads only the low-res
   rows ``i - 1 + p, i + p`` (and likewise columns), with the 3 taps of ``w`` that land on the
   same low-res pixel summed, so it is four 2×2 convolutions at the low resolution (2.25× fewer
   multiplies), interleaved.
 
-Winograd carries a custom input gradient: the gradient of a stride-1 padding-1 3×3 convolution is
-the same kind of convolution of the cotangent with the flipped, transposed kernel, whose
-Winograd-domain kernel is the forward one with its tiles permuted, so the backward pass reuses the
-transformed kernel; the kernel's gradient is the direct one (dropped by XLA when unused). Being a
-``jax.custom_vjp``, it supports reverse mode only: forward-mode (``jax.jvp``, ``jacfwd``) through it
-raises; pick ``"direct"`` or ``"polyphase"`` for that.
+What these forms compute from the kernel alone (Winograd-domain kernels, summed phase taps) is
+split off as :func:`prepare`, applied by :func:`apply_prepared`: a frozen generator's kernels are
+then transformed once per run rather than at every step (``conv3x3`` = ``apply_prepared ∘
+prepare``, so both give the same bits). Winograd carries a custom input gradient: the gradient of
+a stride-1 padding-1 3×3 convolution is the same kind of convolution of the cotangent with the
+flipped, transposed kernel, whose Winograd-domain form :func:`prepare` also makes; the gradient
+with respect to the Winograd-domain kernel is the exact one (so a kernel gradient through
+``prepare`` is right), and XLA drops it when unused. Being a ``jax.custom_vjp``, it supports
+reverse mode only: forward-mode (``jax.jvp``, ``jacfwd``) through it raises; pick ``"direct"`` or
+``"polyphase"`` for that.
 
 Models pick an implementation by name (:data:`CONV_IMPLS`, :func:`conv3x3`,
-:func:`upsample2_conv3x3`); ``"fast"`` is the choice measured on CPU (see
-:data:`WINOGRAD_MIN_CHANNELS`), ``"auto"`` is ``$JAXINV_CONV_IMPL``, else ``"fast"`` on CPU and
-``"direct"`` on accelerators.
+:func:`upsample2_conv3x3`); ``"fast"`` is the choice measured on CPU (:func:`winograd_tile`),
+``"auto"`` is ``$JAXINV_CONV_IMPL``, else ``"fast"`` on CPU and ``"direct"`` on accelerators.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +43,7 @@ import numpy as np
 from jax import lax
 
 __all__ = ["conv3x3", "upsample2_conv3x3", "winograd_conv3x3", "upsample_conv3x3", "resolve",
-           "CONV_IMPLS"]
+           "prepare", "apply_prepared", "winograd_matrices", "winograd_kernels", "CONV_IMPLS"]
 
 CONV_IMPLS = ("auto", "direct", "polyphase", "winograd", "fast")
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -46,80 +53,142 @@ def _direct(x, w):
   return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_DIMS)
 
 
-# F(2, 3) in one dimension: y = Aᵀ[(G g) ⊙ (Bᵀ d)] for the 4-sample input d, 3-tap filter g, with
-#   Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-#   G  = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]
-#   Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]].
-# Bᵀ and Aᵀ are applied as sums of slices (they fuse into one element-wise pass each); the kernel
-# transform is one [16, 9] × [9, Cin·Cout] dot (as an element-wise stack or an einsum with the
-# small matrices XLA:CPU takes several times longer).
-_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-_G2 = np.einsum("ia,jb->ijab", _G, _G).reshape(16, 9)
-# G·flip(g) is G·g with rows 0 and 3 swapped, so the Winograd-domain kernel of the spatially
-# flipped kernel is that of the kernel with tiles (i, j) → (π i, π j), π = (3, 1, 2, 0).
-_FLIP = np.array([4 * (3 - i if i in (0, 3) else i) + (3 - j if j in (0, 3) else j)
-                  for i in range(4) for j in range(4)])
+# Interpolation points of the Cook–Toom construction per output tile size m (plus the point at
+# infinity). m = 2: the classic F(2, 3). m = 4: of the point sets measured on 512 → 512 channels
+# (float32 output vs float64, relative to the largest output), {0, ±1, 2, -½} erred least:
+# 6.7e-6, against 2.5e-5 for {0, ±1, ±2}, 2.0e-5 for {0, ±1, ±½}, 6.7e-5 for {0, ±1, ±3}
+# (F(2, 3): 1.0e-6).
+WINOGRAD_POINTS = {2: (0, 1, -1), 4: (0, 1, -1, 2, Fraction(-1, 2))}
 
 
-def _input_transform(rows):
-  """``Bᵀ d`` along one axis: four slices d0..d3 → four transformed slices."""
-  d0, d1, d2, d3 = rows
-  return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+@functools.lru_cache(maxsize=None)
+def winograd_matrices(m: int):
+  """``(Aᵀ [m, α], G [α, 3], Bᵀ [α, α])`` of F(m, 3), α = m + 2, as float64 arrays:
+  ``y_k = Σ_j g_j d_{k+j} = (Aᵀ[(G g) ⊙ (Bᵀ d)])_k`` for a 3-tap filter ``g`` and ``α`` samples ``d``.
+
+  Cook–Toom: the linear convolution ``s = g * h`` (``h`` of length m) is interpolated from its
+  values at the points ``a_i`` and its leading coefficient (the point at infinity), so
+  ``s = C[(E₃ g) ⊙ (E_m h)]`` with the evaluation matrices ``E_n`` (rows ``[1, a, …, a^{n-1}]``;
+  ``[0, …, 0, 1]`` at infinity) and ``C`` the interpolation (columns: the Lagrange basis
+  polynomials; at infinity ``Π (x − a_i)``); correlation is its transpose, ``Aᵀ = E_mᵀ``,
+  ``G = E₃``, ``Bᵀ = Cᵀ``. The Lagrange denominators are moved from ``Bᵀ`` into ``G``, which
+  keeps ``Bᵀ`` to small integers and halves.
+  """
+  points = [Fraction(p) for p in WINOGRAD_POINTS[m]]
+  alpha = m + 2
+
+  def monic(roots):                      # coefficients (low → high) of Π (x − r)
+    c = [Fraction(1)]
+    for r in roots:
+      c = [Fraction(0)] + c
+      for k in range(len(c) - 1):
+        c[k] -= r * c[k + 1]
+    return c + [Fraction(0)] * (alpha - len(c))
+
+  a_t = [[p ** k for p in points] + [Fraction(int(k == m - 1))] for k in range(m)]
+  g, b_t = [], []
+  for i, p in enumerate(points):
+    others = points[:i] + points[i + 1:]
+    denominator = math.prod((p - q for q in others), start=Fraction(1))
+    g.append([p ** k / denominator for k in range(3)])
+    b_t.append(monic(others))
+  g.append([Fraction(0), Fraction(0), Fraction(1)])
+  b_t.append(monic(points))
+  as_array = lambda rows: np.array([[float(v) for v in row] for row in rows])
+  return as_array(a_t), as_array(g), as_array(b_t)
 
 
-def _output_transform(m):
-  """``Aᵀ m`` along one axis: four slices → the two outputs."""
-  return (m[0] + m[1] + m[2], m[1] - m[2] - m[3])
+def _tile_count(n: int, m: int) -> int:
+  return -(-n // m)
 
 
-def _kernel_transform(w):
-  """``G w Gᵀ`` of ``w [3, 3, Cin, Cout]`` as ``[16, Cin, Cout]`` (tile index 4 i + j)."""
-  cin, cout = w.shape[2:]
-  u = lax.dot(jnp.asarray(_G2, w.dtype), w.reshape(9, cin * cout), precision=lax.Precision.HIGHEST)
-  return u.reshape(16, cin, cout)
-
-
-def _winograd(x, u, transposed: bool):
-  """Padding-1 3×3 convolution of ``x`` whose Winograd-domain kernel is ``u [16, Cin, Cout]``;
-  ``transposed``: with the kernel flipped spatially and its channel axes swapped (``x`` has
-  Cout channels, the result Cin), i.e. the input gradient of the convolution ``u`` stands for."""
+def _input_tiles(x, m):
+  """``Bᵀ d B`` of every (m+2)² input tile of the padding-1 map ``x [B, H, W, C]`` as
+  ``[α², B·th·tw, C]``: the tiles are gathered by strided slices and transformed by one dot with
+  ``Bᵀ ⊗ Bᵀ`` (on XLA:CPU faster than the same sums written element-wise)."""
+  _, b_t = winograd_matrices(m)[::2]
+  alpha = m + 2
   b, h, wd, c = x.shape
-  th, tw = (h + 1) // 2, (wd + 1) // 2
-  xp = jnp.pad(x, ((0, 0), (1, 1 + 2 * th - h), (1, 1 + 2 * tw - wd), (0, 0)))
-  rows = _input_transform([xp[:, a:a + 2 * th:2] for a in range(4)])             # [B, th, W+2, C]
-  tiles = [t for r in rows for t in _input_transform([r[:, :, a:a + 2 * tw:2] for a in range(4)])]
-  if transposed:
-    tiles = [tiles[i] for i in _FLIP]
-  v = jnp.stack(tiles).reshape(16, b * th * tw, c)
-  m = lax.dot_general(v, u, (((2,), (2 if transposed else 1,)), ((0,), (0,))))     # [16, P, Co]
-  m = m.reshape(16, b, th, tw, m.shape[-1])
-  if transposed:
-    m = m[_FLIP]
-  m = m.reshape((4, 4) + m.shape[1:])
-  y = jnp.stack([jnp.stack(_output_transform(r)) for r in _output_transform(m)])
-  # y[p, q, b, i, j, o] is output (2i + p, 2j + q).
-  y = y.transpose(2, 3, 0, 4, 1, 5).reshape(b, 2 * th, 2 * tw, y.shape[-1])
+  th, tw = _tile_count(h, m), _tile_count(wd, m)
+  xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (1, m * tw + 1 - wd), (0, 0)))
+  d = jnp.stack([xp[:, i:i + m * th:m, j:j + m * tw:m] for i in range(alpha) for j in range(alpha)])
+  v = lax.dot(jnp.asarray(np.kron(b_t, b_t), x.dtype), d.reshape(alpha * alpha, -1),
+              precision=lax.Precision.HIGHEST)
+  return v.reshape(alpha * alpha, b * th * tw, c)
+
+
+def _output_tiles(mm, m, shape):
+  """``Aᵀ M A`` of ``mm [α², B·th·tw, C]``, interleaved into the ``[B, H, W, C]`` map ``shape``."""
+  a_t = winograd_matrices(m)[0]
+  b, h, wd = shape
+  th, tw = _tile_count(h, m), _tile_count(wd, m)
+  y = lax.dot(jnp.asarray(np.kron(a_t, a_t), mm.dtype), mm.reshape(mm.shape[0], -1),
+              precision=lax.Precision.HIGHEST)
+  y = y.reshape(m, m, b, th, tw, mm.shape[-1])           # y[p, q, b, i, j]: output (m i + p, m j + q)
+  y = y.transpose(2, 3, 0, 4, 1, 5).reshape(b, m * th, m * tw, mm.shape[-1])
   return y[:, :h, :wd]
 
 
+def _output_tiles_transposed(g, m):
+  """The transpose of :func:`_output_tiles`: the cotangent ``g [B, H, W, C]`` → ``[α², P, C]``."""
+  a_t = winograd_matrices(m)[0]
+  b, h, wd, c = g.shape
+  th, tw = _tile_count(h, m), _tile_count(wd, m)
+  g = jnp.pad(g, ((0, 0), (0, m * th - h), (0, m * tw - wd), (0, 0)))
+  g = g.reshape(b, th, m, tw, m, c).transpose(2, 4, 0, 1, 3, 5).reshape(m * m, -1)
+  mm = lax.dot(jnp.asarray(np.kron(a_t, a_t).T, g.dtype), g, precision=lax.Precision.HIGHEST)
+  return mm.reshape(mm.shape[0], b * th * tw, c)
+
+
+def _tile_of(u) -> int:
+  return {16: 2, 36: 4}[u.shape[0]]
+
+
+def _winograd_forward(x, u):
+  m = _tile_of(u)
+  mm = lax.dot_general(_input_tiles(x, m), u, (((2,), (1,)), ((0,), (0,))))     # [α², P, Cout]
+  return _output_tiles(mm, m, x.shape[:3])
+
+
+def winograd_kernels(w, m: int):
+  """``(u, u_flip)`` ``[α², Cin, Cout]``: ``G w Gᵀ`` of ``w [3, 3, Cin, Cout]`` and of ``w``
+  flipped spatially (the input gradient's kernel, its channel axes read swapped)."""
+  g = winograd_matrices(m)[1]
+  cin, cout = w.shape[2:]
+  flat = w.reshape(9, cin * cout)
+
+  def transform(gm):
+    g2 = np.einsum("ia,jb->ijab", gm, gm).reshape(-1, 9)
+    return lax.dot(jnp.asarray(g2, w.dtype), flat, precision=lax.Precision.HIGHEST).reshape(
+        -1, cin, cout)
+  return transform(g), transform(g[:, ::-1])
+
+
 @jax.custom_vjp
-def winograd_conv3x3(x, w):
-  """``conv2d(x, w, padding=1)`` for ``x [B, H, W, Cin]``, ``w [3, 3, Cin, Cout]`` via F(2×2, 3×3)."""
-  return _winograd(x, _kernel_transform(w), False)
+def _winograd_prepared(x, u, u_flip):
+  return _winograd_forward(x, u)
 
 
-def _winograd_fwd(x, w):
-  u = _kernel_transform(w)
-  return _winograd(x, u, False), (x, w, u)
+def _winograd_prepared_fwd(x, u, u_flip):
+  return _winograd_forward(x, u), (x, u_flip)
 
 
-def _winograd_bwd(res, g):
-  x, w, u = res
-  _, w_vjp = jax.vjp(lambda k: _direct(x, k), w)
-  return _winograd(g, u, True), w_vjp(g)[0]
+def _winograd_prepared_bwd(res, g):
+  x, u_flip = res
+  m = _tile_of(u_flip)
+  v = _input_tiles(x, m)
+  mm = lax.dot_general(_input_tiles(g, m), u_flip, (((2,), (2,)), ((0,), (0,))))  # [α², P, Cin]
+  du = lax.dot_general(v, _output_tiles_transposed(g, m), (((1,), (1,)), ((0,), (0,))))
+  return _output_tiles(mm, m, x.shape[:3]), du, jnp.zeros_like(u_flip)
 
 
-winograd_conv3x3.defvjp(_winograd_fwd, _winograd_bwd)
+_winograd_prepared.defvjp(_winograd_prepared_fwd, _winograd_prepared_bwd)
+
+
+def winograd_conv3x3(x, w, tile: int = 2):
+  """``conv2d(x, w, padding=1)`` for ``x [B, H, W, Cin]``, ``w [3, 3, Cin, Cout]`` via
+  F(tile × tile, 3 × 3), ``tile`` one of :data:`WINOGRAD_POINTS`."""
+  return _winograd_prepared(x, *winograd_kernels(w, tile))
 
 
 def _phase_taps(w, axis, phase):
@@ -129,36 +198,86 @@ def _phase_taps(w, axis, phase):
   return jnp.concatenate([g0, g1 + g2] if phase == 0 else [g0 + g1, g2], axis=axis)
 
 
-def _upsample_conv_forward(x, w):
+def phase_kernels(w):
+  """``[2, 2, 2, 2, Cin, Cout]``: output phase ``(p, q)``'s 2×2 low-res kernel (taps summed)."""
+  return jnp.stack([jnp.stack([_phase_taps(_phase_taps(w, 0, p), 1, q) for q in range(2)])
+                    for p in range(2)])
+
+
+def _phase_convs(x, k, padding):
+  """``[[conv(x, k[p, q], padding(p, q))]]``: one 2×2 convolution per output phase."""
+  return [[lax.conv_general_dilated(x, k[p, q], (1, 1), padding(p, q), dimension_numbers=_DIMS)
+           for q in range(2)] for p in range(2)]
+
+
+def _upsample_conv_forward(x, k):
   b, h, wd, _ = x.shape
   # Four 2×2 convolutions (one per output phase) rather than one with 4·Cout outputs: XLA:CPU
   # runs the input gradient of the wide one ~3× slower per FLOP.
-  phases = [[lax.conv_general_dilated(x, _phase_taps(_phase_taps(w, 0, p), 1, q), (1, 1),
-                                      ((1 - p, p), (1 - q, q)), dimension_numbers=_DIMS)
-             for q in range(2)] for p in range(2)]
+  phases = _phase_convs(x, k, lambda p, q: ((1 - p, p), (1 - q, q)))
   y = jnp.stack([jnp.stack(r, axis=3) for r in phases], axis=2)                # [B, H, 2, W, 2, C]
-  return y.reshape(b, 2 * h, 2 * wd, w.shape[-1])
+  return y.reshape(b, 2 * h, 2 * wd, k.shape[-1])
+
+
+@jax.custom_vjp
+def _upsample_conv_phases(x, k, k_flip):
+  return _upsample_conv_forward(x, k)
+
+
+def _upsample_conv_phases_fwd(x, k, k_flip):
+  return _upsample_conv_forward(x, k), (x, k, k_flip)
+
+
+def _upsample_conv_phases_bwd(res, g):
+  # Each phase's input gradient is the 2×2 convolution of its cotangent with the flipped,
+  # transposed phase kernel (prepared, so no per-step kernel reversal), padding mirrored.
+  x, k, k_flip = res
+  b, h, wd, _ = x.shape
+  gp = g.reshape(b, h, 2, wd, 2, g.shape[-1])
+  dx = sum(lax.conv_general_dilated(gp[:, :, p, :, q], k_flip[p, q], (1, 1),
+                                    ((p, 1 - p), (q, 1 - q)), dimension_numbers=_DIMS)
+           for p in range(2) for q in range(2))
+  _, k_vjp = jax.vjp(lambda k: _upsample_conv_forward(x, k), k)
+  return dx, k_vjp(g)[0], jnp.zeros_like(k_flip)
+
+
+_upsample_conv_phases.defvjp(_upsample_conv_phases_fwd, _upsample_conv_phases_bwd)
+
+
+def _flip_transpose(k):
+  """``[…, kh, kw, Cin, Cout]`` → the input gradient's kernel: flipped, channel axes swapped."""
+  return jnp.swapaxes(jnp.flip(k, (-4, -3)), -1, -2)
 
 
 def upsample_conv3x3(x, w):
   """``conv2d(upsample_nearest(x, 2), w, padding=1)`` computed at the low resolution."""
-  return _upsample_conv_forward(x, w)
+  k = phase_kernels(w)
+  return _upsample_conv_phases(x, k, _flip_transpose(k))
+
+
+def _upsample_direct(x, w):
+  b, h, wd, c = x.shape
+  up = jnp.broadcast_to(x[:, :, None, :, None], (b, h, 2, wd, 2, c)).reshape(b, 2 * h, 2 * wd, c)
+  return _direct(up, w)
 
 
 # Measured on a 2-core AVX-512 CPU (experiments/bench/results/cpu_2core_conv3x3.txt), forward +
-# input gradient: Winograd is 1.3-1.7x faster than XLA's direct convolution for 512 → 512
-# channels (4² … 32² maps), even at 256 channels (64², VGG's 256-channel layers) and slower below
-# (0.4-0.8x: the transforms move 4x the activations, the matmuls are too thin to hide it); the
-# polyphase up-convolution is 1.7-2.1x faster at every measured width.
-WINOGRAD_MIN_CHANNELS = 512
+# input gradient with the Winograd-domain kernels prepared: F(4×4, 3×3) beats XLA's direct
+# convolution 1.7-2.3x for 512 → 512 channels on 8² … 32² maps, for 256 → 256 (64²) and 128 → 256
+# (VGG's conv3 at 64²), ties it at 128 → 128 and loses below (the transforms move 2.25x the
+# activations, the matmuls are too thin to hide it); on 4² maps (one tile) F(2×2, 3×3) is the
+# faster form. The polyphase up-convolution is 1.7-2.1x faster than direct at every measured
+# width; Winograd inside its phases (F(2×2, 2×2)) measured no faster.
+WINOGRAD_MIN_CHANNELS = 128      # both channel counts at least this …
+WINOGRAD_WIDE_CHANNELS = 256     # … and one at least this
 ENV_VAR = "JAXINV_CONV_IMPL"
 
 
 def resolve(impl: str) -> str:
   """The implementation ``impl`` stands for: ``"auto"`` is ``$JAXINV_CONV_IMPL`` when set, else
-  ``"fast"`` (polyphase up-convolutions, Winograd for wide layers: the measured choice, 1.4-1.7x
-  per benchmark step) when JAX's default backend is the CPU and ``"direct"`` elsewhere (GPU/TPU
-  convolution libraries already run near peak; not measured against these forms)."""
+  ``"fast"`` (polyphase up-convolutions, Winograd for wide layers: the measured choice) when JAX's
+  default backend is the CPU and ``"direct"`` elsewhere (GPU/TPU convolution libraries already run
+  near peak; not measured against these forms)."""
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv implementation {impl!r}; choose one of {CONV_IMPLS}")
   if impl == "auto":
@@ -171,22 +290,51 @@ def resolve(impl: str) -> str:
   return impl
 
 
-def conv3x3(x, w, impl: str = "direct"):
-  """``conv2d(x, w, padding=1)`` by ``impl`` (one of :data:`CONV_IMPLS`): ``"winograd"`` always
-  takes F(2×2, 3×3), ``"fast"`` when both channel counts are ≥ WINOGRAD_MIN_CHANNELS."""
+def winograd_tile(impl: str, spatial: tuple[int, int], cin: int, cout: int) -> int:
+  """The Winograd output tile ``m`` a 3×3 convolution of ``spatial`` maps takes under ``impl``
+  (0: not Winograd): ``"winograd"`` always, ``"fast"`` for the widths where it measured faster;
+  4 on maps of at least 8 × 8, else 2."""
   impl = resolve(impl)
-  wide = min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS
+  wide = min(cin, cout) >= WINOGRAD_MIN_CHANNELS and max(cin, cout) >= WINOGRAD_WIDE_CHANNELS
   if impl == "winograd" or (impl == "fast" and wide):
-    return winograd_conv3x3(x, w)
-  return _direct(x, w)
+    return 4 if min(spatial) >= 8 else 2
+  return 0
+
+
+def prepare(w, impl: str, spatial: tuple[int, int], upsample: bool = False) -> dict:
+  """What the convolution of ``spatial`` input maps by ``impl`` computes from the kernel ``w``
+  alone, for :func:`apply_prepared`: ``{"kernel": w}`` (direct), ``{"phases", "phases_flip"}``
+  (polyphase up-convolution: the phase kernels and their input gradient's) or ``{"winograd",
+  "winograd_flip"}`` (the Winograd-domain kernel and its input gradient's)."""
+  impl = resolve(impl)
+  if upsample:
+    if impl == "direct":
+      return {"kernel": w}
+    k = phase_kernels(w)
+    return {"phases": k, "phases_flip": _flip_transpose(k)}
+  m = winograd_tile(impl, spatial, *w.shape[2:])
+  if not m:
+    return {"kernel": w}
+  u, u_flip = winograd_kernels(w, m)
+  return {"winograd": u, "winograd_flip": u_flip}
+
+
+def apply_prepared(x, prepared: dict, upsample: bool = False):
+  """The convolution :func:`prepare` made ``prepared`` for (``upsample``: of the 2× nearest
+  upsampled ``x``)."""
+  if "winograd" in prepared:
+    return _winograd_prepared(x, prepared["winograd"], prepared["winograd_flip"])
+  if "phases" in prepared:
+    return _upsample_conv_phases(x, prepared["phases"], prepared["phases_flip"])
+  return (_upsample_direct if upsample else _direct)(x, prepared["kernel"])
+
+
+def conv3x3(x, w, impl: str = "direct"):
+  """``conv2d(x, w, padding=1)`` by ``impl`` (one of :data:`CONV_IMPLS`; see :func:`winograd_tile`)."""
+  return apply_prepared(x, prepare(w, impl, x.shape[1:3]))
 
 
 def upsample2_conv3x3(x, w, impl: str = "direct"):
   """``conv2d(upsample_nearest(x, 2), w, padding=1)`` by ``impl``: the polyphase form for
   ``"polyphase"``, ``"winograd"`` and ``"fast"``."""
-  impl = resolve(impl)
-  if impl == "direct":
-    b, h, wd, c = x.shape
-    up = jnp.broadcast_to(x[:, :, None, :, None], (b, h, 2, wd, 2, c)).reshape(b, 2 * h, 2 * wd, c)
-    return _direct(up, w)
-  return upsample_conv3x3(x, w)
+  return apply_prepared(x, prepare(w, impl, x.shape[1:3], upsample=True), upsample=True)

@@ -133,7 +133,8 @@ def main(argv=None):
   target = torch.from_numpy(np.asarray(data["observation"][0]).transpose(2, 0, 1)[None].copy())
   gcfg = pggan.PGGANConfig(resolution=a.resolution, fmaps_base=a.fmaps_base, fmaps_max=a.fmaps_max)
   del jax, jnp
-  gen = PGGAN(shared["generator"], gcfg)
+  gparams = shared["generator"]
+  gen = PGGAN(gparams.get("params", gparams), gcfg)     # the raw weights, not the prepared kernels
   vgg = VGGFeatures(shared["vgg"], a.vgg_layer)
   mean = torch.tensor(vgg_lib.IMAGENET_MEAN).view(1, 3, 1, 1)
   std = torch.tensor(vgg_lib.IMAGENET_STD).view(1, 3, 1, 1)

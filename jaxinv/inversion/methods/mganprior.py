@@ -54,7 +54,7 @@ def make_loss_fn(space: spaces.MultiCode, loss_cfg: objectives.LossConfig,
 
   ``data = {"observation": [H', W', C']}`` and, when the loss has a VGG term, optionally
   ``"observation_vgg"``: the observation's VGG features (:func:`make_data`);
-  ``shared = {"generator": params, "vgg": params | None}``.
+  ``shared = {"generator": params (or space.prepare(params)), "vgg": params | None}``.
   Cached on its (hashable) arguments so repeated inversions reuse one compiled program.
   """
   objective = objectives.make_objective(loss_cfg)
@@ -136,7 +136,7 @@ def invert(generator_module, generator_params, observations, cfg: MGANpriorConfi
                          f"(B images × N codes × {'z_dim' if k == 'z' else 'channels at layer'})")
   loss_fn = make_loss_fn(space, cfg.loss, degrade)
   optimizer = _optimizer(cfg.optimizer, cfg.lr)
-  shared = {"generator": generator_params, "vgg": vgg_params}
+  shared = {"generator": space.prepare(generator_params), "vgg": vgg_params}
   data = make_data(observations, cfg.loss, vgg_params)
   result = opt_lib.optimize(loss_fn, init, data, optimizer, cfg.steps,
                             shared=shared, record_variables=record_variables, progress=progress,
@@ -190,7 +190,7 @@ class Method:
     res = run.optimize_batch(
         ctx, make_loss_fn(space, cfg.loss, self.degrade or _identity), init,
         make_data(data["observation"], cfg.loss, self.vgg_params), _optimizer(cfg.optimizer, cfg.lr),
-        cfg.steps, shared={"generator": self.params, "vgg": self.vgg_params})
+        cfg.steps, shared={"generator": space.prepare(self.params), "vgg": self.vgg_params})
     images = render_batch(space, res.variables, self.params)
     return run.BatchOutput({"z": res.variables["z"], "alpha": res.variables["alpha"]},
                            {"loss": res.loss}, {"": images})
