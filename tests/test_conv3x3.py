@@ -140,6 +140,37 @@ def test_polyphase_within_float32_rounding_bound(shape):
     assert np.all(err <= bound), f"{what}: error above the float32 bound by {np.max(err / bound):.3g}x"
 
 
+@pytest.mark.parametrize("shape", [(2, 6, 7, 40, 24), (1, 4, 4, 16, 8)], ids=str)
+def test_phase_winograd_within_float32_rounding_bound(shape, monkeypatch):
+  """F(2×2, 2×2) inside the polyphase up-convolution. Forward: the 16-term input transform
+  (≤ 16u), phase taps (≤ 3u) and the 4-term kernel transform (≤ 4u), the product (u), the sum over
+  Cin, the 9-term output transform (≤ 9u): (Cin + 33)·u. Input gradient (JAX's transpose of the
+  same dots and slices): the 4-term transposed output transform, the sum over Cout, the kernel
+  (≤ 7u), the product, the 25-term transposed input transform and two scatter-adds of ≤ 4 terms
+  (≤ 6u): (Cout + 43)·u. Each times the same computation run on magnitudes (every matrix, kernel,
+  input and cotangent replaced by its absolute value)."""
+  b, h, wd, cin, cout = shape
+  x, w, g = _data((b, h, wd, cin), cin, cout, (2 * h, 2 * wd))
+  y, dx = _fwd_and_input_grad(lambda x, w: C.upsample2_conv3x3(x, w, "winograd"),
+                              *(jnp.asarray(a, jnp.float32) for a in (x, w, g)))
+  ref_y = conv_f64(upsample_f64(x), w)
+  w_t = np.swapaxes(w[::-1, ::-1], 2, 3)
+  ref_dx = conv_f64(g, w_t).reshape(b, h, 2, wd, 2, cin).sum(axis=(2, 4))
+  matrices = C.winograd_matrices
+  monkeypatch.setattr(C, "winograd_matrices", lambda m, r=3: tuple(np.abs(a) for a in matrices(m, r)))
+  monkeypatch.setattr(C, "_PHASE_ROWS", np.abs(C._PHASE_ROWS))
+  u_mag = C.phase_winograd_kernels(jnp.asarray(np.abs(w), jnp.float32))
+  mag_y, vjp = jax.vjp(lambda x: C._upsample_conv_winograd(x, u_mag), jnp.asarray(np.abs(x), jnp.float32))
+  mag_dx = vjp(jnp.asarray(np.abs(g), jnp.float32))[0]
+  for what, got, ref, bound in (("output", y, ref_y, (cin + 33) * U * np.asarray(mag_y, np.float64)),
+                                ("input grad", dx, ref_dx, (cout + 43) * U * np.asarray(mag_dx, np.float64))):
+    err = np.abs(got - ref)
+    bound = SECOND_ORDER * bound
+    print(f"phase winograd {shape} {what}: max err / bound {np.max(err / bound):.3g}, "
+          f"max err / max |ref| {err.max() / np.abs(ref).max():.2e}")
+    assert np.all(err <= bound), f"{what}: error above the float32 bound by {np.max(err / bound):.3g}x"
+
+
 @pytest.mark.parametrize("tile", TILES)
 def test_winograd_kernel_gradient_within_float32_rounding_bound(tile):
   """The gradient with respect to the kernel, through the Winograd-domain kernel and its
@@ -163,10 +194,12 @@ def test_prepared_kernels_give_the_inline_bits():
   """``apply_prepared(prepare(w))`` outside the step (what a loop over a frozen generator runs)
   and ``conv3x3`` inside it compute the same function the same way: equal bits."""
   x, w, _ = (jnp.asarray(a, jnp.float32) for a in _data((2, 8, 8, 256), 256, 256, (8, 8)))
-  for up in (False, True):
-    inline = jax.jit(lambda x, w: (C.upsample2_conv3x3 if up else C.conv3x3)(x, w, "fast"))(x, w)
-    prepared = jax.jit(lambda w: C.prepare(w, "fast", x.shape[1:3], upsample=up))(w)
-    assert set(prepared) == ({"phases", "phases_flip"} if up else {"winograd", "winograd_flip"})
+  for up, impl, kind in ((False, "fast", {"winograd", "winograd_flip"}),
+                         (True, "fast", {"phases", "phases_flip"}),
+                         (True, "winograd", {"phases_winograd"})):
+    inline = jax.jit(lambda x, w: (C.upsample2_conv3x3 if up else C.conv3x3)(x, w, impl))(x, w)
+    prepared = jax.jit(lambda w: C.prepare(w, impl, x.shape[1:3], upsample=up))(w)
+    assert set(prepared) == kind
     got = jax.jit(lambda x, p: C.apply_prepared(x, p, upsample=up))(x, prepared)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(inline))
 
@@ -206,25 +239,29 @@ def test_pggan_conv_impl_matches_direct(impl):
     gen = pggan.PGGANGenerator(cfg)
     z = jax.random.normal(jax.random.PRNGKey(1), (2, 32))
     params = gen.init(jax.random.PRNGKey(0), z)
-    f = gen.apply(params, z, 0, 3)
-    img, vjp = jax.vjp(lambda f: gen.apply(params, f, 3, None), f)
-    outs[ci] = (np.asarray(img), np.asarray(vjp(jnp.ones_like(img))[0]))
+
+    @jax.jit
+    def image_and_feature_grad(params, z):
+      f = gen.apply(params, z, 0, 3)
+      img, vjp = jax.vjp(lambda f: gen.apply(params, f, 3, None), f)
+      return img, vjp(jnp.ones_like(img))[0]
+    outs[ci] = tuple(np.asarray(a) for a in image_and_feature_grad(params, z))
   for a, b in zip(outs["direct"], outs[impl]):
     np.testing.assert_allclose(a, b, atol=1e-4 * np.abs(a).max())
 
 
 def test_pggan_prepared_variables_give_the_inline_bits():
-  """A PGGAN wide enough for every prepared form (dense, Winograd F(2) at 4², F(4) above,
-  polyphase): images and z-gradients from ``prepare_variables`` equal the inline ones bit for bit."""
-  cfg = pggan.PGGANConfig(resolution=16, z_dim=32, fmaps_base=4096, fmaps_max=256, conv_impl="fast")
+  """A PGGAN wide enough for every prepared form (dense; Winograd F(2) at 4², F(4) above; the
+  up-convolutions polyphase, with F(2×2, 2×2) phases at 512 → 512): images and z-gradients from ``prepare_variables`` equal the inline ones bit for bit."""
+  cfg = pggan.PGGANConfig(resolution=16, z_dim=32, fmaps_base=4096, fmaps_max=512, conv_impl="fast")
   gen = pggan.PGGANGenerator(cfg)
   z = jax.random.normal(jax.random.PRNGKey(1), (2, 32))
   params = gen.init(jax.random.PRNGKey(0), z)["params"]
   prepared = pggan.prepare_variables(gen, params)
   kinds = {name: set(v["conv"]) for name, v in prepared[pggan.PREPARED].items()}
-  assert kinds == {"layer0": {"dense"}, "layer1": {"winograd", "winograd_flip"},
-                   "layer2": {"phases", "phases_flip"}, "layer3": {"winograd", "winograd_flip"},
-                   "layer4": {"phases", "phases_flip"}, "layer5": {"winograd", "winograd_flip"}}
+  wino = {"winograd", "winograd_flip"}
+  assert kinds == {"layer0": {"dense"}, "layer1": wino, "layer2": {"phases_winograd"},
+                   "layer3": wino, "layer4": {"phases", "phases_flip"}, "layer5": wino}
   assert prepared[pggan.PREPARED]["layer3"]["conv"]["winograd"].shape[0] == 36     # F(4×4, 3×3)
   run = jax.jit(lambda v, z: jax.value_and_grad(lambda z: jnp.sum(gen.apply(v, z) ** 2))(z))
   for a, b in zip(run({"params": params}, z), run(prepared, z)):

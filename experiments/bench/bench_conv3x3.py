@@ -4,7 +4,8 @@
 
 For each layer shape of the mGANprior benchmark step (PGGAN-64 fmaps 16384/512 with N = 20 codes
 before layer 6, VGG16[:16] at 256 px), the forward + input gradient (``jax.vjp`` of the layer,
-weights fixed) of the direct convolution and of the fast rewrites: process CPU seconds (median of
+weights fixed, each kernel prepared beforehand as a frozen generator's is) of the direct convolution
+and of the fast rewrites: process CPU seconds (median of
 interleaved repeats, so the machine's other load hits every variant alike) and the error of the
 float32 result against a float64 evaluation of the direct path, as max |err| / max |ref| for
 the output and the input gradient. It never passes or fails.
@@ -20,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxinv.models import layers as L
 from jaxinv.ops import conv3x3 as C
 
 # (name, batch, H, W, Cin, Cout, upsample before the conv)
@@ -34,17 +34,24 @@ SUFFIX = [("g.up32", 1, 16, 16, 512, 512, True), ("g.conv32", 1, 32, 32, 512, 51
           ("vgg.conv3_1", 1, 64, 64, 128, 256, False), ("vgg.conv3_2", 1, 64, 64, 256, 256, False)]
 
 
-def variants(up: bool):
+def variants(up: bool, spatial) -> dict:
+  """name → ``prepare(w)``-like function (the kernel's form, made before timing) for each form
+  of this layer, ``fast`` last (what the models run on CPU)."""
+  def form(impl):
+    return lambda w: C.prepare(w, impl, spatial, upsample=up)
   if up:
-    return {"direct": lambda x, w: L.conv2d(L.upsample_nearest(x, 2), w, padding=1),
-            "polyphase": C.upsample_conv3x3}
-  return {"direct": lambda x, w: C.conv3x3(x, w, "direct"),
-          "winograd": lambda x, w: C.conv3x3(x, w, "winograd")}
+    return {"direct": form("direct"), "polyphase": lambda w: C.prepare(w, "polyphase", spatial, True),
+            "phase-winograd": form("winograd"), "fast": form("fast")}
+
+  def winograd(m):
+    return lambda w: dict(zip(("winograd", "winograd_flip"), C.winograd_kernels(w, m)))
+  return {"direct": form("direct"), "winograd2": winograd(2), "winograd4": winograd(4),
+          "fast": form("fast")}
 
 
-def _fwd_bwd(f):
-  def run(x, w, g):
-    y, vjp = jax.vjp(lambda x: f(x, w), x)
+def _fwd_bwd(up):
+  def run(x, prepared, g):
+    y, vjp = jax.vjp(lambda x: C.apply_prepared(x, prepared, upsample=up), x)
     return y, vjp(g)[0]
   return jax.jit(run)
 
@@ -57,35 +64,41 @@ def _cpu(fn, args, n):
   return (time.process_time() - c0) / n
 
 
+def _form_name(prepared) -> str:
+  if "winograd" in prepared:
+    return f"winograd{ {16: 2, 36: 4}[prepared['winograd'].shape[0]] }"
+  return {"phases_winograd": "phase-winograd", "phases": "polyphase"}.get(next(iter(prepared)), "direct")
+
+
 def measure(name, b, h, w, cin, cout, up, repeats):
   rng = np.random.default_rng(0)
   x64 = rng.standard_normal((b, h, w, cin))
   k64 = rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)
   ho, wo = (2 * h, 2 * w) if up else (h, w)
   g64 = rng.standard_normal((b, ho, wo, cout))
-  vs = variants(up)
-  ref_y, ref_dx = (np.asarray(a) for a in _fwd_bwd(vs["direct"])(x64, k64, g64))
-  args = tuple(jnp.asarray(a, jnp.float32) for a in (x64, k64, g64))
-  fns = {k: _fwd_bwd(f) for k, f in vs.items()}
+  forms = variants(up, (h, w))
+  fn = _fwd_bwd(up)
+  ref_y, ref_dx = (np.asarray(a) for a in fn(x64, forms["direct"](k64), g64))
+  x, k, g = (jnp.asarray(a, jnp.float32) for a in (x64, k64, g64))
+  prepared = {n: jax.jit(f)(k) for n, f in forms.items()}
   err = {}
-  for k, fn in fns.items():
-    y, dx = (np.asarray(a, np.float64) for a in fn(*args))
-    err[k] = (np.abs(y - ref_y).max() / np.abs(ref_y).max(),
-              np.abs(dx - ref_dx).max() / np.abs(ref_dx).max())
-  t1 = _cpu(fns["direct"], args, 1)
+  for n, p in prepared.items():
+    y, dx = (np.asarray(a, np.float64) for a in fn(x, p, g))
+    err[n] = max(np.abs(y - ref_y).max() / np.abs(ref_y).max(),
+                 np.abs(dx - ref_dx).max() / np.abs(ref_dx).max())
+  t1 = _cpu(fn, (x, prepared["direct"], g), 1)
   n = max(1, int(0.4 / max(t1, 1e-4)))
-  times = {k: [] for k in fns}
+  times = {k: [] for k in prepared}
   for _ in range(repeats):
-    for k, fn in fns.items():
-      times[k].append(_cpu(fn, args, n))
+    for k, p in prepared.items():
+      times[k].append(_cpu(fn, (x, p, g), n))
   flops = 2 * 2 * b * ho * wo * 9 * cin * cout        # forward + input gradient, direct count
   med = {k: float(np.median(v)) for k, v in times.items()}
-  fast = [k for k in fns if k != "direct"][0]
-  print(f"{name:12s} B={b:<3d} {h}x{w}x{cin}->{cout}{' up' if up else '   '}  "
-        f"direct {med['direct'] * 1e3:8.2f} ms ({flops / med['direct'] / 1e9:5.0f} GF/cpu-s)  "
-        f"{fast} {med[fast] * 1e3:8.2f} ms  speedup {med['direct'] / med[fast]:5.2f}x  "
-        f"err y/dx direct {err['direct'][0]:.1e}/{err['direct'][1]:.1e} "
-        f"{fast} {err[fast][0]:.1e}/{err[fast][1]:.1e}", flush=True)
+  print(f"{name:12s} B={b:<3d} {h}x{w}x{cin}->{cout}{' up' if up else '   '} "
+        f"direct {med['direct'] * 1e3:7.2f} ms ({flops / med['direct'] / 1e9:4.0f} GF/cpu-s) | "
+        + " | ".join(f"{k} {med[k] * 1e3:7.2f} ms {med['direct'] / med[k]:4.2f}x err {err[k]:.1e}"
+                     for k in prepared if k not in ("direct", "fast"))
+        + f" | fast = {_form_name(prepared['fast'])}", flush=True)
   return med, err
 
 
@@ -98,7 +111,9 @@ def main(argv=None):
   jax.config.update("jax_enable_x64", True)   # the float64 reference of the accuracy column
   print(f"# load average {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs;"
         f" jax {jax.__version__}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; CPU-s per "
-        "forward + input gradient, median of interleaved repeats")
+        "forward + input gradient with the kernel prepared beforehand (jaxinv.ops.conv3x3.prepare), "
+        "median of interleaved repeats; speedup vs direct; err = max relative error of output and "
+        "input gradient vs float64 direct; fast = the form the models take on CPU")
   for bs in (int(v) for v in a.batches.split(",")):
     layers = list(PGGAN_PREFIX) if bs == 1 else []
     layers += [(n, bs, h, w, ci, co, up) for n, _, h, w, ci, co, up in SUFFIX]

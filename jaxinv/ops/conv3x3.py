@@ -59,12 +59,15 @@ def _direct(x, w):
 # 6.7e-6, against 2.5e-5 for {0, ±1, ±2}, 2.0e-5 for {0, ±1, ±½}, 6.7e-5 for {0, ±1, ±3}
 # (F(2, 3): 1.0e-6).
 WINOGRAD_POINTS = {2: (0, 1, -1), 4: (0, 1, -1, 2, Fraction(-1, 2))}
+# F(2, 2) for the 2×2 phase kernels of the up-convolution.
+PHASE_POINTS = (0, 1)
 
 
 @functools.lru_cache(maxsize=None)
-def winograd_matrices(m: int):
-  """``(Aᵀ [m, α], G [α, 3], Bᵀ [α, α])`` of F(m, 3), α = m + 2, as float64 arrays:
-  ``y_k = Σ_j g_j d_{k+j} = (Aᵀ[(G g) ⊙ (Bᵀ d)])_k`` for a 3-tap filter ``g`` and ``α`` samples ``d``.
+def winograd_matrices(m: int, r: int = 3):
+  """``(Aᵀ [m, α], G [α, r], Bᵀ [α, α])`` of F(m, r), α = m + r − 1, as float64 arrays:
+  ``y_k = Σ_j g_j d_{k+j} = (Aᵀ[(G g) ⊙ (Bᵀ d)])_k`` for an r-tap filter ``g`` and α samples ``d``
+  (points: :data:`WINOGRAD_POINTS` for r = 3, :data:`PHASE_POINTS` for the 2-tap phases).
 
   Cook–Toom: the linear convolution ``s = g * h`` (``h`` of length m) is interpolated from its
   values at the points ``a_i`` and its leading coefficient (the point at infinity), so
@@ -74,8 +77,9 @@ def winograd_matrices(m: int):
   ``G = E₃``, ``Bᵀ = Cᵀ``. The Lagrange denominators are moved from ``Bᵀ`` into ``G``, which
   keeps ``Bᵀ`` to small integers and halves.
   """
-  points = [Fraction(p) for p in WINOGRAD_POINTS[m]]
-  alpha = m + 2
+  points = [Fraction(p) for p in (WINOGRAD_POINTS[m] if r == 3 else PHASE_POINTS)]
+  alpha = m + r - 1
+  assert len(points) == alpha - 1, (m, r)
 
   def monic(roots):                      # coefficients (low → high) of Π (x − r)
     c = [Fraction(1)]
@@ -90,9 +94,9 @@ def winograd_matrices(m: int):
   for i, p in enumerate(points):
     others = points[:i] + points[i + 1:]
     denominator = math.prod((p - q for q in others), start=Fraction(1))
-    g.append([p ** k / denominator for k in range(3)])
+    g.append([p ** k / denominator for k in range(r)])
     b_t.append(monic(others))
-  g.append([Fraction(0), Fraction(0), Fraction(1)])
+  g.append([Fraction(int(k == r - 1)) for k in range(r)])
   b_t.append(monic(points))
   as_array = lambda rows: np.array([[float(v) for v in row] for row in rows])
   return as_array(a_t), as_array(g), as_array(b_t)
@@ -244,6 +248,53 @@ def _upsample_conv_phases_bwd(res, g):
 _upsample_conv_phases.defvjp(_upsample_conv_phases_fwd, _upsample_conv_phases_bwd)
 
 
+def _phase_rows():
+  # F(2×2, 2×2) inside the polyphase form: output phase p reads the (padded) low-res rows
+  # 2t + p … 2t + p + 2 of tile t. With Bᵀ = [[-1, 1, 0], [0, 1, 0], [0, -1, 1]] phase 0's last
+  # transformed row is phase 1's first, so both phases' rows are 5 combinations of the 4 rows
+  # 2t … 2t + 3 (0-2: phase 0, 2-4: phase 1), likewise for columns: one dot with their Kronecker
+  # square transforms the input once for all four phases.
+  b_t = winograd_matrices(2, 2)[2]
+  phase0, phase1 = np.pad(b_t, ((0, 0), (0, 1))), np.pad(b_t, ((0, 0), (1, 0)))
+  assert np.array_equal(phase0[2], phase1[0])
+  return np.concatenate([phase0, phase1[1:]])
+
+
+_PHASE_ROWS = _phase_rows()
+
+
+def phase_winograd_kernels(w):
+  """``[9·4, Cin, Cout]``: the Winograd-domain F(2×2, 2×2) kernel of each output phase (p, q),
+  Winograd index major."""
+  g = winograd_matrices(2, 2)[1]
+  g2 = np.einsum("ia,jb->ijab", g, g).reshape(9, 4)
+  k = phase_kernels(w)                                              # [p, q, 2, 2, Cin, Cout]
+  u = lax.dot(jnp.asarray(g2, w.dtype), k.reshape(4, 4, -1).transpose(1, 0, 2).reshape(4, -1),
+              precision=lax.Precision.HIGHEST)                      # [9, 4·Cin·Cout]
+  return u.reshape(36, *w.shape[2:])
+
+
+def _upsample_conv_winograd(x, u):
+  """``conv2d(upsample_nearest(x, 2), w, padding=1)`` from :func:`phase_winograd_kernels`'
+  ``u``; its gradients are JAX's transpose of these dots and slices."""
+  a_t = winograd_matrices(2, 2)[0]
+  b, h, wd, c = x.shape
+  th, tw = _tile_count(h, 2), _tile_count(wd, 2)
+  xp = jnp.pad(x, ((0, 0), (1, 2 * th + 1 - h), (1, 2 * tw + 1 - wd), (0, 0)))
+  d = jnp.stack([xp[:, i:i + 2 * th:2, j:j + 2 * tw:2] for i in range(4) for j in range(4)])
+  v = lax.dot(jnp.asarray(np.kron(_PHASE_ROWS, _PHASE_ROWS), x.dtype), d.reshape(16, -1),
+              precision=lax.Precision.HIGHEST).reshape(5, 5, -1, c)
+  v = jnp.stack([v[2 * p:2 * p + 3, 2 * q:2 * q + 3].reshape(9, -1, c)
+                 for p in range(2) for q in range(2)], axis=1).reshape(36, -1, c)
+  mm = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))))               # [9·4, P, Cout]
+  co = mm.shape[-1]
+  y = lax.dot(jnp.asarray(np.kron(a_t, a_t), x.dtype), mm.reshape(9, -1),
+              precision=lax.Precision.HIGHEST)
+  y = y.reshape(2, 2, 2, 2, b, th, tw, co)       # [a, c, p, q, B, t, s]: output (2(2t + a) + p, …)
+  y = y.transpose(4, 5, 0, 2, 6, 1, 3, 7).reshape(b, 4 * th, 4 * tw, co)
+  return y[:, :2 * h, :2 * wd]
+
+
 def _flip_transpose(k):
   """``[…, kh, kw, Cin, Cout]`` → the input gradient's kernel: flipped, channel axes swapped."""
   return jnp.swapaxes(jnp.flip(k, (-4, -3)), -1, -2)
@@ -267,9 +318,11 @@ def _upsample_direct(x, w):
 # (VGG's conv3 at 64²), ties it at 128 → 128 and loses below (the transforms move 2.25x the
 # activations, the matmuls are too thin to hide it); on 4² maps (one tile) F(2×2, 3×3) is the
 # faster form. The polyphase up-convolution is 1.7-2.1x faster than direct at every measured
-# width; Winograd inside its phases (F(2×2, 2×2)) measured no faster.
+# width; F(2×2, 2×2) inside its phases a further 1.1-1.3x for 512 → 512 channels (4² … 16² maps,
+# batches 1-20) and 0.8-1.0x for 512 → 256 (32²).
 WINOGRAD_MIN_CHANNELS = 128      # both channel counts at least this …
 WINOGRAD_WIDE_CHANNELS = 256     # … and one at least this
+WINOGRAD_PHASE_MIN_CHANNELS = 512
 ENV_VAR = "JAXINV_CONV_IMPL"
 
 
@@ -304,12 +357,15 @@ def winograd_tile(impl: str, spatial: tuple[int, int], cin: int, cout: int) -> i
 def prepare(w, impl: str, spatial: tuple[int, int], upsample: bool = False) -> dict:
   """What the convolution of ``spatial`` input maps by ``impl`` computes from the kernel ``w``
   alone, for :func:`apply_prepared`: ``{"kernel": w}`` (direct), ``{"phases", "phases_flip"}``
-  (polyphase up-convolution: the phase kernels and their input gradient's) or ``{"winograd",
+  (polyphase up-convolution: the phase kernels and their input gradient's), ``{"phases_winograd"}``
+  (the same with F(2×2, 2×2) in each phase: "winograd", and "fast" for wide layers) or ``{"winograd",
   "winograd_flip"}`` (the Winograd-domain kernel and its input gradient's)."""
   impl = resolve(impl)
   if upsample:
     if impl == "direct":
       return {"kernel": w}
+    if impl == "winograd" or (impl == "fast" and min(w.shape[2:]) >= WINOGRAD_PHASE_MIN_CHANNELS):
+      return {"phases_winograd": phase_winograd_kernels(w)}
     k = phase_kernels(w)
     return {"phases": k, "phases_flip": _flip_transpose(k)}
   m = winograd_tile(impl, spatial, *w.shape[2:])
@@ -324,6 +380,8 @@ def apply_prepared(x, prepared: dict, upsample: bool = False):
   upsampled ``x``)."""
   if "winograd" in prepared:
     return _winograd_prepared(x, prepared["winograd"], prepared["winograd_flip"])
+  if "phases_winograd" in prepared:
+    return _upsample_conv_winograd(x, prepared["phases_winograd"])
   if "phases" in prepared:
     return _upsample_conv_phases(x, prepared["phases"], prepared["phases_flip"])
   return (_upsample_direct if upsample else _direct)(x, prepared["kernel"])
