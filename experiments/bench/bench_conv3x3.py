@@ -98,7 +98,9 @@ def measure(name, b, h, w, cin, cout, up, repeats):
         f"direct {med['direct'] * 1e3:7.2f} ms ({flops / med['direct'] / 1e9:4.0f} GF/cpu-s) | "
         + " | ".join(f"{k} {med[k] * 1e3:7.2f} ms {med['direct'] / med[k]:4.2f}x err {err[k]:.1e}"
                      for k in prepared if k not in ("direct", "fast"))
-        + f" | fast = {_form_name(prepared['fast'])}", flush=True)
+        + f" | fast = {_form_name(prepared['fast'])}"
+        + (" (conv3x3's rule; the VGG model runs direct)" if name.startswith("vgg.") else ""),
+        flush=True)
   return med, err
 
 
