@@ -106,19 +106,32 @@ def _tile_count(n: int, m: int) -> int:
   return -(-n // m)
 
 
-def _input_tiles(x, m):
-  """``Bᵀ d B`` of every (m+2)² input tile of the padding-1 map ``x [B, H, W, C]`` as
-  ``[α², B·th·tw, C]``: the tiles are gathered by strided slices and transformed by one dot with
-  ``Bᵀ ⊗ Bᵀ`` (on XLA:CPU faster than the same sums written element-wise)."""
-  _, b_t = winograd_matrices(m)[::2]
-  alpha = m + 2
+def _transformed_tiles(x, m, rows):
+  """``R d Rᵀ`` (``R = rows``, ``[k, α]``) of every α × α input tile, at stride ``m``, of the
+  padding-1 map ``x [B, H, W, C]``, as ``[k², B·th·tw, C]``: the tiles are gathered by strided
+  slices and transformed by one dot with ``R ⊗ R`` (on XLA:CPU faster than the same sums written
+  element-wise)."""
+  alpha = rows.shape[1]
   b, h, wd, c = x.shape
   th, tw = _tile_count(h, m), _tile_count(wd, m)
   xp = jnp.pad(x, ((0, 0), (1, m * th + 1 - h), (1, m * tw + 1 - wd), (0, 0)))
   d = jnp.stack([xp[:, i:i + m * th:m, j:j + m * tw:m] for i in range(alpha) for j in range(alpha)])
-  v = lax.dot(jnp.asarray(np.kron(b_t, b_t), x.dtype), d.reshape(alpha * alpha, -1),
+  v = lax.dot(jnp.asarray(np.kron(rows, rows), x.dtype), d.reshape(alpha * alpha, -1),
               precision=lax.Precision.HIGHEST)
-  return v.reshape(alpha * alpha, b * th * tw, c)
+  return v.reshape(v.shape[0], b * th * tw, c)
+
+
+def _input_tiles(x, m):
+  """``Bᵀ d B`` of every (m+2)² input tile of F(m, 3) as ``[α², B·th·tw, C]``."""
+  return _transformed_tiles(x, m, winograd_matrices(m)[2])
+
+
+def _kernel_transform(g, taps):
+  """``G k Gᵀ`` for ``taps [r·r, …]`` (the r × r taps of kernels, row major) → ``[α², …]``."""
+  g2 = np.einsum("ia,jb->ijab", g, g).reshape(g.shape[0] ** 2, -1)
+  flat = taps.reshape(g2.shape[1], -1)
+  return lax.dot(jnp.asarray(g2, taps.dtype), flat, precision=lax.Precision.HIGHEST).reshape(
+      (-1,) + taps.shape[1:])
 
 
 def _output_tiles(mm, m, shape):
@@ -158,14 +171,8 @@ def winograd_kernels(w, m: int):
   """``(u, u_flip)`` ``[α², Cin, Cout]``: ``G w Gᵀ`` of ``w [3, 3, Cin, Cout]`` and of ``w``
   flipped spatially (the input gradient's kernel, its channel axes read swapped)."""
   g = winograd_matrices(m)[1]
-  cin, cout = w.shape[2:]
-  flat = w.reshape(9, cin * cout)
-
-  def transform(gm):
-    g2 = np.einsum("ia,jb->ijab", gm, gm).reshape(-1, 9)
-    return lax.dot(jnp.asarray(g2, w.dtype), flat, precision=lax.Precision.HIGHEST).reshape(
-        -1, cin, cout)
-  return transform(g), transform(g[:, ::-1])
+  taps = w.reshape((9,) + w.shape[2:])
+  return _kernel_transform(g, taps), _kernel_transform(g[:, ::-1], taps)
 
 
 @jax.custom_vjp
@@ -208,17 +215,13 @@ def phase_kernels(w):
                     for p in range(2)])
 
 
-def _phase_convs(x, k, padding):
-  """``[[conv(x, k[p, q], padding(p, q))]]``: one 2×2 convolution per output phase."""
-  return [[lax.conv_general_dilated(x, k[p, q], (1, 1), padding(p, q), dimension_numbers=_DIMS)
-           for q in range(2)] for p in range(2)]
-
-
 def _upsample_conv_forward(x, k):
   b, h, wd, _ = x.shape
   # Four 2×2 convolutions (one per output phase) rather than one with 4·Cout outputs: XLA:CPU
   # runs the input gradient of the wide one ~3× slower per FLOP.
-  phases = _phase_convs(x, k, lambda p, q: ((1 - p, p), (1 - q, q)))
+  phases = [[lax.conv_general_dilated(x, k[p, q], (1, 1), ((1 - p, p), (1 - q, q)),
+                                      dimension_numbers=_DIMS)
+             for q in range(2)] for p in range(2)]
   y = jnp.stack([jnp.stack(r, axis=3) for r in phases], axis=2)                # [B, H, 2, W, 2, C]
   return y.reshape(b, 2 * h, 2 * wd, k.shape[-1])
 
@@ -266,12 +269,9 @@ _PHASE_ROWS = _phase_rows()
 def phase_winograd_kernels(w):
   """``[9·4, Cin, Cout]``: the Winograd-domain F(2×2, 2×2) kernel of each output phase (p, q),
   Winograd index major."""
-  g = winograd_matrices(2, 2)[1]
-  g2 = np.einsum("ia,jb->ijab", g, g).reshape(9, 4)
   k = phase_kernels(w)                                              # [p, q, 2, 2, Cin, Cout]
-  u = lax.dot(jnp.asarray(g2, w.dtype), k.reshape(4, 4, -1).transpose(1, 0, 2).reshape(4, -1),
-              precision=lax.Precision.HIGHEST)                      # [9, 4·Cin·Cout]
-  return u.reshape(36, *w.shape[2:])
+  taps = k.reshape((4, 4) + w.shape[2:]).swapaxes(0, 1)             # [tap, phase, Cin, Cout]
+  return _kernel_transform(winograd_matrices(2, 2)[1], taps).reshape((36,) + w.shape[2:])
 
 
 def _upsample_conv_winograd(x, u):
@@ -280,10 +280,7 @@ def _upsample_conv_winograd(x, u):
   a_t = winograd_matrices(2, 2)[0]
   b, h, wd, c = x.shape
   th, tw = _tile_count(h, 2), _tile_count(wd, 2)
-  xp = jnp.pad(x, ((0, 0), (1, 2 * th + 1 - h), (1, 2 * tw + 1 - wd), (0, 0)))
-  d = jnp.stack([xp[:, i:i + 2 * th:2, j:j + 2 * tw:2] for i in range(4) for j in range(4)])
-  v = lax.dot(jnp.asarray(np.kron(_PHASE_ROWS, _PHASE_ROWS), x.dtype), d.reshape(16, -1),
-              precision=lax.Precision.HIGHEST).reshape(5, 5, -1, c)
+  v = _transformed_tiles(x, 2, _PHASE_ROWS).reshape(5, 5, -1, c)
   v = jnp.stack([v[2 * p:2 * p + 3, 2 * q:2 * q + 3].reshape(9, -1, c)
                  for p in range(2) for q in range(2)], axis=1).reshape(36, -1, c)
   mm = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))))               # [9·4, P, Cout]
