@@ -72,9 +72,8 @@ def build(cfg: dict, compute_dtype: str):
   batch_data = lambda b: mganprior.make_data(jnp.broadcast_to(target, (b,) + target.shape),
                                              loss_cfg, vparams)
   # As mganprior runs it: the frozen generator's kernels transformed once (space.prepare), not at
-  # every step ("prepare": False keeps the per-step transforms, to measure what that saves).
-  generator = space.prepare(gparams) if cfg.get("prepare", True) else gparams
-  return loss_fn, optimizer, {"generator": generator, "vgg": vparams}, space, batch_data
+  # every step.
+  return loss_fn, optimizer, {"generator": space.prepare(gparams), "vgg": vparams}, space, batch_data
 
 
 def _chunk_fn(loss_fn, optimizer, length):
