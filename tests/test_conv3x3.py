@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxinv.models import layers as L
 from jaxinv.models import pggan
 from jaxinv.ops import conv3x3 as C
 
@@ -60,14 +59,19 @@ def _tiles_f64(x, m):
   return xp[:, idx_h][:, :, :, idx_w].transpose(0, 1, 3, 2, 4, 5)
 
 
+def _input_tiles_magnitude(x, m):
+  """``|Bᵀ| |d| |B|`` of every input tile of |x|: ``[B, th, tw, α, α, C]``."""
+  b_t = np.abs(C.winograd_matrices(m)[2])
+  return np.einsum("ia,jb,zpqabc->zpqijc", b_t, b_t, _tiles_f64(np.abs(x), m))
+
+
 def winograd_magnitude(x, w, m):
   """The Winograd pipeline run on |x|, |w| with |transform matrices| (float64): per output the
   magnitude its rounding errors scale with."""
-  a_t, g, b_t = (np.abs(a) for a in C.winograd_matrices(m))
-  x, w = np.abs(x), np.abs(w)
+  a_t, g, _ = (np.abs(a) for a in C.winograd_matrices(m))
   b, h, wd, _ = x.shape
-  v = np.einsum("ia,jb,zpqabc->zpqijc", b_t, b_t, _tiles_f64(x, m))
-  u = np.einsum("ia,jb,abco->ijco", g, g, w)
+  v = _input_tiles_magnitude(x, m)
+  u = np.einsum("ia,jb,abco->ijco", g, g, np.abs(w))
   mm = np.einsum("zpqijc,ijco->zpqijo", v, u)
   y = np.einsum("ri,sj,zpqijo->zprqso", a_t, a_t, mm)
   return y.reshape(b, m * y.shape[1], m * y.shape[3], -1)[:, :h, :wd]
@@ -75,12 +79,12 @@ def winograd_magnitude(x, w, m):
 
 def winograd_kernel_grad_magnitude(x, g, m):
   """The kernel-gradient pipeline on magnitudes: ``|G|ᵀ ⊗ |G|ᵀ`` of Σ_tiles |Bᵀ d B| ⊗ |A g Aᵀ|."""
-  a_t, gm, b_t = (np.abs(a) for a in C.winograd_matrices(m))
+  a_t, gm, _ = (np.abs(a) for a in C.winograd_matrices(m))
   b, h, wd, _ = g.shape
   th, tw = -(-h // m), -(-wd // m)
   gp = np.pad(np.abs(g), ((0, 0), (0, m * th - h), (0, m * tw - wd), (0, 0)))
   gt = gp.reshape(b, th, m, tw, m, -1)
-  v = np.einsum("ia,jb,zpqabc->zpqijc", b_t, b_t, _tiles_f64(np.abs(x), m))
+  v = _input_tiles_magnitude(x, m)
   dm = np.einsum("ri,sj,zprqso->zpqijo", a_t, a_t, gt)
   du = np.einsum("zpqijc,zpqijo->ijco", v, dm)
   return np.einsum("ia,jb,ijco->abco", gm, gm, du), b * th * tw
@@ -252,7 +256,8 @@ def test_pggan_conv_impl_matches_direct(impl):
 
 def test_pggan_prepared_variables_give_the_inline_bits():
   """A PGGAN wide enough for every prepared form (dense; Winograd F(2) at 4², F(4) above; the
-  up-convolutions polyphase, with F(2×2, 2×2) phases at 512 → 512): images and z-gradients from ``prepare_variables`` equal the inline ones bit for bit."""
+  up-convolutions polyphase, with F(2×2, 2×2) phases at 512 → 512): images and z-gradients from
+  ``prepare_variables`` equal the inline ones bit for bit."""
   cfg = pggan.PGGANConfig(resolution=16, z_dim=32, fmaps_base=4096, fmaps_max=512, conv_impl="fast")
   gen = pggan.PGGANGenerator(cfg)
   z = jax.random.normal(jax.random.PRNGKey(1), (2, 32))
