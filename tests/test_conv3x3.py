@@ -103,15 +103,24 @@ def _data(shape_x, cin, cout, out_hw, seed=0):
   return x, w, g
 
 
-@pytest.mark.parametrize("tile", TILES)
-@pytest.mark.parametrize("shape", [(2, 8, 8, 64, 48), (1, 7, 5, 24, 40), (3, 4, 4, 512, 32)],
-                         ids=str)
-def test_winograd_within_float32_rounding_bound(shape, tile):
+def _batched(f, mode):
+  """``f(x, w)`` run as a loop runs it under ``jax.vmap``: ``"images"`` maps over the samples
+  (one each), ``"codes"`` maps over one image holding all samples, ``"kernels"`` maps over
+  samples and per-sample copies of the kernel (the plain-vmap fallback)."""
+  if mode == "images":
+    return lambda x, w: jax.vmap(f, in_axes=(0, None))(x[:, None], w)[:, 0]
+  if mode == "codes":
+    return lambda x, w: jax.vmap(f, in_axes=(0, None))(x[None], w)[0]
+  if mode == "kernels":
+    return lambda x, w: jax.vmap(f)(x[:, None], jnp.broadcast_to(w, x.shape[:1] + w.shape))[:, 0]
+  return f
+
+
+def _check_winograd(shape, tile, f):
   b, h, wd, cin, cout = shape
   alpha = tile + 2
   x, w, g = _data((b, h, wd, cin), cin, cout, (h, wd))
-  y, dx = _fwd_and_input_grad(lambda x, w: C.winograd_conv3x3(x, w, tile),
-                              *(jnp.asarray(a, jnp.float32) for a in (x, w, g)))
+  y, dx = _fwd_and_input_grad(f, *(jnp.asarray(a, jnp.float32) for a in (x, w, g)))
   w_t = np.swapaxes(w[::-1, ::-1], 2, 3)          # the input gradient's kernel
   for what, got, ref, mag, n in (("output", y, conv_f64(x, w), winograd_magnitude(x, w, tile), cin),
                                  ("input grad", dx, conv_f64(g, w_t), winograd_magnitude(g, w_t, tile),
@@ -121,6 +130,22 @@ def test_winograd_within_float32_rounding_bound(shape, tile):
     print(f"winograd F({tile}) {shape} {what}: max err / bound {np.max(err / bound):.3g}, "
           f"max err / max |ref| {err.max() / np.abs(ref).max():.2e}")
     assert np.all(err <= bound), f"{what}: error above the float32 bound by {np.max(err / bound):.3g}x"
+
+
+@pytest.mark.parametrize("tile", TILES)
+@pytest.mark.parametrize("shape", [(2, 8, 8, 64, 48), (1, 7, 5, 24, 40), (3, 4, 4, 512, 32)],
+                         ids=str)
+def test_winograd_within_float32_rounding_bound(shape, tile):
+  _check_winograd(shape, tile, lambda x, w: C.winograd_conv3x3(x, w, tile))
+
+
+@pytest.mark.parametrize("mode", ["images", "codes", "kernels"])
+@pytest.mark.parametrize("tile", TILES)
+def test_winograd_under_vmap_within_float32_rounding_bound(tile, mode):
+  """Under ``vmap`` the samples of all images run as one merged batch (kernels shared) or by
+  plain vmap (per-image kernels): the same bound, so a wrong merge (samples misplaced) fails."""
+  _check_winograd((3, 8, 6, 24, 40), tile,
+                  _batched(lambda x, w: C.winograd_conv3x3(x, w, tile), mode))
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 8, 64, 48), (1, 5, 7, 24, 40)], ids=str)
@@ -144,18 +169,20 @@ def test_polyphase_within_float32_rounding_bound(shape):
     assert np.all(err <= bound), f"{what}: error above the float32 bound by {np.max(err / bound):.3g}x"
 
 
-@pytest.mark.parametrize("shape", [(2, 6, 7, 40, 24), (1, 4, 4, 16, 8)], ids=str)
-def test_phase_winograd_within_float32_rounding_bound(shape, monkeypatch):
+@pytest.mark.parametrize("shape,mode", [((2, 6, 7, 40, 24), "plain"), ((1, 4, 4, 16, 8), "plain"),
+                                        ((2, 6, 7, 40, 24), "images"), ((2, 6, 7, 40, 24), "codes"),
+                                        ((2, 6, 7, 40, 24), "kernels")], ids=str)
+def test_phase_winograd_within_float32_rounding_bound(shape, mode, monkeypatch):
   """F(2×2, 2×2) inside the polyphase up-convolution. Forward: the 16-term input transform
   (≤ 16u), phase taps (≤ 3u) and the 4-term kernel transform (≤ 4u), the product (u), the sum over
-  Cin, the 9-term output transform (≤ 9u): (Cin + 33)·u. Input gradient (JAX's transpose of the
+  Cin, the 9-term output transform (≤ 9u): (Cin + 33)·u. Input gradient (the transpose of the
   same dots and slices): the 4-term transposed output transform, the sum over Cout, the kernel
   (≤ 7u), the product, the 25-term transposed input transform and two scatter-adds of ≤ 4 terms
   (≤ 6u): (Cout + 43)·u. Each times the same computation run on magnitudes (every matrix, kernel,
   input and cotangent replaced by its absolute value)."""
   b, h, wd, cin, cout = shape
   x, w, g = _data((b, h, wd, cin), cin, cout, (2 * h, 2 * wd))
-  y, dx = _fwd_and_input_grad(lambda x, w: C.upsample2_conv3x3(x, w, "winograd"),
+  y, dx = _fwd_and_input_grad(_batched(lambda x, w: C.upsample2_conv3x3(x, w, "winograd"), mode),
                               *(jnp.asarray(a, jnp.float32) for a in (x, w, g)))
   ref_y = conv_f64(upsample_f64(x), w)
   w_t = np.swapaxes(w[::-1, ::-1], 2, 3)

@@ -55,6 +55,11 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding=0,
   """
   if isinstance(padding, int):
     padding = ((padding, padding), (padding, padding))
+  if kernel.shape[:2] == (1, 1) and stride == 1 and feature_group_count == 1 and not any(
+      any(p) for p in padding):
+    # A 1×1 convolution is a matmul over channels; as a dot, XLA:CPU runs it (and its input
+    # gradient) ~3× faster than as a convolution when Cout is small (toRGB: 256 → 3).
+    return lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())))
   return lax.conv_general_dilated(
       x, kernel, window_strides=(stride, stride), padding=padding,
       dimension_numbers=_DIMS, feature_group_count=feature_group_count)

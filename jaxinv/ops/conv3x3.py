@@ -161,10 +161,43 @@ def _tile_of(u) -> int:
   return {16: 2, 36: 4}[u.shape[0]]
 
 
+def _per_sample(f):
+  """``f(x, *kernels)`` — a function of a batch ``x [N, …]`` that treats its samples alike — with
+  its ``vmap`` over ``x`` run as ``f`` of the merged ``[B·N, …]`` batch (a free reshape): vmap's
+  own rules would put a transpose of the whole tensor around each of ``f``'s reshapes and
+  Kronecker dots (measured: a third of a batch-8 inversion step). With batched kernels, plain vmap.
+  Being a ``jax.custom_batching.custom_vmap``, reverse-mode autodiff does not pass through it:
+  callers wrap it in a ``custom_vjp``."""
+  merged = jax.custom_batching.custom_vmap(f)
+
+  @merged.def_vmap
+  def rule(axis_size, in_batched, x, *kernels):
+    if any(in_batched[1:]):
+      axes = tuple(0 if b else None for b in in_batched)
+      return jax.vmap(f, in_axes=axes)(x, *kernels), True
+    if not in_batched[0]:
+      return merged(x, *kernels), False
+    y = merged(x.reshape((-1,) + x.shape[2:]), *kernels)
+    return y.reshape((axis_size, -1) + y.shape[1:]), True
+
+  return merged
+
+
 def _winograd_forward(x, u):
   m = _tile_of(u)
   mm = lax.dot_general(_input_tiles(x, m), u, (((2,), (1,)), ((0,), (0,))))     # [α², P, Cout]
   return _output_tiles(mm, m, x.shape[:3])
+
+
+def _winograd_input_grad(g, u_flip):
+  # The input gradient: the same algorithm on the flipped kernel, its channel axes read swapped.
+  m = _tile_of(u_flip)
+  mm = lax.dot_general(_input_tiles(g, m), u_flip, (((2,), (2,)), ((0,), (0,))))  # [α², P, Cin]
+  return _output_tiles(mm, m, g.shape[:3])
+
+
+_winograd_forward_merged = _per_sample(_winograd_forward)
+_winograd_input_grad_merged = _per_sample(_winograd_input_grad)
 
 
 def winograd_kernels(w, m: int):
@@ -177,20 +210,19 @@ def winograd_kernels(w, m: int):
 
 @jax.custom_vjp
 def _winograd_prepared(x, u, u_flip):
-  return _winograd_forward(x, u)
+  return _winograd_forward_merged(x, u)
 
 
 def _winograd_prepared_fwd(x, u, u_flip):
-  return _winograd_forward(x, u), (x, u_flip)
+  return _winograd_forward_merged(x, u), (x, u_flip)
 
 
 def _winograd_prepared_bwd(res, g):
   x, u_flip = res
   m = _tile_of(u_flip)
-  v = _input_tiles(x, m)
-  mm = lax.dot_general(_input_tiles(g, m), u_flip, (((2,), (2,)), ((0,), (0,))))  # [α², P, Cin]
-  du = lax.dot_general(v, _output_tiles_transposed(g, m), (((1,), (1,)), ((0,), (0,))))
-  return _output_tiles(mm, m, x.shape[:3]), du, jnp.zeros_like(u_flip)
+  du = lax.dot_general(_input_tiles(x, m), _output_tiles_transposed(g, m),
+                       (((1,), (1,)), ((0,), (0,))))
+  return _winograd_input_grad_merged(g, u_flip), du, jnp.zeros_like(u_flip)
 
 
 _winograd_prepared.defvjp(_winograd_prepared_fwd, _winograd_prepared_bwd)
@@ -276,7 +308,7 @@ def phase_winograd_kernels(w):
 
 def _upsample_conv_winograd(x, u):
   """``conv2d(upsample_nearest(x, 2), w, padding=1)`` from :func:`phase_winograd_kernels`'
-  ``u``; its gradients are JAX's transpose of these dots and slices."""
+  ``u`` (the per-sample form; :func:`_upsample_winograd_prepared` carries its gradients)."""
   a_t = winograd_matrices(2, 2)[0]
   b, h, wd, c = x.shape
   th, tw = _tile_count(h, 2), _tile_count(wd, 2)
@@ -290,6 +322,35 @@ def _upsample_conv_winograd(x, u):
   y = y.reshape(2, 2, 2, 2, b, th, tw, co)       # [a, c, p, q, B, t, s]: output (2(2t + a) + p, …)
   y = y.transpose(4, 5, 0, 2, 6, 1, 3, 7).reshape(b, 4 * th, 4 * tw, co)
   return y[:, :2 * h, :2 * wd]
+
+
+def _upsample_conv_winograd_transposed(g, u):
+  """The input gradient of :func:`_upsample_conv_winograd` (linear in ``x``): its transpose."""
+  b, h, wd, _ = g.shape
+  x = jax.ShapeDtypeStruct((b, h // 2, wd // 2, u.shape[1]), g.dtype)
+  return jax.linear_transpose(lambda x: _upsample_conv_winograd(x, u), x)(g)[0]
+
+
+_upsample_conv_winograd_merged = _per_sample(_upsample_conv_winograd)
+_upsample_conv_winograd_transposed_merged = _per_sample(_upsample_conv_winograd_transposed)
+
+
+@jax.custom_vjp
+def _upsample_winograd_prepared(x, u):
+  return _upsample_conv_winograd_merged(x, u)
+
+
+def _upsample_winograd_prepared_fwd(x, u):
+  return _upsample_conv_winograd_merged(x, u), (x, u)
+
+
+def _upsample_winograd_prepared_bwd(res, g):
+  x, u = res
+  _, u_vjp = jax.vjp(lambda u: _upsample_conv_winograd(x, u), u)
+  return _upsample_conv_winograd_transposed_merged(g, u), u_vjp(g)[0]
+
+
+_upsample_winograd_prepared.defvjp(_upsample_winograd_prepared_fwd, _upsample_winograd_prepared_bwd)
 
 
 def _flip_transpose(k):
@@ -316,7 +377,10 @@ def _upsample_direct(x, w):
 # activations, the matmuls are too thin to hide it); on 4² maps (one tile) F(2×2, 3×3) is the
 # faster form. The polyphase up-convolution is 1.7-2.1x faster than direct at every measured
 # width; F(2×2, 2×2) inside its phases a further 1.1-1.3x for 512 → 512 channels (4² … 16² maps,
-# batches 1-20) and 0.8-1.0x for 512 → 256 (32²).
+# batches 1-20) and 0.8-1.0x for 512 → 256 (32²). F(4×4, 2×2) phases (1.56 multiplies per output
+# against 2.25; points {0, ±1, −½}, 5.3e-6 relative error) measured faster alone on many small
+# maps (160 × 8², 512 → 512: 326 → 247 ms) but slower on few (1 × 16²: 10 → 19 ms); in the whole
+# mGANprior step 2 % faster at batch 8 and 10 % slower at batch 1, so not taken.
 WINOGRAD_MIN_CHANNELS = 128      # both channel counts at least this …
 WINOGRAD_WIDE_CHANNELS = 256     # … and one at least this
 WINOGRAD_PHASE_MIN_CHANNELS = 512
@@ -378,7 +442,7 @@ def apply_prepared(x, prepared: dict, upsample: bool = False):
   if "winograd" in prepared:
     return _winograd_prepared(x, prepared["winograd"], prepared["winograd_flip"])
   if "phases_winograd" in prepared:
-    return _upsample_conv_winograd(x, prepared["phases_winograd"])
+    return _upsample_winograd_prepared(x, prepared["phases_winograd"])
   if "phases" in prepared:
     return _upsample_conv_phases(x, prepared["phases"], prepared["phases_flip"])
   return (_upsample_direct if upsample else _direct)(x, prepared["kernel"])
