@@ -21,9 +21,10 @@ prepare``, so both give the same bits). Winograd carries a custom input gradient
 a stride-1 padding-1 3×3 convolution is the same kind of convolution of the cotangent with the
 flipped, transposed kernel, whose Winograd-domain form :func:`prepare` also makes; the gradient
 with respect to the Winograd-domain kernel is the exact one (so a kernel gradient through
-``prepare`` is right), and XLA drops it when unused. Being a ``jax.custom_vjp``, it supports
-reverse mode only: forward-mode (``jax.jvp``, ``jacfwd``) through it raises; pick ``"direct"`` or
-``"polyphase"`` for that.
+``prepare`` is right), and XLA drops it when unused. Under ``vmap`` (a loop's batch of images) the
+Winograd forms run the samples of every image as one batch (:func:`_per_sample`). Being
+``jax.custom_vjp``s, they and the polyphase up-convolution support reverse mode only: forward-mode
+(``jax.jvp``, ``jacfwd``) through them raises; pick ``"direct"`` for that.
 
 Models pick an implementation by name (:data:`CONV_IMPLS`, :func:`conv3x3`,
 :func:`upsample2_conv3x3`); ``"fast"`` is the choice measured on CPU (:func:`winograd_tile`),
