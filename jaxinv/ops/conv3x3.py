@@ -176,29 +176,23 @@ def _per_sample(f):
     if any(in_batched[1:]):
       axes = tuple(0 if b else None for b in in_batched)
       return jax.vmap(f, in_axes=axes)(x, *kernels), True
-    if not in_batched[0]:
-      return merged(x, *kernels), False
     y = merged(x.reshape((-1,) + x.shape[2:]), *kernels)
     return y.reshape((axis_size, -1) + y.shape[1:]), True
 
   return merged
 
 
-def _winograd_forward(x, u):
+def _winograd_apply(x, u, kernel_in_axis):
+  """F(m, 3) of ``x`` by the Winograd-domain kernel ``u``, contracting ``x``'s channels with
+  ``u``'s axis ``kernel_in_axis`` (1: ``u [α², Cin, Cout]``; 2: the input gradient's flipped
+  kernel, whose channel axes are read swapped)."""
   m = _tile_of(u)
-  mm = lax.dot_general(_input_tiles(x, m), u, (((2,), (1,)), ((0,), (0,))))     # [α², P, Cout]
+  mm = lax.dot_general(_input_tiles(x, m), u, (((2,), (kernel_in_axis,)), ((0,), (0,))))
   return _output_tiles(mm, m, x.shape[:3])
 
 
-def _winograd_input_grad(g, u_flip):
-  # The input gradient: the same algorithm on the flipped kernel, its channel axes read swapped.
-  m = _tile_of(u_flip)
-  mm = lax.dot_general(_input_tiles(g, m), u_flip, (((2,), (2,)), ((0,), (0,))))  # [α², P, Cin]
-  return _output_tiles(mm, m, g.shape[:3])
-
-
-_winograd_forward_merged = _per_sample(_winograd_forward)
-_winograd_input_grad_merged = _per_sample(_winograd_input_grad)
+_winograd_forward_merged = _per_sample(lambda x, u: _winograd_apply(x, u, 1))
+_winograd_input_grad_merged = _per_sample(lambda g, u_flip: _winograd_apply(g, u_flip, 2))
 
 
 def winograd_kernels(w, m: int):
