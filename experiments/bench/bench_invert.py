@@ -16,7 +16,8 @@ and ratios. The load average is printed first: the CPU machine is shared, so quo
 ``--quick``: batches 1 and 8, fewer steps. ``--tiny``: a 32 px, narrow model for a CPU smoke run.
 ``--conv-impls direct,fast`` times the PGGAN convolution implementations
 (:mod:`jaxinv.ops.conv3x3`) side by side in one run and compares their loss trajectories.
-``--profile DIR`` writes a ``jax.profiler`` trace of one timed run per setting.
+``--profile DIR`` writes a ``jax.profiler`` trace of one timed run per setting and prints where
+its wall time went, by layer, direction and kind of op (:mod:`.step_profile`).
 ``--official-src DIR``: side by side with the official loop (see :func:`official_figures`);
 without it the figures are printed alone.
 
@@ -43,6 +44,7 @@ from jaxinv.inversion import objectives, optimize as opt_lib, spaces
 from jaxinv.inversion.methods import mganprior
 from jaxinv.models import pggan, vgg as vgg_lib
 from jaxinv.ops import conv3x3
+from jaxinv.experiments.bench import step_profile
 
 DTYPES = ("float32", "bfloat16")
 
@@ -123,7 +125,8 @@ def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
   state, data = _inputs(space, optimizer, target, batch)
   loop = opt_lib.default_loop()
   prog = _chunk_fn(loss_fn, optimizer, None if loop == "step" else steps)
-  mem = prog.lower(state, data, shared).compile().memory_analysis()
+  compiled = prog.lower(state, data, shared).compile()
+  mem = compiled.memory_analysis()
   mem_total = None
   if mem is not None:
     mem_total = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
@@ -133,17 +136,19 @@ def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
   t0 = time.perf_counter()
   res = run()                                        # compiles
   compile_s = time.perf_counter() - t0
+  profile = None
   if profile_dir:
     jax.profiler.start_trace(profile_dir)
     run()
     jax.profiler.stop_trace()
+    profile = step_profile.summarize(profile_dir, compiled.as_text(), steps)
   wall, cpu = _timed(run, repeats)
   return {"dtype": compute_dtype, "batch": batch, "conv_impl": cfg.get("conv_impl", "auto"),
           "steps": steps, "loop": loop, "seconds": wall,
           "cpu_seconds": cpu, "cpu_s_per_image_step": cpu / (batch * steps),
           "compile_s": compile_s, "image_steps_per_s": batch * steps / wall,
           "flops_per_step": flops_step, "flops_per_s": flops_step * steps / wall,
-          "mem_total_bytes": mem_total, "final_loss": float(res.loss[-1].mean())}
+          "mem_total_bytes": mem_total, "final_loss": float(res.loss[-1].mean()), "profile": profile}
 
 
 def _hlo_op_counts(compiled) -> dict:
@@ -387,6 +392,10 @@ def main(argv=None):
           f"{_fmt(r['mem_total_bytes'], 'B'):>10} {_fmt(mem_img, 'B'):>10} "
           f"{r['image_steps_per_s'] / f32['image_steps_per_s'] if f32 else float('nan'):>6.2f}x "
           f"{r['image_steps_per_s'] / b1['image_steps_per_s']:>6.2f}x")
+  for r in (r for r in rows if r["profile"]):
+    where = os.path.join(args.profile, f"{r['conv_impl']}_{r['dtype']}_b{r['batch']}")
+    print(f"\nprofile ({r['conv_impl']}, {r['dtype']}, B={r['batch']}; trace in {where}):")
+    print(step_profile.format_summary(r["profile"]))
   first = {(r["dtype"], r["batch"]): r for r in reversed(rows)}
   for r in rows:
     if r["conv_impl"] != impls[0]:
