@@ -61,5 +61,7 @@ def test_bench_profile_attributes_the_tiny_step(tmp_path):
   layers = [k for k in rows if k.startswith("PGGANGenerator/layer")]
   assert len(layers) >= 3, table
   busy = float(table.splitlines()[1].split("busy ")[1].split(",")[0])
-  total = float(rows["all"][0])
+  total, forward, backward = (float(rows["all"][0]), sum(map(float, rows["all"][1:5])),
+                              sum(map(float, rows["all"][5:9])))
   assert 0 < total <= busy * 1.001, table
+  assert forward > 0 and backward > 0, table

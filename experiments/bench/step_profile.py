@@ -125,10 +125,9 @@ def summarize(trace_dir: str, hlo_text: str, steps: int) -> dict:
           "unattributed_ms": unattributed / 1e3 / steps, "rows": rows}
 
 
-def format_summary(summary: dict, min_ms: float = 0.0) -> str:
+def format_summary(summary: dict) -> str:
   """A table: one line per scope (model layers in order, then the rest) with its forward and
-  backward milliseconds per kind of op; scopes under ``min_ms`` in all are left out of the lines
-  (not of the last line's totals)."""
+  backward milliseconds per kind of op, and a last line of totals."""
   table = collections.defaultdict(collections.Counter)
   for r in summary["rows"]:
     table[r["scope"]][(r["direction"], r["kind"])] += r["ms"]
@@ -142,11 +141,9 @@ def format_summary(summary: dict, min_ms: float = 0.0) -> str:
   totals = collections.Counter()
   for scope in sorted(table, key=lambda s: (s == _OTHER_SCOPE, _natural(s))):
     row = table[scope]
-    total = sum(row.values())
     totals.update(row)
-    if total < min_ms:
-      continue
-    lines.append(f"{scope[:40]:40} {total:8.1f} " + " ".join(f"{row[c]:10.1f}" for c in cols))
+    lines.append(f"{scope[:40]:40} {sum(row.values()):8.1f} "
+                 + " ".join(f"{row[c]:10.1f}" for c in cols))
   lines.append(f"{'all':40} {sum(totals.values()):8.1f} "
                + " ".join(f"{totals[c]:10.1f}" for c in cols))
   return "\n".join(lines)

@@ -72,6 +72,7 @@ def _sum_codes_bwd(codes, g):
 
 _sum_codes.defvjp(_sum_codes_fwd, _sum_codes_bwd)
 
+
 def _variables(params):
   """Flax variables from a generator's params or from :meth:`MultiCode.prepare`'s
   ``{"params": …, "prepared": …}`` (no generator names a top-level layer ``params``)."""
