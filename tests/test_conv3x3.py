@@ -24,6 +24,8 @@ measured errors (printed) sit 1-2 orders of magnitude below the worst case, as r
 """
 
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -298,3 +300,58 @@ def test_pggan_prepared_variables_give_the_inline_bits():
   run = jax.jit(lambda v, z: jax.value_and_grad(lambda z: jnp.sum(gen.apply(v, z) ** 2))(z))
   for a, b in zip(run({"params": params}, z), run(prepared, z)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("shape, cout", [((2, 5, 7, 16), 8), ((2, 8, 8, 64), 128), ((1, 16, 16, 3), 64)])
+def test_direct_with_flipped_kernel(shape, cout):
+  """``direct_conv3x3`` runs the input gradient on a kernel flipped in the same program instead of
+  autodiff's reversed, axis-swapped read of it: the same convolution, so the output and both
+  gradients equal autodiff's bit for bit. The frozen direct form (``prepare(..., frozen=True)``)
+  takes that kernel from outside the program, where XLA may pick another convolution algorithm:
+  its input gradient is held to the direct bound (9·Cout·u · conv(|g|, |w_flip|), per result,
+  doubled for the difference of two), its output and kernel gradient to equal bits."""
+  x64, w64, g64 = _data(shape, shape[-1], cout, shape[1:3])
+  x, w, g = (jnp.asarray(a, jnp.float32) for a in (x64, w64, g64))
+
+  def value_and_grads(conv):
+    return [np.asarray(a, np.float64) for a in
+            jax.jit(lambda x, w: (lambda y, vjp: (y,) + vjp(g))(*jax.vjp(conv, x, w)))(x, w)]
+  autodiff = value_and_grads(C._direct)
+  for a, b in zip(autodiff, value_and_grads(C.direct_conv3x3)):
+    np.testing.assert_array_equal(a, b)
+  frozen = jax.jit(lambda w: C.prepare(w, "direct", shape[1:3], frozen=True))(w)
+  assert set(frozen) == {"kernel", "kernel_flip"} and set(C.prepare(w, "direct", shape[1:3])) == {"kernel"}
+  y, dx, dw = value_and_grads(lambda x, w: C.apply_prepared(x, {**frozen, "kernel": w}))
+  np.testing.assert_array_equal(y, autodiff[0])
+  np.testing.assert_array_equal(dw, autodiff[2])
+  bound = 2 * SECOND_ORDER * 9 * cout * U * conv_f64(np.abs(g64), np.abs(np.swapaxes(w64[::-1, ::-1], 2, 3)))
+  err = np.abs(dx - autodiff[1])
+  print(f"frozen direct {shape}: input grad max diff / bound {np.max(err / bound):.3g}")
+  assert np.all(err <= bound), f"input gradient off by {np.max(err / bound):.3g}x the bound"
+
+
+def test_scan_body_convolutions_read_kernels_unswapped():
+  """Inside a ``lax.scan`` chunk of the loop (where the kernels arrive through the loop state),
+  every convolution of a VGG16 perceptual loss and of a frozen narrow PGGAN's direct and polyphase
+  layers — the input gradients included — reads its kernel as ``01io``. Autodiff's transpose reads
+  a reversed kernel as ``01oi`` there (checked: VGG on plain convolutions fails this test), which
+  XLA:CPU runs on a slower convolution path (optimize's notes)."""
+  import optax
+  from jaxinv.inversion import optimize as opt_lib
+  from jaxinv.models import vgg as vgg_lib
+  gen = pggan.PGGANGenerator(pggan.PGGANConfig(resolution=8, z_dim=16, fmaps_base=64, fmaps_max=16,
+                                               conv_impl="fast"))
+  gparams = pggan.prepare_variables(gen, gen.init(jax.random.PRNGKey(0), jnp.zeros((1, 16)))["params"])
+  vgg = vgg_lib.VGG16Features(9)
+  vparams = vgg.init(jax.random.PRNGKey(1), jnp.zeros((1, 8, 8, 3)))["params"]
+
+  def loss_fn(v, data, shared):
+    img = gen.apply(shared["g"], v["z"][None])
+    return jnp.mean(vgg.apply({"params": shared["vgg"]}, img) ** 2), {}
+  opt = optax.sgd(0.1)
+  state = opt_lib.init_state({"z": jnp.ones((2, 16))}, opt)
+  chunk = opt_lib._cached_chunk(loss_fn, opt, None, False, 2)
+  hlo = chunk.lower(state, {"x": jnp.zeros((2, 1))}, {"g": gparams, "vgg": vparams}).compile().as_text()
+  labels = re.findall(r" convolution\([^\n]*dim_labels=\w+_(\w+)->", hlo)
+  assert len(labels) >= 2 * 5, f"expected the forward and input-gradient convolutions, found {labels}"
+  assert set(labels) == {"01io"}, f"kernel layouts in the scan body: {sorted(set(labels))}"

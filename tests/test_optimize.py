@@ -184,7 +184,8 @@ def test_each_loop_names_the_non_finite_step_and_compiles_once(loop):
 
 def test_default_loop_follows_the_backend():
   expected = "step" if jax.devices()[0].platform == "cpu" else "scan"
-  assert opt_lib.default_loop() == expected
+  assert opt_lib.default_loop() == expected == opt_lib.default_loop(lambda v, d, s: (0.0, {}))
+  assert opt_lib.default_loop(opt_lib.scan_on_cpu(lambda v, d, s: (0.0, {}))) == "scan"
   with pytest.raises(ValueError, match="unknown loop"):
     opt_lib.optimize(_parabola, {"x": np.zeros((1, 2))}, {"target": np.zeros((1, 2))},
                      optax.sgd(1.0), 1, shared={"scale": 1.0}, progress=False, loop="while")
@@ -240,3 +241,24 @@ def test_unmarked_loss_keeps_three_arguments():
                          {"target": np.ones((1, 2), np.float32), "key": np.zeros((1, 2), np.uint32)},
                          optax.sgd(0.1), 2, shared={"scale": 1.0}, progress=False)
   assert res.loss.shape == (2, 1)
+
+
+def test_loop_default_follows_the_loss_functions_mark(monkeypatch):
+  """optimize() without ``loop=`` runs a :func:`scan_on_cpu` loss in scan chunks on CPU (its
+  chunk programs) and an unmarked one step by step (the single-step program, fetched per chunk)."""
+  calls = []
+  real = opt_lib._cached_chunk
+
+  def recording(loss_fn, optimizer, post_update, record_variables, length, mesh=None):
+    calls.append(length)
+    return real(loss_fn, optimizer, post_update, record_variables, length, mesh)
+  monkeypatch.setattr(opt_lib, "_cached_chunk", recording)
+  marked = opt_lib.scan_on_cpu(lambda v, d, s: _parabola(v, d, s))
+  args = ({"x": np.zeros((2, 3), np.float32)}, {"target": np.ones((2, 3), np.float32)},
+          optax.sgd(0.1), 6)
+  scan = opt_lib.optimize(marked, *args, shared={"scale": 1.0}, chunk=4, progress=False)
+  assert calls == [4, 2]
+  calls.clear()
+  step = opt_lib.optimize(_parabola, *args, shared={"scale": 1.0}, chunk=4, progress=False)
+  assert calls == ([None, None] if jax.devices()[0].platform == "cpu" else [4, 2])
+  np.testing.assert_allclose(scan.loss, step.loss, rtol=1e-6)

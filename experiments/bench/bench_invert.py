@@ -123,7 +123,7 @@ def measure(cfg, compute_dtype, batch, steps, repeats, profile_dir=None):
   flops_step = batch * _flops_per_image_step(cfg, compute_dtype, loss_fn, optimizer, space, target,
                                              shared)
   state, data = _inputs(space, optimizer, target, batch)
-  loop = opt_lib.default_loop()
+  loop = opt_lib.default_loop(loss_fn)
   prog = _chunk_fn(loss_fn, optimizer, None if loop == "step" else steps)
   compiled = prog.lower(state, data, shared).compile()
   mem = compiled.memory_analysis()
@@ -174,7 +174,7 @@ def waste_audit(cfg, compute_dtype, batch, steps, chunk, repeats=3) -> dict:
     runs[loop] = lambda loop=loop: opt_lib.optimize(
         loss_fn, state.variables, data, optimizer, steps, shared=shared, progress=False,
         chunk=chunk, loop=loop)
-  default = opt_lib.default_loop()
+  default = opt_lib.default_loop(loss_fn)
   step_fn = _chunk_fn(loss_fn, optimizer, None)
 
   def bare():

@@ -113,7 +113,7 @@ class _Block(nn.Module):
       scale = L.he_scale(16 * self.in_channels)
       # genforce applies a 4x4 conv with padding 3 to the 1x1 map: a dense layer whose
       # kernel is read spatially flipped; prepared as the [z_dim, 4·4·C] matrix.
-      dense = self._prepared(lambda: {"dense": (w[::-1, ::-1] * scale).transpose(2, 0, 1, 3).reshape(
+      dense = self._prepared(lambda frozen: {"dense": (w[::-1, ::-1] * scale).transpose(2, 0, 1, 3).reshape(
           self.in_channels, 16 * self.out_channels)})["dense"]
       y = (z @ dense).reshape(z.shape[0], 4, 4, self.out_channels)
     elif self.kind == "up_fused":
@@ -127,18 +127,19 @@ class _Block(nn.Module):
       w = w * L.he_scale(9 * self.in_channels)
       up = self.kind == "up_nearest"
       y = conv3x3.apply_prepared(x, self._prepared(
-          lambda: conv3x3.prepare(w, self.conv_impl, x.shape[1:3], upsample=up)), upsample=up)
+          lambda frozen: conv3x3.prepare(w, self.conv_impl, x.shape[1:3], up, frozen)), upsample=up)
     b = self.param("bias", nn.initializers.zeros, (self.out_channels,))
     return L.lrelu(y + b)
 
   def _prepared(self, make):
     """The kernel in the form the convolution runs on (:func:`jaxinv.ops.conv3x3.prepare`): from
     the ``"prepared"`` collection when given (see :func:`prepare_variables`), else made here (and
-    stored when that collection is mutable)."""
+    stored when that collection is mutable: ``make(frozen=True)``, for a generator held fixed)."""
     if self.has_variable(PREPARED, "conv"):
       return self.get_variable(PREPARED, "conv")
-    prepared = make()
-    if self.is_mutable_collection(PREPARED):
+    frozen = self.is_mutable_collection(PREPARED)
+    prepared = make(frozen)
+    if frozen:
       self.put_variable(PREPARED, "conv", prepared)
     return prepared
 

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxinv.models import layers as L
+from jaxinv.ops import conv3x3
 
 __all__ = ["VGG16Features", "VGG16_MODULES", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -78,7 +78,9 @@ _pool_2x2.defvjp(_pool_2x2_fwd, _pool_2x2_bwd)
 
 
 class Conv3x3(nn.Module):
-  """3×3 conv, padding 1, with bias (params ``weight`` HWIO, ``bias``)."""
+  """3×3 conv, padding 1, with bias (params ``weight`` HWIO, ``bias``). The input gradient runs on
+  a kernel flipped in the forward pass (:func:`jaxinv.ops.conv3x3.direct_conv3x3`: same bits, and
+  the fast convolution path inside a ``lax.scan`` body too); reverse-mode differentiation only."""
   cin: int
   cout: int
 
@@ -86,7 +88,7 @@ class Conv3x3(nn.Module):
   def __call__(self, x):
     w = self.param("weight", nn.initializers.lecun_normal(), (3, 3, self.cin, self.cout))
     b = self.param("bias", nn.initializers.zeros, (self.cout,))
-    return L.conv2d(x, w.astype(x.dtype), padding=1) + b.astype(x.dtype)
+    return conv3x3.direct_conv3x3(x, w.astype(x.dtype)) + b.astype(x.dtype)
 
 
 class _Features(nn.Module):

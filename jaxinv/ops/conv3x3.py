@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["conv3x3", "upsample2_conv3x3", "winograd_conv3x3", "upsample_conv3x3", "resolve",
-           "prepare", "apply_prepared", "winograd_matrices", "winograd_kernels", "CONV_IMPLS"]
+__all__ = ["conv3x3", "upsample2_conv3x3", "winograd_conv3x3", "upsample_conv3x3", "direct_conv3x3",
+           "resolve", "prepare", "apply_prepared", "winograd_matrices", "winograd_kernels", "CONV_IMPLS"]
 
 CONV_IMPLS = ("auto", "direct", "polyphase", "winograd", "fast")
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -359,6 +359,33 @@ def upsample_conv3x3(x, w):
   return _upsample_conv_phases(x, k, _flip_transpose(k))
 
 
+@jax.custom_vjp
+def _direct_prepared(x, w, w_flip):
+  return _direct(x, w)
+
+
+def _direct_prepared_fwd(x, w, w_flip):
+  return _direct(x, w), (x, w, w_flip)
+
+
+def _direct_prepared_bwd(res, g):
+  # The input gradient from the kernel flipped beforehand: autodiff's own transpose reverses the
+  # kernel and reads its channel axes swapped, which XLA:CPU runs on a slow convolution path inside
+  # a loop body (lax.scan), where the kernel arrives through the loop state.
+  x, w, w_flip = res
+  _, w_vjp = jax.vjp(lambda w: _direct(x, w), w)
+  return _direct(g, w_flip), w_vjp(g)[0], jnp.zeros_like(w_flip)
+
+
+_direct_prepared.defvjp(_direct_prepared_fwd, _direct_prepared_bwd)
+
+
+def direct_conv3x3(x, w):
+  """``conv2d(x, w, padding=1)`` by XLA's convolution, its input gradient a convolution with the
+  flipped kernel made in the forward pass (the same bits as autodiff's; reverse mode only)."""
+  return _direct_prepared(x, w, _flip_transpose(w))
+
+
 def _upsample_direct(x, w):
   b, h, wd, c = x.shape
   up = jnp.broadcast_to(x[:, :, None, :, None], (b, h, 2, wd, 2, c)).reshape(b, 2 * h, 2 * wd, c)
@@ -410,9 +437,12 @@ def winograd_tile(impl: str, spatial: tuple[int, int], cin: int, cout: int) -> i
   return 0
 
 
-def prepare(w, impl: str, spatial: tuple[int, int], upsample: bool = False) -> dict:
+def prepare(w, impl: str, spatial: tuple[int, int], upsample: bool = False,
+            frozen: bool = False) -> dict:
   """What the convolution of ``spatial`` input maps by ``impl`` computes from the kernel ``w``
-  alone, for :func:`apply_prepared`: ``{"kernel": w}`` (direct), ``{"phases", "phases_flip"}``
+  alone, for :func:`apply_prepared`: ``{"kernel": w}`` (direct; with ``frozen``, a kernel fixed
+  across calls such as a frozen generator's in an optimisation loop, also ``"kernel_flip"``, its
+  input gradient's kernel, as :func:`direct_conv3x3` runs it), ``{"phases", "phases_flip"}``
   (polyphase up-convolution: the phase kernels and their input gradient's), ``{"phases_winograd"}``
   (the same with F(2×2, 2×2) in each phase: "winograd", and "fast" for wide layers) or ``{"winograd",
   "winograd_flip"}`` (the Winograd-domain kernel and its input gradient's)."""
@@ -426,7 +456,7 @@ def prepare(w, impl: str, spatial: tuple[int, int], upsample: bool = False) -> d
     return {"phases": k, "phases_flip": _flip_transpose(k)}
   m = winograd_tile(impl, spatial, *w.shape[2:])
   if not m:
-    return {"kernel": w}
+    return {"kernel": w, "kernel_flip": _flip_transpose(w)} if frozen else {"kernel": w}
   u, u_flip = winograd_kernels(w, m)
   return {"winograd": u, "winograd_flip": u_flip}
 
@@ -440,6 +470,8 @@ def apply_prepared(x, prepared: dict, upsample: bool = False):
     return _upsample_winograd_prepared(x, prepared["phases_winograd"])
   if "phases" in prepared:
     return _upsample_conv_phases(x, prepared["phases"], prepared["phases_flip"])
+  if "kernel_flip" in prepared:
+    return _direct_prepared(x, prepared["kernel"], prepared["kernel_flip"])
   return (_upsample_direct if upsample else _direct)(x, prepared["kernel"])
 
 
