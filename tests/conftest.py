@@ -15,6 +15,16 @@ def golden_root() -> pathlib.Path:
   return pathlib.Path(os.environ.get("JAXINV_GOLDEN", REPO.parent / "shared" / "golden")).resolve()
 
 
+def golden_file(folder: str, *keys: str) -> pathlib.Path:
+  """The file a fixture folder's expected.json names at ``keys`` (e.g. ``golden_file("mganprior",
+  "pggan", "checkpoint")``), so a test runs unchanged on another case whose files are named
+  otherwise."""
+  value = json.loads((golden_root() / folder / "expected.json").read_text())
+  for key in keys:
+    value = value[key]
+  return golden_root() / folder / value
+
+
 MISSING_FIXTURE = "<fixture missing>"
 
 

@@ -33,10 +33,8 @@ def sweep(add):
 
 def golden_generator() -> str:
   """The mganprior case's PGGAN checkpoint, under ``$JAXINV_GOLDEN`` (its expected.json names it)."""
-  from tests.conftest import golden_root
-  folder = golden_root() / "mganprior"
-  expected = json.loads((folder / "expected.json").read_text())
-  return str(folder / expected["pggan"]["checkpoint"])
+  from tests.conftest import golden_file
+  return str(golden_file("mganprior", "pggan", "checkpoint"))
 
 
 def write_config(tmp_path, cache_dir) -> str:

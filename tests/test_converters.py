@@ -11,11 +11,11 @@ import pytest
 from jaxinv import converters
 from jaxinv.models import pggan
 from jaxinv.models.registry import load_model
-from tests.conftest import assert_close, golden_root
+from tests.conftest import assert_close, golden_file
 
 torch = pytest.importorskip("torch")
 
-PGGAN_FILE = golden_root() / "mganprior" / "pggan_golden32_generator.pth"
+PGGAN_FILE = golden_file("mganprior", "pggan", "checkpoint")
 
 
 def _state():

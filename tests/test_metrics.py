@@ -162,13 +162,12 @@ def test_evaluate_mask_refusals_and_hole(dirs, capsys):
 @pytest.mark.slow  # compiles AlexNet's backward pass (~1 min on the shared CPUs)
 def test_invert_with_lpips_loss(tmp_path):
   from jaxinv import converters
-  from tests.conftest import golden_root
-  g = golden_root()
+  from tests.conftest import golden_file
   lp = tmp_path / "lpips"
-  converters.convert_file(g / "metrics" / "lpips_alex_lin_v0.1.pth", lp,
-                          backbone=g / "metrics" / "lpips_alex_backbone_random_seed0.pth.xz")
+  converters.convert_file(golden_file("metrics", "nets", "alex", "lin_file"), lp,
+                          backbone=golden_file("metrics", "nets", "alex", "backbone_file"))
   gen = tmp_path / "pggan"
-  converters.convert_file(g / "mganprior" / "pggan_golden32_generator.pth", gen)
+  converters.convert_file(golden_file("mganprior", "pggan", "checkpoint"), gen)
   img = tmp_path / "a.png"
   _save(img, _rand_u8((32, 32, 3), 0))
   out = tmp_path / "out"
@@ -181,12 +180,11 @@ def test_invert_with_lpips_loss(tmp_path):
 def test_evaluate_lpips_column(dirs):
   from jaxinv import converters
   from jaxinv.models.registry import load_model
-  from tests.conftest import golden_root
+  from tests.conftest import golden_file
   pred, gt, tmp = dirs
-  m = golden_root() / "metrics"
   lp = tmp / "lpips"
-  converters.convert_file(m / "lpips_alex_lin_v0.1.pth", lp,
-                          backbone=m / "lpips_alex_backbone_random_seed0.pth.xz")
+  converters.convert_file(golden_file("metrics", "nets", "alex", "lin_file"), lp,
+                          backbone=golden_file("metrics", "nets", "alex", "backbone_file"))
   assert _run("evaluate", pred, gt, "--lpips", lp, "--out", tmp / "m.csv") == 0
   rows = _read(tmp / "m.csv")
   assert list(rows[0])[-1] == "lpips"

@@ -7,6 +7,7 @@ import pytest
 
 from jaxinv.experiments import sweep
 from tests import sweep_helpers as H
+from tests.conftest import golden_file
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +113,9 @@ def test_tfds_images_and_lpips_column(setup, tmp_path):
   first = sweep.list_images(points[0].images, 1)[0]
   spec = tfds_images.write_dataset(str(tmp_path / "tfds"),
                                    [("first", image_io.load_rgb_uint8(first))])
-  golden_metrics = os.path.join(os.environ.get("JAXINV_GOLDEN", os.path.join(H.REPO, "..", "shared", "golden")),
-                                "metrics")
   lp = tmp_path / "lpips"
-  convert_file(os.path.join(golden_metrics, "lpips_alex_lin_v0.1.pth"), lp,
-               backbone=os.path.join(golden_metrics, "lpips_alex_backbone_random_seed0.pth.xz"))
+  convert_file(golden_file("metrics", "nets", "alex", "lin_file"), lp,
+               backbone=golden_file("metrics", "nets", "alex", "backbone_file"))
   # An image's key comes from its name, so the folder twin carries the dataset example's name.
   name = "jaxinv_test_images-train-000000"
   twin = tmp_path / "twin"

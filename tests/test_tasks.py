@@ -142,9 +142,9 @@ def test_colorize_restore_keeps_target_luma():
 @pytest.fixture(scope="module")
 def pggan_dir(tmp_path_factory):
   from jaxinv import converters
-  from tests.conftest import golden_root
+  from tests.conftest import golden_file
   dest = tmp_path_factory.mktemp("models") / "pggan"
-  converters.convert_file(golden_root() / "mganprior" / "pggan_golden32_generator.pth", dest)
+  converters.convert_file(golden_file("mganprior", "pggan", "checkpoint"), dest)
   return dest
 
 
