@@ -262,3 +262,18 @@ def test_loop_default_follows_the_loss_functions_mark(monkeypatch):
   step = opt_lib.optimize(_parabola, *args, shared={"scale": 1.0}, chunk=4, progress=False)
   assert calls == ([None, None] if jax.devices()[0].platform == "cpu" else [4, 2])
   np.testing.assert_allclose(scan.loss, step.loss, rtol=1e-6)
+
+
+def test_mganprior_on_pggan_runs_scan_chunks_on_cpu():
+  """mGANprior marks its loss :func:`scan_on_cpu` on PGGAN (prepared convolutions, VGG16 with
+  flipped input-gradient kernels), not with the LPIPS loss or the fused up-convolution."""
+  from jaxinv.inversion import objectives, spaces
+  from jaxinv.inversion.methods import mganprior
+  from jaxinv.models import pggan
+
+  def mark(fused_scale=False, loss="combine"):
+    gen = pggan.PGGANGenerator(pggan.PGGANConfig(resolution=8, z_dim=8, fmaps_base=32, fmaps_max=8,
+                                                 fused_scale=fused_scale))
+    fn = mganprior.make_loss_fn(spaces.MultiCode(gen, 2, 2), objectives.LossConfig(loss=loss))
+    return getattr(fn, "scan_on_cpu", False)
+  assert mark() and not mark(fused_scale=True) and not mark(loss="lpips")
