@@ -266,14 +266,16 @@ def test_loop_default_follows_the_loss_functions_mark(monkeypatch):
 
 def test_mganprior_on_pggan_runs_scan_chunks_on_cpu():
   """mGANprior marks its loss :func:`scan_on_cpu` on PGGAN (prepared convolutions, VGG16 with
-  flipped input-gradient kernels), not with the LPIPS loss or the fused up-convolution."""
+  flipped input-gradient kernels), not with the LPIPS loss, the fused up-convolution or XLA's
+  direct up-convolution."""
   from jaxinv.inversion import objectives, spaces
   from jaxinv.inversion.methods import mganprior
   from jaxinv.models import pggan
 
-  def mark(fused_scale=False, loss="combine"):
+  def mark(fused_scale=False, loss="combine", conv_impl="fast"):
     gen = pggan.PGGANGenerator(pggan.PGGANConfig(resolution=8, z_dim=8, fmaps_base=32, fmaps_max=8,
-                                                 fused_scale=fused_scale))
+                                                 fused_scale=fused_scale, conv_impl=conv_impl))
     fn = mganprior.make_loss_fn(spaces.MultiCode(gen, 2, 2), objectives.LossConfig(loss=loss))
     return getattr(fn, "scan_on_cpu", False)
   assert mark() and not mark(fused_scale=True) and not mark(loss="lpips")
+  assert not mark(conv_impl="direct")

@@ -113,8 +113,8 @@ class _Block(nn.Module):
       scale = L.he_scale(16 * self.in_channels)
       # genforce applies a 4x4 conv with padding 3 to the 1x1 map: a dense layer whose
       # kernel is read spatially flipped; prepared as the [z_dim, 4·4·C] matrix.
-      dense = self._prepared(lambda frozen: {"dense": (w[::-1, ::-1] * scale).transpose(2, 0, 1, 3).reshape(
-          self.in_channels, 16 * self.out_channels)})["dense"]
+      dense = self._prepared(lambda frozen: {"dense": (w[::-1, ::-1] * scale).transpose(
+          2, 0, 1, 3).reshape(self.in_channels, 16 * self.out_channels)})["dense"]
       y = (z @ dense).reshape(z.shape[0], 4, 4, self.out_channels)
     elif self.kind == "up_fused":
       w = self.param("weight", normal, (3, 3, self.in_channels, self.out_channels))

@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxinv.inversion import objectives, optimize as opt_lib, spaces
 from jaxinv.models import pggan
+from jaxinv.ops import conv3x3
 
 __all__ = ["MGANpriorConfig", "make_loss_fn", "make_data", "invert", "InversionOutput", "Method"]
 
@@ -65,9 +66,11 @@ def make_loss_fn(space: spaces.MultiCode, loss_cfg: objectives.LossConfig,
     return objective(degrade(image), data["observation"], shared.get("vgg"),
                      data.get("observation_vgg"))
   # PGGAN's prepared convolutions and VGG16's carry their input gradients' kernels; the fused
-  # up-convolution (transposed) and LPIPS's networks do not (measured: optimize's module notes).
-  if (isinstance(space.generator, pggan.PGGANGenerator) and not space.generator.config.fused_scale
-      and loss_cfg.loss != "lpips"):
+  # up-convolution (transposed), the direct up-convolution and LPIPS's networks do not (measured:
+  # optimize's module notes).
+  gen = space.generator
+  if (isinstance(gen, pggan.PGGANGenerator) and not gen.config.fused_scale
+      and conv3x3.resolve(gen.config.conv_impl) != "direct" and loss_cfg.loss != "lpips"):
     opt_lib.scan_on_cpu(loss_fn)
   return loss_fn
 
