@@ -253,29 +253,38 @@ def _upsample_conv_forward(x, k):
   return y.reshape(b, 2 * h, 2 * wd, k.shape[-1])
 
 
-@jax.custom_vjp
-def _upsample_conv_phases(x, k, k_flip):
-  return _upsample_conv_forward(x, k)
+def _with_prepared_input_grad(forward, input_grad):
+  """``f(x, k, k_flip) = forward(x, k)`` whose input gradient is ``input_grad(g, k_flip, x)``, a
+  kernel prepared outside the step (autodiff's own transpose would reverse ``k`` inside it and read
+  its channel axes swapped, which XLA:CPU runs on a slow convolution path inside a loop body, where
+  the kernel arrives through the loop state); the kernel gradient is autodiff's, ``k_flip``'s zero."""
+  @jax.custom_vjp
+  def f(x, k, k_flip):
+    return forward(x, k)
+
+  def fwd(x, k, k_flip):
+    return forward(x, k), (x, k, k_flip)
+
+  def bwd(res, g):
+    x, k, k_flip = res
+    _, k_vjp = jax.vjp(lambda k: forward(x, k), k)
+    return input_grad(g, k_flip, x), k_vjp(g)[0], jnp.zeros_like(k_flip)
+
+  f.defvjp(fwd, bwd)
+  return f
 
 
-def _upsample_conv_phases_fwd(x, k, k_flip):
-  return _upsample_conv_forward(x, k), (x, k, k_flip)
-
-
-def _upsample_conv_phases_bwd(res, g):
+def _upsample_conv_input_grad(g, k_flip, x):
   # Each phase's input gradient is the 2×2 convolution of its cotangent with the flipped,
-  # transposed phase kernel (prepared, so no per-step kernel reversal), padding mirrored.
-  x, k, k_flip = res
+  # transposed phase kernel, padding mirrored.
   b, h, wd, _ = x.shape
   gp = g.reshape(b, h, 2, wd, 2, g.shape[-1])
-  dx = sum(lax.conv_general_dilated(gp[:, :, p, :, q], k_flip[p, q], (1, 1),
-                                    ((p, 1 - p), (q, 1 - q)), dimension_numbers=_DIMS)
-           for p in range(2) for q in range(2))
-  _, k_vjp = jax.vjp(lambda k: _upsample_conv_forward(x, k), k)
-  return dx, k_vjp(g)[0], jnp.zeros_like(k_flip)
+  return sum(lax.conv_general_dilated(gp[:, :, p, :, q], k_flip[p, q], (1, 1),
+                                      ((p, 1 - p), (q, 1 - q)), dimension_numbers=_DIMS)
+             for p in range(2) for q in range(2))
 
 
-_upsample_conv_phases.defvjp(_upsample_conv_phases_fwd, _upsample_conv_phases_bwd)
+_upsample_conv_phases = _with_prepared_input_grad(_upsample_conv_forward, _upsample_conv_input_grad)
 
 
 def _phase_rows():
@@ -359,25 +368,7 @@ def upsample_conv3x3(x, w):
   return _upsample_conv_phases(x, k, _flip_transpose(k))
 
 
-@jax.custom_vjp
-def _direct_prepared(x, w, w_flip):
-  return _direct(x, w)
-
-
-def _direct_prepared_fwd(x, w, w_flip):
-  return _direct(x, w), (x, w, w_flip)
-
-
-def _direct_prepared_bwd(res, g):
-  # The input gradient from the kernel flipped beforehand: autodiff's own transpose reverses the
-  # kernel and reads its channel axes swapped, which XLA:CPU runs on a slow convolution path inside
-  # a loop body (lax.scan), where the kernel arrives through the loop state.
-  x, w, w_flip = res
-  _, w_vjp = jax.vjp(lambda w: _direct(x, w), w)
-  return _direct(g, w_flip), w_vjp(g)[0], jnp.zeros_like(w_flip)
-
-
-_direct_prepared.defvjp(_direct_prepared_fwd, _direct_prepared_bwd)
+_direct_prepared = _with_prepared_input_grad(_direct, lambda g, w_flip, x: _direct(g, w_flip))
 
 
 def direct_conv3x3(x, w):
